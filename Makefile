@@ -1,0 +1,33 @@
+# Set-up and everyday targets. Each target installs what it needs, so a fresh clone works.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+STAMP   := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+# torch first with plain pip (it takes the wheels on local disk here), then basicsr without
+# build isolation (otherwise pip would fetch a second multi-GB torch to build it), then us.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q --no-build-isolation basicsr==1.4.2
+	$(PIP) install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/restore segment examples/nuclei -o demo_out/segment --instances
+	@echo
+	@echo "Results are in demo_out/segment/ (<name>_mask.png and <name>_overlay.png)."
+
+test: $(STAMP)
+	$(PY) -m pytest -x --timeout 600
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_tiling.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

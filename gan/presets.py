@@ -1,0 +1,33 @@
+"""Named configs: ``tiny`` (tests), ``default``, ``paper``. A plain dict, nothing registered."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .unet import UNetConfig
+from .unetr import UNETRConfig
+
+UNET_PRESETS: dict[str, UNetConfig] = {
+    "tiny": UNetConfig(base_channels=8, depth=2),
+    "default": UNetConfig(base_channels=16, depth=4),
+    # Ronneberger et al. 2015: no norm, valid convolutions, 64 -> 1024 channels, dropout 0.5.
+    "paper": UNetConfig(base_channels=64, depth=4, padding="valid", norm="none", dropout=0.5),
+}
+
+UNETR_PRESETS: dict[str, UNETRConfig] = {
+    "tiny": UNETRConfig(img_size=32, hidden_size=32, mlp_dim=64, num_heads=2, num_layers=4, feature_size=4),
+    "default": UNETRConfig(img_size=256, hidden_size=192, mlp_dim=768, num_heads=4, num_layers=8, feature_size=16),
+    "paper": UNETRConfig(img_size=256),  # ViT-B/16: 768 hidden, 12 layers, 12 heads
+}
+
+
+def segmenter_config(preset: str = "default", model: str = "plain", dims: int = 2, in_channels: int = 1,
+                     out_channels: int = 2, **overrides) -> UNetConfig | UNETRConfig:
+    """The config of a segmentation network: ``model`` is plain|residual|attention|multires|unetr."""
+    if model == "unetr":
+        if preset not in UNETR_PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(UNETR_PRESETS)}")
+        return replace(UNETR_PRESETS[preset], dims=dims, in_channels=in_channels, out_channels=out_channels, **overrides)
+    if preset not in UNET_PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(UNET_PRESETS)}")
+    return replace(UNET_PRESETS[preset], kind=model, dims=dims, in_channels=in_channels,
+                   out_channels=out_channels, **overrides)
