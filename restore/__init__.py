@@ -1,0 +1,15 @@
+"""Applying trained networks to real images, and the ``restore`` CLI."""
+from __future__ import annotations
+
+import gan  # noqa: F401  (applies the torchvision shim before anything imports basicsr)
+
+__all__ = ["Segmenter"]
+
+
+def __getattr__(name: str):
+    # Lazy, so ``import restore`` stays cheap for the CLI's --help.
+    if name == "Segmenter":
+        from .segment import Segmenter
+
+        return Segmenter
+    raise AttributeError(f"module 'restore' has no attribute {name!r}")

@@ -1,0 +1,171 @@
+"""The ``restore`` command. Exit status: 0 all done, 1 some inputs failed, 2 usage error."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 on usage errors; keep it, add a hint
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _diameter(text: str) -> float | str | None:
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("diameter must be positive")
+    return value
+
+
+def _add_segment(sub) -> None:
+    p = sub.add_parser("segment", help="segment images with a U-Net (nuclei by default)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    p.add_argument("-o", "--out", required=True, type=Path, help="output folder")
+    p.add_argument("--weights", default=None, help="bundled model name, run folder or .safetensors file (default: nuclei)")
+    p.add_argument("--tile", type=int, default=512, help="tile side in pixels (default 512)")
+    p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
+    p.add_argument("--min-size", type=int, default=16, help="remove objects and holes smaller than this (px; 0 keeps all)")
+    p.add_argument("--fill-holes", action="store_true", help="fill holes inside objects")
+    p.add_argument("--instances", action="store_true", help="write 16-bit instance labels (touching objects split)")
+    p.add_argument("--crf", action="store_true", help="refine with a dense CRF (2D)")
+    p.add_argument("--diameter", type=_diameter, default="auto",
+                   help="object diameter in px in your images, 'auto' (default) or 'none' to not rescale")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a network")
+    tsub = p.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    s = tsub.add_parser("segmenter", help="train a segmentation U-Net on images/ + masks/ (or CTC) data")
+    s.add_argument("--data", required=True, type=Path, help="folder with images/ and masks/, or a CTC sequence folder")
+    s.add_argument("--val", type=Path, help="validation folder (same layout); default: hold out part of --data")
+    s.add_argument("--val-fraction", type=float, default=0.2)
+    s.add_argument("--out", required=True, type=Path, help="run folder (model.safetensors, checkpoint.pt, tb/)")
+    s.add_argument("--model", default="plain", choices=["plain", "residual", "attention", "multires", "unetr"])
+    s.add_argument("--dims", type=int, default=2, choices=[2, 3])
+    s.add_argument("--preset", default="default", choices=["tiny", "default", "paper"])
+    s.add_argument("--classes", type=int, default=2, help="classes incl. background (instance masks -> 2)")
+    s.add_argument("--in-channels", type=int, default=1)
+    s.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
+    s.add_argument("--epochs", type=int, help="epochs (one epoch ~ every training pixel seen once); default 50")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--crop", type=int, default=256, help="training crop side (3D: use e.g. 64)")
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--loss", default="dice_ce", choices=["ce", "wce", "dice", "dice_ce"])
+    s.add_argument("--zoom", type=float, nargs=2, default=(0.6, 1.7), metavar=("MIN", "MAX"),
+                   help="scale augmentation range (default 0.6 1.7)")
+    s.add_argument("--diameter", type=float, default=None,
+                   help="rescale every image so its median object diameter becomes this many px")
+    s.add_argument("--val-every", type=int, help="steps between validations (default: one epoch)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    s.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    s.add_argument("--quiet", action="store_true")
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="score predictions against ground truth")
+    esub = p.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    s = esub.add_parser("segment", help="IoU and Dice per image and their means")
+    s.add_argument("--pred", required=True, type=Path)
+    s.add_argument("--gt", required=True, type=Path)
+    s.add_argument("--json", type=Path, help="also write the scores as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="restore", description="U-Net image restoration and segmentation toolkit")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_segment(sub)
+    _add_train(sub)
+    _add_eval(sub)
+    return parser
+
+
+def run_segment(args) -> int:
+    from .batch import UsageError, find_inputs, run_batch
+    from .imageio import is_volume, read_image, read_volume, write_png, write_tiff
+    from .overlay import overlay
+    from .segment import Segmenter
+    from .weights import WeightsError
+
+    try:
+        items = find_inputs(args.paths)
+        seg = Segmenter(args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
+                        diameter=args.diameter)
+    except (UsageError, WeightsError, ValueError) as e:
+        print(f"restore segment: error: {e}", file=sys.stderr)
+        return 2
+
+    def outputs(path: Path, sub: Path) -> list[Path]:
+        ext = ".tif" if is_volume(path) else ".png"
+        return [args.out / sub / f"{path.stem}_mask{ext}", args.out / sub / f"{path.stem}_overlay.png"]
+
+    def process(path: Path, sub: Path) -> None:
+        image = read_volume(path) if is_volume(path) else read_image(path)
+        labels = seg(image, instances=args.instances, min_size=args.min_size, fill_holes=args.fill_holes,
+                     crf=args.crf)
+        mask_path, overlay_path = outputs(path, sub)
+        dtype = np.uint16 if args.instances or labels.max() > 255 else np.uint8
+        if labels.ndim == 3:  # a volume: the mask as a TIFF stack, the middle slice as overlay
+            write_tiff(mask_path, labels.astype(dtype))
+            mid = labels.shape[0] // 2
+            write_png(overlay_path, overlay(image[mid], labels[mid]))
+        else:
+            write_png(mask_path, labels.astype(dtype))
+            write_png(overlay_path, overlay(image, labels))
+
+    report = run_batch(items, process, outputs, skip_existing=args.skip_existing, desc="segment", quiet=args.quiet)
+    return report.exit_code
+
+
+def run_eval_segment(args) -> int:
+    import json
+
+    from .metrics import evaluate_folders, format_table
+
+    try:
+        rows, summary = evaluate_folders(args.pred, args.gt)
+    except (ValueError, OSError) as e:
+        print(f"restore eval segment: error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(rows, summary))
+    if args.json:
+        args.json.write_text(json.dumps({"images": rows, "mean": summary}, indent=2, default=float))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "segment":
+            return run_segment(args)
+        if args.command == "eval":
+            return run_eval_segment(args)
+        if args.command == "train":
+            from .training import train_segmenter_cli
+
+            train_segmenter_cli(args)
+            return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as e:  # user errors (bad data folder, unreadable file): one line
+        if os.environ.get("RESTORE_DEBUG"):
+            raise
+        print(f"restore {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

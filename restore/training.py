@@ -1,0 +1,84 @@
+"""``restore train segmenter``: folders -> arrays -> ``gan.train.train_segmenter``."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gan.augment import AugmentConfig, PairedAugment
+from gan.data import SegBatches, class_target, make_samples
+from gan.presets import segmenter_config
+from gan.train import SegTrainConfig, train_segmenter
+
+from .datasets import find_pairs, load_pairs, split_holdout
+from .metrics import segmentation_scores
+from .overlay import overlay
+from .tiling import tiled_inference
+
+
+def make_evaluate(images: list[np.ndarray], masks: list[np.ndarray], num_classes: int, tile: int):
+    """Validation: whole held-out images through the tiled inference users run; the score is
+    the mean foreground IoU; one overlay image is logged."""
+    targets = [class_target(m, num_classes) for m in masks]
+
+    def evaluate(model: torch.nn.Module) -> dict[str, Any]:
+        ious, dices, first = [], [], None
+        for x, y in zip(images, targets):
+            logits = tiled_inference(model, torch.from_numpy(x), tile, overlap=0.25, batch_size=4)
+            pred = logits.argmax(0).numpy() if logits.shape[0] > 1 else (logits[0] > 0).numpy().astype(np.int64)
+            s = segmentation_scores(pred, y)["foreground"]
+            ious.append(s["iou"])
+            dices.append(s["dice"])
+            if first is None and x.ndim == 3:
+                first = overlay((x[0].clip(0, 1) * 255).astype(np.uint8), pred)
+        result = {"score": float(np.mean(ious)), "scalars": {"iou": float(np.mean(ious)), "dice": float(np.mean(dices))}}
+        if first is not None:
+            result["images"] = {"overlay": first}
+        return result
+
+    return evaluate
+
+
+def train_segmenter_cli(args) -> dict[str, Any]:
+    """Everything ``restore train segmenter`` does, from parsed arguments."""
+    torch.set_num_threads(args.threads) if args.threads else None
+    pairs = find_pairs(args.data)
+    images, masks, diam = load_pairs(pairs, args.dims, args.in_channels, args.diameter)
+    print(f"data: {len(pairs)} annotated files -> {len(images)} {args.dims}D images"
+          + (f"; median object diameter {np.median([d for d in diam if d]):.1f} px" if any(diam) else "")
+          + (f", rescaled to {args.diameter:g} px" if args.diameter else ""))
+    if args.val:
+        val_images, val_masks, _ = load_pairs(find_pairs(args.val), args.dims, args.in_channels, args.diameter)
+        train = (images, masks)
+    else:
+        train, (val_images, val_masks) = split_holdout(images, masks, args.val_fraction)
+        print(f"no --val given: holding out {len(val_images)} part(s) of the data for validation")
+
+    model_cfg = segmenter_config(args.preset, args.model, args.dims, args.in_channels, args.classes,
+                                 **({"img_size": args.crop} if args.model == "unetr" else {}))
+    crop = args.crop
+    if getattr(model_cfg, "padding", "same") == "valid":
+        crop = model_cfg.valid_input_size(crop)
+    aug_cfg = AugmentConfig(crop=crop, zoom=(args.zoom[0], args.zoom[1]) if args.zoom else None)
+    samples = make_samples(*train, num_classes=args.classes, border_weights=args.loss in ("wce", "dice_ce"))
+    batches = SegBatches(samples, PairedAugment(aug_cfg, args.dims), args.batch_size, args.seed)
+
+    pixels = sum(int(np.prod(s.target.shape)) for s in samples)
+    steps_per_epoch = max(1, math.ceil(pixels / (crop**args.dims * args.batch_size)))
+    steps = args.steps or (args.epochs or 50) * steps_per_epoch
+    cfg = SegTrainConfig(arch="UNETR" if args.model == "unetr" else "UNet", model=model_cfg.to_dict(),
+                         steps=steps, batch_size=args.batch_size, lr=args.lr, loss=args.loss,
+                         val_every=args.val_every or steps_per_epoch, seed=args.seed,
+                         warmup=min(100, steps // 10))
+    print(f"training {steps} steps ({steps_per_epoch} per epoch), validation every {cfg.val_every}")
+    tile = crop if args.dims == 2 else min(crop, 64)
+    evaluate = make_evaluate(val_images, val_masks, args.classes, tile)
+    meta = {"diameter": args.diameter or 0, "augment": asdict(aug_cfg), "data": str(args.data)}
+    summary = train_segmenter(cfg, batches, args.out, evaluate=evaluate, resume=args.resume, meta=meta,
+                              progress=not args.quiet)
+    print(f"best validation IoU {summary['best_score']:.4f}; model written to {Path(args.out) / 'model.safetensors'}")
+    return summary
