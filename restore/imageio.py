@@ -33,7 +33,7 @@ from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageErro
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "IMAGE_EXTS", "ImageError", "atomic_write", "is_volume",
-    "normalize", "read_image", "read_volume", "write_png",
+    "normalize", "read_image", "read_volume", "write_png", "write_tiff",
 ]
 
 

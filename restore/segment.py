@@ -9,7 +9,7 @@ import torch
 from gan.serialize import load_model
 
 from .postprocess import dense_crf, fill_holes as fill_holes_fn, remove_small, split_instances
-from .preprocess import median_diameter, normalize, prepare_image, rescale
+from .preprocess import median_diameter, prepare_image, rescale
 from .tiling import tiled_inference
 from .weights import resolve_weights
 
@@ -95,7 +95,7 @@ class Segmenter:
         """Label map: class index per pixel, or (``instances``) one label per object."""
         probs = self.probabilities(image)
         if crf and self.dims == 2 and probs.ndim == 3:
-            grey = normalize(prepare_image(image, 1, 2))[0].clip(0, 1)
+            grey = prepare_image(image, 1, 2)[0].clip(0, 1)
             probs = dense_crf(torch.from_numpy(probs), torch.from_numpy(grey)[None]).numpy()
         labels = probs.argmax(0) if probs.shape[0] > 1 else (probs[0] > 0.5).astype(np.int64)
         if min_size:
