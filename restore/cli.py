@@ -140,7 +140,7 @@ def run_eval_segment(args) -> int:
         return 2
     print(format_table(rows, summary))
     if args.json:
-        args.json.write_text(json.dumps({"images": rows, "mean": summary}, indent=2, default=float))
+        args.json.write_text(json.dumps({"images": rows, **summary}, indent=2, default=float))
     return 0
 
 
