@@ -74,6 +74,9 @@ def train_segmenter(cfg: SegTrainConfig, batches: SegBatches, out: str | Path,
         raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {sorted(SEG_LOSSES)}")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, cfg.model)
+    # channels-last convolutions are ~1.3x faster on CPU (oneDNN) and no slower on GPU
+    layout = torch.channels_last if cfg.model.get("dims", 2) == 2 else torch.channels_last_3d
+    model = model.to(memory_format=layout)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, best, history = 0, -math.inf, []
     ckpt_path = out / "checkpoint.pt"
@@ -101,7 +104,7 @@ def train_segmenter(cfg: SegTrainConfig, batches: SegBatches, out: str | Path,
         for group in opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg)
         batch = batches.batch(step)
-        loss = seg_loss(cfg.loss, model(batch["image"]), batch)
+        loss = seg_loss(cfg.loss, model(batch["image"].contiguous(memory_format=layout)), batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

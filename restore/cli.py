@@ -64,6 +64,9 @@ def _add_train(sub) -> None:
     s.add_argument("--loss", default="dice_ce", choices=["ce", "wce", "dice", "dice_ce"])
     s.add_argument("--zoom", type=float, nargs=2, default=(0.6, 1.7), metavar=("MIN", "MAX"),
                    help="scale augmentation range (default 0.6 1.7)")
+    s.add_argument("--augment", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override an augmentation setting of gan.augment.AugmentConfig, e.g. rotate=180 "
+                        "or gamma=0.6,1.6 (repeatable)")
     s.add_argument("--diameter", type=float, default=None,
                    help="rescale every image so its median object diameter becomes this many px")
     s.add_argument("--val-every", type=int, help="steps between validations (default: one epoch)")

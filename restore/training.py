@@ -1,6 +1,7 @@
 """``restore train segmenter``: folders -> arrays -> ``gan.train.train_segmenter``."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +19,24 @@ from .datasets import find_pairs, load_pairs, split_holdout
 from .metrics import segmentation_scores
 from .overlay import overlay
 from .tiling import tiled_inference
+
+
+def augment_config(crop: int, zoom: tuple[float, float] | None, overrides: list[str]) -> AugmentConfig:
+    """AugmentConfig from CLI values; ``overrides`` are ``field=value`` (ranges as ``a,b``)."""
+    fields = {f.name: f for f in dataclasses.fields(AugmentConfig)}
+    values: dict[str, Any] = {"crop": crop, "zoom": tuple(zoom) if zoom else None}
+    for item in overrides or []:
+        key, _, text = item.partition("=")
+        if key not in fields or not text:
+            raise ValueError(f"--augment {item!r}: expected FIELD=VALUE with FIELD one of {sorted(fields)}")
+        if text.lower() in ("none", "off"):
+            values[key] = None
+        elif text.lower() in ("true", "false"):
+            values[key] = text.lower() == "true"
+        else:
+            nums = tuple(float(v) for v in text.split(","))
+            values[key] = nums if len(nums) > 1 else nums[0]
+    return AugmentConfig(**values)
 
 
 def make_evaluate(images: list[np.ndarray], masks: list[np.ndarray], num_classes: int, tile: int):
@@ -63,7 +82,7 @@ def train_segmenter_cli(args) -> dict[str, Any]:
     crop = args.crop
     if getattr(model_cfg, "padding", "same") == "valid":
         crop = model_cfg.valid_input_size(crop)
-    aug_cfg = AugmentConfig(crop=crop, zoom=(args.zoom[0], args.zoom[1]) if args.zoom else None)
+    aug_cfg = augment_config(crop, args.zoom, args.augment)
     samples = make_samples(*train, num_classes=args.classes, border_weights=args.loss in ("wce", "dice_ce"))
     batches = SegBatches(samples, PairedAugment(aug_cfg, args.dims), args.batch_size, args.seed)
 
