@@ -194,3 +194,62 @@ class Up(nn.Module):
         if self.gate is not None:
             skip = self.gate(skip, x)
         return self.block(torch.cat([skip, up], dim=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# pix2pix / PatchGAN levels (Isola et al. 2017): 4x4 stride-2 convolutions instead of pooling
+
+
+def maybe_spectral_norm(conv: nn.Module, on: bool) -> nn.Module:
+    """Wrap ``conv`` in spectral normalisation (Miyato et al. 2018) when ``on``.
+
+    The parametrization API keeps ``weight_orig`` and the power-iteration vectors in the state
+    dict, so a saved model reloads with the same outputs in eval mode."""
+    return nn.utils.parametrizations.spectral_norm(conv) if on else conv
+
+
+class StridedDown(nn.Sequential):
+    """Encoder level of the pix2pix U-Net: 4x4 stride-2 conv -> norm -> LeakyReLU(0.2).
+
+    ``norm="none"`` for the outermost and innermost levels (as pix2pix), ``act=False`` for the
+    innermost one, whose output goes straight to the decoder's ReLU."""
+
+    def __init__(self, cin: int, cout: int, dims: int = 2, norm: str = "batch",
+                 act: bool = True) -> None:
+        layers: list[nn.Module] = [conv_nd(dims)(cin, cout, 4, stride=2, padding=1, bias=norm == "none"),
+                                   make_norm(norm, cout, dims)]
+        if act:
+            # Not in place: the activated output is also the skip the decoder concatenates
+            # (what pix2pix's in-place LeakyReLU ends up passing on its skips too).
+            layers.append(nn.LeakyReLU(0.2))
+        super().__init__(*layers)
+
+
+class StridedUp(nn.Sequential):
+    """Decoder level of the pix2pix U-Net: ReLU -> 4x4 stride-2 transposed conv -> norm
+    (-> dropout). Pre-activation: its input is the concatenation [skip, upsampled]."""
+
+    def __init__(self, cin: int, cout: int, dims: int = 2, norm: str = "batch",
+                 dropout: float = 0.0, bias: bool | None = None) -> None:
+        layers: list[nn.Module] = [
+            nn.ReLU(),
+            conv_transpose_nd(dims)(cin, cout, 4, stride=2, padding=1,
+                                    bias=norm == "none" if bias is None else bias),
+            make_norm(norm, cout, dims),
+        ]
+        if dropout:
+            layers.append(nn.Dropout(dropout))  # element-wise, as pix2pix
+        super().__init__(*layers)
+
+
+class ConvNormLeaky(nn.Sequential):
+    """PatchGAN layer: 4x4 conv (stride 2 or 1, padding 1) -> norm -> LeakyReLU(0.2), with
+    optional spectral norm on the conv."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 2, norm: str = "batch",
+                 spectral_norm: bool = False, dims: int = 2, act: bool = True) -> None:
+        conv = conv_nd(dims)(cin, cout, 4, stride=stride, padding=1, bias=norm == "none")
+        layers: list[nn.Module] = [maybe_spectral_norm(conv, spectral_norm), make_norm(norm, cout, dims)]
+        if act:
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+        super().__init__(*layers)

@@ -16,12 +16,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .pix2pix import PatchDiscriminator, PatchGANConfig, Pix2PixConfig, UNetGenerator
 from .unet import UNet, UNetConfig
 from .unetr import UNETR, UNETRConfig
 
 ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
     "UNet": (UNetConfig, UNet),
     "UNETR": (UNETRConfig, UNETR),
+    "UNetGenerator": (Pix2PixConfig, UNetGenerator),
+    "PatchDiscriminator": (PatchGANConfig, PatchDiscriminator),
 }
 
 
