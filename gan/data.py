@@ -83,3 +83,64 @@ class SegBatches:
 
 
 Evaluate = Callable[[torch.nn.Module], dict]
+
+
+class PairBatches:
+    """Aligned (input, target) crops for image-to-image GANs, as tensors in [-1, 1].
+
+    ``pairs`` are (input, target) uint8 HxWx3 arrays of equal size; with ``degrade`` the
+    input may be None and is made from the target crop on the fly (``degrade(crop01, seed)``
+    with a seed derived from (seed, step, slot), so it is reproducible). Each sample takes a
+    random scale in ``scale`` (a crop of side crop/s resized to ``crop``), a random position
+    and a random horizontal flip, identically on both sides.
+    """
+
+    def __init__(self, pairs: list[tuple[np.ndarray | None, np.ndarray]], crop: int, batch_size: int,
+                 seed: int = 0, degrade: Callable | None = None, scale: tuple[float, float] = (1.0, 1.0),
+                 flip: bool = True, rank: int = 0, world_size: int = 1) -> None:
+        if not pairs:
+            raise ValueError("no training pairs")
+        for inp, tgt in pairs:
+            if min(tgt.shape[:2]) * min(scale) < crop:
+                raise ValueError(f"an image of {tgt.shape[1]}x{tgt.shape[0]} is smaller than the crop ({crop})")
+            if inp is None and degrade is None:
+                raise ValueError("a pair without input needs a degradation")
+        self.pairs, self.crop, self.batch_size, self.seed = pairs, crop, batch_size, seed
+        self.degrade, self.scale, self.flip = degrade, scale, flip
+        self.rank, self.world_size = rank, world_size
+        sizes = np.array([t.shape[0] * t.shape[1] for _, t in pairs], dtype=np.float64)
+        self.probs = torch.as_tensor(sizes / sizes.sum())
+
+    def sample(self, step: int, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """One (input, target) pair of float32 HxWx3 crops in [0, 1]."""
+        import cv2  # basicsr's dependency; the fastest area/cubic resize at hand
+
+        g = sample_generator(self.seed, step, slot)
+        inp, tgt = self.pairs[int(torch.multinomial(self.probs, 1, generator=g))]
+        lo, hi = np.log(self.scale[0]), np.log(self.scale[1])
+        s = float(np.exp(lo + (hi - lo) * torch.rand(1, generator=g).item()))
+        side = min(int(round(self.crop / s)), *tgt.shape[:2])
+        y = int(torch.randint(0, tgt.shape[0] - side + 1, (1,), generator=g))
+        x = int(torch.randint(0, tgt.shape[1] - side + 1, (1,), generator=g))
+        flip = self.flip and bool(torch.rand(1, generator=g) < 0.5)
+
+        def cut(img: np.ndarray) -> np.ndarray:
+            c = img[y:y + side, x:x + side]
+            if side != self.crop:
+                interp = cv2.INTER_AREA if side > self.crop else cv2.INTER_CUBIC
+                c = cv2.resize(c, (self.crop, self.crop), interpolation=interp)
+            c = c[:, ::-1] if flip else c
+            return np.ascontiguousarray(c, dtype=np.float32) / 255.0
+
+        target = cut(tgt)
+        if inp is None:
+            seed = [self.seed, step, slot]
+            source = np.clip(self.degrade(target, seed), 0, 1).astype(np.float32)
+        else:
+            source = cut(inp)
+        return source, target
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        samples = [self.sample(step, self.rank * self.batch_size + j) for j in range(self.batch_size)]
+        to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous() * 2 - 1  # noqa: E731
+        return {"input": to_t([s[0] for s in samples]), "target": to_t([s[1] for s in samples])}

@@ -1,13 +1,19 @@
-"""One readable training loop.
+"""One readable training loop, for segmentation and for GANs.
 
-Read top to bottom: build the model and optimizer from the config, resume if asked, then loop:
-draw the batch of this step, forward, loss, backward, step; every ``val_every`` steps run the
-caller's evaluation, keep the best model, and write the checkpoint atomically. Batches are a
-pure function of (seed, step) and the checkpoint holds every RNG state, so an interrupted run
-resumed from its checkpoint ends with the same weights as an uninterrupted one.
+Read ``train`` top to bottom: build the networks and optimizers from the config, resume if
+asked, then loop: draw the batch of this step, take the step (a segmentation step, or the
+pix2pix GAN step: D on ``fake.detach()``, then D frozen and the G step), update the EMA, log;
+every ``val_every`` steps run the caller's evaluation, keep the best, write the checkpoint
+atomically. Batches are a pure function of (seed, step) and the checkpoint holds every RNG
+state, so a run interrupted (even by SIGKILL) and resumed ends with the same weights as an
+uninterrupted one.
+
+``torchrun --nproc_per_node N`` runs it data-parallel (gloo on CPU, nccl on GPU): each rank
+draws its own samples, gradients are averaged after every backward, rank 0 alone writes.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -16,31 +22,60 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from . import distributed as dist
 from .blocks import center_crop
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .data import SegBatches
-from .losses import SEG_LOSSES
+from .losses import GAN_KINDS, SEG_LOSSES, gan_loss, r1_penalty
 from .serialize import arch_name, build_model, save_model
+
+TASKS = ("segment", "gan")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass(frozen=True)
-class SegTrainConfig:
-    arch: str = "UNet"
-    model: dict[str, Any] = field(default_factory=dict)  # the network's config as a dict
+class TrainConfig:
+    task: str = "segment"  # "segment" or "gan"
+    arch: str = "UNet"  # the network trained (the generator of a GAN)
+    model: dict[str, Any] = field(default_factory=dict)  # its config as a dict
+    disc_arch: str = ""  # GAN only: the discriminator
+    disc: dict[str, Any] = field(default_factory=dict)
     steps: int = 2000
     batch_size: int = 8
     lr: float = 1e-3
+    lr_d: float = 0.0  # 0: same as lr
+    betas: tuple[float, float] = (0.9, 0.999)  # pix2pix: (0.5, 0.999)
     weight_decay: float = 1e-4
     warmup: int = 50  # linear warm-up steps, then cosine decay to 1% of lr
-    loss: str = "dice_ce"  # a key of gan.losses.SEG_LOSSES
+    loss: str = "dice_ce"  # segmentation: a key of gan.losses.SEG_LOSSES
+    gan_loss: str = "vanilla"  # GAN: one of GAN_KINDS
+    gan_weight: float = 1.0
+    l1_weight: float = 100.0
+    perceptual_weight: float = 0.0  # needs a perceptual module passed to train()
+    r1_weight: float = 0.0  # R1 on D's real inputs, applied lazily every r1_every steps
+    r1_every: int = 16
+    ema: float = 0.0  # EMA decay of the trained network (0: off); exported when on
+    amp: bool = False  # mixed precision on CUDA (bf16 where supported, else fp16)
     val_every: int = 200
-    seed: int = 0
+    image_every: int = 200
     log_every: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}")
+        if self.task == "segment" and self.loss not in SEG_LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(SEG_LOSSES)}")
+        if self.task == "gan" and self.gan_loss not in GAN_KINDS:
+            raise ValueError(f"unknown GAN loss {self.gan_loss!r}; choose one of {GAN_KINDS}")
 
 
-def lr_factor(step: int, cfg: SegTrainConfig) -> float:
+def lr_factor(step: int, cfg: TrainConfig) -> float:
     """Warm-up then cosine; a pure function of the step, so resuming needs no scheduler state."""
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
@@ -53,94 +88,184 @@ def seg_loss(name: str, logits: torch.Tensor, batch: dict[str, torch.Tensor]) ->
     size = logits.shape[2:]
     target = center_crop(batch["target"][:, None], size)[:, 0]
     weight = center_crop(batch["weight"][:, None], size)[:, 0] if "weight" in batch else None
-    fn = SEG_LOSSES[name]
-    return fn(logits, target, weight_map=weight) if name in ("wce", "dice_ce") else fn(logits, target)
+    return SEG_LOSSES[name](logits, target, weight_map=weight)
 
 
-def train_segmenter(cfg: SegTrainConfig, batches: SegBatches, out: str | Path,
-                    evaluate: Callable[[nn.Module], dict] | None = None, resume: bool = False,
-                    log: Callable[[str], None] = print, progress: bool = True,
-                    meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train a segmentation network; writes ``out/model.safetensors`` (best by validation
-    score, or last if there is no validation), ``out/last.safetensors`` and
-    ``out/checkpoint.pt``. ``evaluate(model)`` returns {"score": float, "scalars": {...},
-    "images": {name: HxWx3 uint8}}. Returns the final summary dict."""
+def segment_step(cfg: TrainConfig, nets: dict, opts: dict, batch: dict, step: int, **_) -> dict[str, torch.Tensor]:
+    with dist.autocast(cfg.amp):
+        loss = seg_loss(cfg.loss, nets["G"](batch["image"]), batch)
+    dist.backward_step(loss, nets["G"], opts["G"])
+    return {"loss": loss}
+
+
+def gan_step(cfg: TrainConfig, nets: dict, opts: dict, batch: dict, step: int,
+             perceptual: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """pix2pix's order: D learns on the detached fake, then G learns through a frozen D."""
+    G, D = nets["G"], nets["D"]
+    a, b = batch["input"], batch["target"]
+    with dist.autocast(cfg.amp):
+        fake = G(a)
+    # -- D step ---------------------------------------------------------------------------
+    D.requires_grad_(True)
+    lazy_r1 = cfg.r1_weight > 0 and step % cfg.r1_every == 0
+    real = b.detach().requires_grad_(lazy_r1)
+    with dist.autocast(cfg.amp):
+        pred_real, pred_fake = D(real, condition=a), D(fake.detach(), condition=a)
+        loss_d = 0.5 * (gan_loss(pred_real, True, cfg.gan_loss) + gan_loss(pred_fake, False, cfg.gan_loss))
+    out = {"loss_d": loss_d}
+    if lazy_r1:  # StyleGAN2's lazy regularisation: every N steps, scaled by N
+        r1 = r1_penalty(pred_real.float(), real)
+        loss_d = loss_d + cfg.r1_weight / 2 * r1 * cfg.r1_every
+        out["r1"] = r1
+    dist.backward_step(loss_d, D, opts["D"])
+    # -- G step ---------------------------------------------------------------------------
+    D.requires_grad_(False)
+    with dist.autocast(cfg.amp):
+        loss_gan = gan_loss(D(fake, condition=a), True, cfg.gan_loss, for_discriminator=False)
+        loss_l1 = F.l1_loss(fake, b)
+        loss_g = cfg.gan_weight * loss_gan + cfg.l1_weight * loss_l1
+        if perceptual is not None and cfg.perceptual_weight:
+            loss_p = perceptual(fake.float(), b.float())
+            loss_g = loss_g + cfg.perceptual_weight * loss_p
+            out["perceptual"] = loss_p
+    dist.backward_step(loss_g, G, opts["G"])
+    D.requires_grad_(True)
+    out.update(loss=loss_g, gan=loss_gan, l1=loss_l1)
+    return out
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def _grid(batch: dict, fake: torch.Tensor) -> torch.Tensor:
+    """input | output | target, rows of the batch, mapped from [-1, 1] to [0, 1]."""
+    rows = [batch["input"][:4], fake[:4], batch["target"][:4]]
+    rows = [F.interpolate(r.float(), size=rows[2].shape[2:]) if r.shape[1:] != rows[2].shape[1:] else r.float()
+            for r in rows]
+    return ((torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1) + 1) / 2).clamp(0, 1)
+
+
+def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Module], dict] | None = None,
+          resume: bool = False, log: Callable[[str], None] = print, progress: bool = True,
+          meta: dict[str, Any] | None = None, perceptual: nn.Module | None = None) -> dict[str, Any]:
+    """Train; writes ``out/<name>.safetensors`` (``model`` for segmentation, ``generator``
+    for a GAN: the best by validation score, or the last), ``out/last.safetensors``,
+    ``out/checkpoint.pt`` and TensorBoard logs in ``out/tb``. ``evaluate(net)`` returns
+    {"score": float (higher is better), "scalars": {...}, "images": {name: HxWx3 uint8}}."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.loss not in SEG_LOSSES:
-        raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {sorted(SEG_LOSSES)}")
+    rank, device = dist.init()
+    main_rank = rank == 0
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch, cfg.model)
-    # channels-last convolutions are ~1.3x faster on CPU (oneDNN) and no slower on GPU
+    nets = {"G": build_model(cfg.arch, cfg.model)}
+    if cfg.task == "gan":
+        nets["D"] = build_model(cfg.disc_arch, cfg.disc)
     layout = torch.channels_last if cfg.model.get("dims", 2) == 2 else torch.channels_last_3d
-    model = model.to(memory_format=layout)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # channels-last convolutions are ~1.3x faster on CPU (oneDNN) and no slower on GPU
+    nets = {k: n.to(device, memory_format=layout) for k, n in nets.items()}
+    opts = {k: torch.optim.AdamW(n.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+            for k, n in nets.items()}
+    ema = copy.deepcopy(nets["G"]).eval().requires_grad_(False) if cfg.ema else None
+    if perceptual is not None:
+        perceptual = perceptual.to(device)
     start, best, history = 0, -math.inf, []
     ckpt_path = out / "checkpoint.pt"
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         if state["config"] != json.loads(json.dumps(asdict(cfg))):
             log("warning: resuming with a config that differs from the checkpoint's")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        for k in nets:
+            nets[k].load_state_dict(state["nets"][k])
+            opts[k].load_state_dict(state["opts"][k])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         start, best, history = state["step"], state["best"], json.loads(state["history"])
         set_rng_state(state["rng"])
         log(f"resumed from {ckpt_path} at step {start}")
     elif resume:
         log(f"no checkpoint at {ckpt_path}; starting from scratch")
-    log(f"model {arch_name(model)}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
-    log("config " + json.dumps(asdict(cfg)))
-
-    writer = SummaryWriter(str(out / "tb"))
-    meta = {"task": "segmentation", "train_config": asdict(cfg), **(meta or {})}
-    model.train()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
+    dist.broadcast_params(nets)  # every rank starts from rank 0's weights
+    if main_rank:
+        out.mkdir(parents=True, exist_ok=True)
+        for k, n in nets.items():
+            log(f"{k}: {arch_name(n)}, {sum(p.numel() for p in n.parameters()) / 1e6:.2f} M parameters")
+        log("config " + json.dumps(asdict(cfg)))
+    writer = SummaryWriter(str(out / "tb")) if main_rank else None
+    export_name = "model.safetensors" if cfg.task == "segment" else "generator.safetensors"
+    meta = {"task": "segmentation" if cfg.task == "segment" else "translation", "train_config": asdict(cfg),
+            **(meta or {})}
+    step_fn = segment_step if cfg.task == "segment" else gan_step
+    for n in nets.values():
+        n.train()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not (progress and main_rank),
                desc="train", unit="step", dynamic_ncols=True)
-    t0, running = time.perf_counter(), 0.0
+    t0, running = time.perf_counter(), None
     for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, cfg)
-        batch = batches.batch(step)
-        loss = seg_loss(cfg.loss, model(batch["image"].contiguous(memory_format=layout)), batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-        running = loss.item() if step == start else 0.9 * running + 0.1 * loss.item()
+        for k, opt in opts.items():
+            base = cfg.lr_d if k == "D" and cfg.lr_d else cfg.lr
+            for group in opt.param_groups:
+                group["lr"] = base * lr_factor(step, cfg)
+        batch = {k: v.to(device) for k, v in batches.batch(step).items()}
+        for key in ("image", "input", "target"):
+            if key in batch and batch[key].dim() == 4 and batch[key].is_floating_point():
+                batch[key] = batch[key].contiguous(memory_format=layout)
+        scalars = step_fn(cfg, nets, opts, batch, step, perceptual=perceptual)
+        values = {k: v.item() for k, v in scalars.items()}
+        if not all(math.isfinite(v) for v in values.values()):
+            raise TrainingDiverged(f"step {step + 1}: loss is not finite ({values}); stopped. The last good "
+                                   f"checkpoint ({ckpt_path}, step {start if not history else history[-1]['step']}) "
+                                   "is kept: lower --lr and --resume")
+        if ema is not None:
+            update_ema(ema, nets["G"], cfg.ema)
+        running = values["loss"] if running is None else 0.9 * running + 0.1 * values["loss"]
         bar.set_postfix(loss=f"{running:.4f}")
-        if (step + 1) % cfg.log_every == 0:
-            writer.add_scalar("train/loss", loss.item(), step + 1)
-            writer.add_scalar("train/lr", opt.param_groups[0]["lr"], step + 1)
+        if writer and (step + 1) % cfg.log_every == 0:
+            for name, value in values.items():
+                writer.add_scalar(f"train/{name}", value, step + 1)
+            writer.add_scalar("train/lr", opts["G"].param_groups[0]["lr"], step + 1)
+        if writer and cfg.task == "gan" and (step + 1) % cfg.image_every == 0:
+            with torch.no_grad():
+                writer.add_image("train/input_output_target", _grid(batch, (ema or nets["G"])(batch["input"])), step + 1)
 
         if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
+            exported = ema if ema is not None else nets["G"]
             record: dict[str, Any] = {"step": step + 1, "loss": running}
-            if evaluate is not None:
-                model.eval()
-                result = evaluate(model)
-                model.train()
-                record.update(score=result["score"], **result.get("scalars", {}))
-                for name, value in result.get("scalars", {}).items():
-                    writer.add_scalar(f"val/{name}", value, step + 1)
-                for name, image in result.get("images", {}).items():
-                    writer.add_image(f"val/{name}", image, step + 1, dataformats="HWC")
-                if result["score"] > best:
-                    best = result["score"]
-                    save_model(model, out / "model.safetensors", {**meta, "val": record})
-                log(f"step {step + 1}: loss {running:.4f}, val score {result['score']:.4f} (best {best:.4f})")
-            history.append(record)
-            save_model(model, out / "last.safetensors", {**meta, "val": record})
-            if evaluate is None:
-                save_model(model, out / "model.safetensors", {**meta, "val": record})
-            save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step + 1,
-                "best": best, "history": json.dumps(history), "rng": rng_state(),
-                "config": json.loads(json.dumps(asdict(cfg))),
-            })
-    writer.close()
-    seconds = time.perf_counter() - t0
-    summary = {"steps": cfg.steps, "best_score": best, "seconds": seconds, "history": history}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+            if main_rank:
+                if evaluate is not None:
+                    exported.eval()
+                    result = evaluate(exported)
+                    exported.train(ema is None)
+                    record.update(score=result["score"], **result.get("scalars", {}))
+                    for name, value in result.get("scalars", {}).items():
+                        writer.add_scalar(f"val/{name}", value, step + 1)
+                    for name, image in result.get("images", {}).items():
+                        writer.add_image(f"val/{name}", image, step + 1, dataformats="HWC")
+                    if result["score"] > best:
+                        best = result["score"]
+                        save_model(exported, out / export_name, {**meta, "val": record})
+                    log(f"step {step + 1}: loss {running:.4f}, val score {result['score']:.4f} (best {best:.4f})")
+                history.append(record)
+                save_model(exported, out / "last.safetensors", {**meta, "val": record})
+                if evaluate is None:
+                    save_model(exported, out / export_name, {**meta, "val": record})
+                save_checkpoint(ckpt_path, {
+                    "nets": {k: n.state_dict() for k, n in nets.items()},
+                    "opts": {k: o.state_dict() for k, o in opts.items()},
+                    "ema": ema.state_dict() if ema is not None else {},
+                    "step": step + 1, "best": best, "history": json.dumps(history), "rng": rng_state(),
+                    "config": json.loads(json.dumps(asdict(cfg))),
+                })
+            dist.barrier()
+    if writer:
+        writer.close()
+    summary = {"steps": cfg.steps, "best_score": best, "seconds": time.perf_counter() - t0, "history": history}
+    if main_rank:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -46,6 +46,7 @@ def _add_segment(sub) -> None:
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a network")
     tsub = p.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    _add_pix2pix(tsub)
     s = tsub.add_parser("segmenter", help="train a segmentation U-Net on images/ + masks/ (or CTC) data")
     s.add_argument("--data", required=True, type=Path, help="folder with images/ and masks/, or a CTC sequence folder")
     s.add_argument("--val", type=Path, help="validation folder (same layout); default: hold out part of --data")
@@ -76,6 +77,57 @@ def _add_train(sub) -> None:
     s.add_argument("--quiet", action="store_true")
 
 
+def _add_pix2pix(tsub) -> None:
+    s = tsub.add_parser("pix2pix", help="train a U-Net GAN (pix2pix) on image pairs or degraded clean photos")
+    s.add_argument("--data", required=True, type=Path,
+                   help="A/ + B/ folders, side-by-side pairs, or clean images with --degrade")
+    s.add_argument("--layout", default="auto", choices=["auto", "ab", "side", "clean"])
+    s.add_argument("--degrade", choices=["gfpgan", "mild", "mixed"],
+                   help="make inputs from clean images with this degradation model (gan/degrade.py)")
+    s.add_argument("--val", type=Path, help="validation folder (same layout); default: every 10th pair")
+    s.add_argument("--val-size", type=int, default=256, help="side of the validation centre crops")
+    s.add_argument("--out", required=True, type=Path, help="run folder (generator.safetensors, checkpoint.pt, tb/)")
+    s.add_argument("--preset", default="default", choices=["tiny", "restorer", "default", "paper"])
+    s.add_argument("--num-downs", type=int, help="generator depth (default: the preset's)")
+    s.add_argument("--n-layers", type=int, help="PatchGAN layers (3 = 70x70 patches)")
+    s.add_argument("--spectral-norm", action="store_true", help="spectral norm in the discriminator")
+    s.add_argument("--steps", type=int, default=20000)
+    s.add_argument("--batch-size", type=int, default=4)
+    s.add_argument("--crop", type=int, default=256, help="training crop side")
+    s.add_argument("--scale", type=float, nargs=2, default=(1.0, 1.0), metavar=("MIN", "MAX"),
+                   help="random resize of the crops (e.g. 0.5 1.0)")
+    s.add_argument("--lr", type=float, default=2e-4)
+    s.add_argument("--gan-loss", default="vanilla", choices=["vanilla", "lsgan", "hinge", "wgan-softplus"])
+    s.add_argument("--gan-weight", type=float, default=1.0)
+    s.add_argument("--l1-weight", type=float, default=100.0)
+    s.add_argument("--perceptual-weight", type=float, default=0.0)
+    s.add_argument("--perceptual", default="auto", choices=["auto", "vgg19", "mobilenet_v2"],
+                   help="perceptual backbone (auto: VGG19 if its weights are in the torch hub cache)")
+    s.add_argument("--perceptual-weights", type=Path, help="backbone state-dict file (e.g. mobilenet_v2-b0353104.pth)")
+    s.add_argument("--r1-weight", type=float, default=0.0)
+    s.add_argument("--r1-every", type=int, default=16)
+    s.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported generator (0: off)")
+    s.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    s.add_argument("--val-every", type=int, default=500)
+    s.add_argument("--skip-bad", action="store_true", help="train without unusable files instead of stopping")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=0)
+    s.add_argument("--resume", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+
+
+def _add_translate(sub) -> None:
+    p = sub.add_parser("translate", help="apply a trained generator (pix2pix, the restorer) to images")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    p.add_argument("-o", "--out", required=True, type=Path)
+    p.add_argument("--weights", required=True, help="run folder, generator .safetensors, or a bundled name (restorer)")
+    p.add_argument("--tile", type=int, default=512)
+    p.add_argument("--overlap", type=float, default=0.25)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--skip-existing", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="score predictions against ground truth")
     esub = p.add_subparsers(dest="what", required=True, parser_class=_Parser)
@@ -90,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_segment(sub)
     _add_train(sub)
+    _add_translate(sub)
     _add_eval(sub)
     return parser
 
@@ -131,6 +184,29 @@ def run_segment(args) -> int:
     return report.exit_code
 
 
+def run_translate(args) -> int:
+    from .batch import UsageError, find_inputs, run_batch
+    from .imageio import read_image, write_png
+    from .translate import Translator
+    from .weights import WeightsError
+
+    try:
+        items = find_inputs(args.paths)
+        translator = Translator(args.weights, device=args.device, tile=args.tile, overlap=args.overlap)
+    except (UsageError, WeightsError, ValueError) as e:
+        print(f"restore translate: error: {e}", file=sys.stderr)
+        return 2
+
+    def outputs(path: Path, sub: Path) -> list[Path]:
+        return [args.out / sub / f"{path.stem}.png"]
+
+    def process(path: Path, sub: Path) -> None:
+        write_png(outputs(path, sub)[0], translator(read_image(path, mode="rgb8")))
+
+    return run_batch(items, process, outputs, skip_existing=args.skip_existing, desc="translate",
+                     quiet=args.quiet).exit_code
+
+
 def run_eval_segment(args) -> int:
     import json
 
@@ -148,12 +224,21 @@ def run_eval_segment(args) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gan.train import TrainingDiverged
+
     args = build_parser().parse_args(argv)
     try:
         if args.command == "segment":
             return run_segment(args)
         if args.command == "eval":
             return run_eval_segment(args)
+        if args.command == "translate":
+            return run_translate(args)
+        if args.command == "train" and args.what == "pix2pix":
+            from .training_gan import train_pix2pix_cli
+
+            train_pix2pix_cli(args)
+            return 0
         if args.command == "train":
             from .training import train_segmenter_cli
 
@@ -162,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except TrainingDiverged as e:
+        print(f"restore {args.command}: {e}", file=sys.stderr)
+        return 1
     except (ValueError, OSError) as e:  # user errors (bad data folder, unreadable file): one line
         if os.environ.get("RESTORE_DEBUG"):
             raise

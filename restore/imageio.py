@@ -43,7 +43,7 @@ class ImageError(ValueError):
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 DEFAULT_MAX_PIXELS = 2**28  # 268 MP (16384^2): ~1 GB as RGB uint8, a sane ceiling for one image
-MODES = ("keep", "grey", "rgb")
+MODES = ("keep", "grey", "rgb", "rgb8")
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -56,7 +56,8 @@ _PIL_LOCK = threading.Lock()
 # --------------------------------------------------------------------------- reading
 def read_image(path: str | os.PathLike, *, mode: str = "keep",
                max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read one 2D image as HxW or HxWx3; ``mode`` "keep" | "grey" | "rgb". Raises ImageError."""
+    """Read one 2D image as HxW or HxWx3; ``mode`` "keep" | "grey" | "rgb" | "rgb8" (RGB
+    scaled to uint8, what the photo networks take). Raises ImageError."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     return _to_mode(_read(Path(path), max_pixels, volume=False), mode)
@@ -316,9 +317,23 @@ def _to_mode(arr: np.ndarray, mode: str) -> np.ndarray:
         # ITU-R 601-2 luma, the weights Pillow's convert("L") uses
         grey = arr.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         return grey if arr.dtype.kind == "f" else np.rint(grey).astype(arr.dtype)
-    if mode == "rgb" and arr.ndim == 2:
-        return np.repeat(arr[..., None], 3, axis=-1)
+    if mode in ("rgb", "rgb8") and arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=-1)
+    if mode == "rgb8":
+        return to_uint8(arr)
     return arr
+
+
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Scale 16-bit (/257) or float ([0, 1] if it fits, else min-max) intensities to uint8."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.uint16:
+        return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    x = np.nan_to_num(arr.astype(np.float32))
+    if x.min() < 0 or x.max() > 1:
+        x = (x - x.min()) / max(float(x.max() - x.min()), 1e-12)
+    return np.rint(x * 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- writing

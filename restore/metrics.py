@@ -242,3 +242,17 @@ def format_table(rows: list[dict], summary: dict | None = None, digits: int = 4)
             if summary.get(f"unmatched_{side}"):
                 lines.append(f"unmatched in {side}: {', '.join(summary[f'unmatched_{side}'])}")
     return "\n".join(lines)
+
+
+def psnr_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """PSNR (dB) and SSIM of two HxWx3 RGB images in [0, 1], with basicsr's implementations
+    on the 0-255 scale, over RGB (colour shifts are part of what a restorer must undo), no
+    border crop."""
+    import gan  # noqa: F401  (the torchvision shim basicsr needs)
+    from basicsr.metrics import calculate_psnr, calculate_ssim
+
+    a255 = np.clip(a, 0, 1).astype(np.float64) * 255.0
+    b255 = np.clip(b, 0, 1).astype(np.float64) * 255.0
+    return (float(calculate_psnr(a255, b255, crop_border=0, test_y_channel=False)),
+            float(calculate_ssim(a255, b255, crop_border=0, test_y_channel=False)))
+

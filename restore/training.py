@@ -1,4 +1,4 @@
-"""``restore train segmenter``: folders -> arrays -> ``gan.train.train_segmenter``."""
+"""``restore train segmenter``: folders -> arrays -> ``gan.train.train``."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan import distributed as dist
 from gan.augment import AugmentConfig, PairedAugment
 from gan.data import SegBatches, class_target, make_samples
 from gan.presets import segmenter_config
-from gan.train import SegTrainConfig, train_segmenter
+from gan.train import TrainConfig, train
 
 from .datasets import find_pairs, load_pairs, split_holdout
 from .metrics import segmentation_scores
@@ -72,9 +73,9 @@ def train_segmenter_cli(args) -> dict[str, Any]:
           + (f", rescaled to {args.diameter:g} px" if args.diameter else ""))
     if args.val:
         val_images, val_masks, _ = load_pairs(find_pairs(args.val), args.dims, args.in_channels, args.diameter)
-        train = (images, masks)
+        train_split = (images, masks)
     else:
-        train, (val_images, val_masks) = split_holdout(images, masks, args.val_fraction)
+        train_split, (val_images, val_masks) = split_holdout(images, masks, args.val_fraction)
         print(f"no --val given: holding out {len(val_images)} part(s) of the data for validation")
 
     model_cfg = segmenter_config(args.preset, args.model, args.dims, args.in_channels, args.classes,
@@ -83,21 +84,22 @@ def train_segmenter_cli(args) -> dict[str, Any]:
     if getattr(model_cfg, "padding", "same") == "valid":
         crop = model_cfg.valid_input_size(crop)
     aug_cfg = augment_config(crop, args.zoom, args.augment)
-    samples = make_samples(*train, num_classes=args.classes, border_weights=args.loss in ("wce", "dice_ce"))
-    batches = SegBatches(samples, PairedAugment(aug_cfg, args.dims), args.batch_size, args.seed)
+    samples = make_samples(*train_split, num_classes=args.classes, border_weights=args.loss in ("wce", "dice_ce"))
+    rank, _ = dist.init()
+    batches = SegBatches(samples, PairedAugment(aug_cfg, args.dims), args.batch_size, args.seed,
+                         rank=rank, world_size=dist.world_size())
 
     pixels = sum(int(np.prod(s.target.shape)) for s in samples)
     steps_per_epoch = max(1, math.ceil(pixels / (crop**args.dims * args.batch_size)))
     steps = args.steps or (args.epochs or 50) * steps_per_epoch
-    cfg = SegTrainConfig(arch="UNETR" if args.model == "unetr" else "UNet", model=model_cfg.to_dict(),
-                         steps=steps, batch_size=args.batch_size, lr=args.lr, loss=args.loss,
-                         val_every=args.val_every or steps_per_epoch, seed=args.seed,
-                         warmup=min(100, steps // 10))
+    cfg = TrainConfig(task="segment", arch="UNETR" if args.model == "unetr" else "UNet", model=model_cfg.to_dict(),
+                      steps=steps, batch_size=args.batch_size, lr=args.lr, loss=args.loss,
+                      val_every=args.val_every or steps_per_epoch, seed=args.seed, warmup=min(100, steps // 10))
     print(f"training {steps} steps ({steps_per_epoch} per epoch), validation every {cfg.val_every}")
     tile = crop if args.dims == 2 else min(crop, 64)
     evaluate = make_evaluate(val_images, val_masks, args.classes, tile)
     meta = {"diameter": args.diameter or 0, "augment": asdict(aug_cfg), "data": str(args.data)}
-    summary = train_segmenter(cfg, batches, args.out, evaluate=evaluate, resume=args.resume, meta=meta,
-                              progress=not args.quiet)
+    summary = train(cfg, batches, args.out, evaluate=evaluate, resume=args.resume, meta=meta,
+                    progress=not args.quiet)
     print(f"best validation IoU {summary['best_score']:.4f}; model written to {Path(args.out) / 'model.safetensors'}")
     return summary

@@ -35,7 +35,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 from gan.degrade import DEGRADE_PRESETS, Degradation  # noqa: E402  (also installs the basicsr shim)
-from basicsr.metrics import calculate_psnr, calculate_ssim  # noqa: E402
+from restore.metrics import psnr_ssim  # noqa: E402,F401  (re-exported for the model evaluation)
 
 # Tuned on 256-px centre crops of training photos (never the test set). NLM strength follows
 # the estimated noise: h = 0.7 x sigma, at least 3 (on white noise of sigma 5-20 the best
@@ -98,14 +98,6 @@ def classical_baseline(img: np.ndarray, h: float | None = None, amount: float | 
         blurred = cv2.GaussianBlur(den, (0, 0), sigma)
         den = den + amount * (den - blurred)
     return np.clip(den, 0.0, 1.0).astype(np.float32)
-
-
-def psnr_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """PSNR (dB) and SSIM of two HxWx3 RGB images in [0, 1] (basicsr, 0-255 scale, RGB, no crop)."""
-    a255 = np.clip(a, 0, 1).astype(np.float64) * 255.0
-    b255 = np.clip(b, 0, 1).astype(np.float64) * 255.0
-    return (float(calculate_psnr(a255, b255, crop_border=0, test_y_channel=False)),
-            float(calculate_ssim(a255, b255, crop_border=0, test_y_channel=False)))
 
 
 def evaluate(folder: Path, presets: list[str], seed: int = 0, verbose: bool = True) -> dict:

@@ -1,0 +1,93 @@
+"""Image-pair training data from folders, with every problem found before training starts.
+
+Layouts (``--layout auto`` picks the first that fits):
+
+- ``ab``: ``A/`` (inputs) and ``B/`` (targets) with matching file stems;
+- ``clean``: a folder of clean images, inputs made on the fly by a degradation (``--degrade``);
+- ``side``: pix2pix's side-by-side images, input on the left half, target on the right.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .batch import find_inputs
+from .imageio import IMAGE_EXTS, ImageError, read_image
+
+LAYOUTS = ("auto", "ab", "clean", "side")
+
+
+@dataclass
+class PairSet:
+    pairs: list[tuple[np.ndarray | None, np.ndarray]] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    problems: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
+
+
+def _images(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p, _ in find_inputs([folder], allow_empty=True) if p.suffix.lower() in IMAGE_EXTS}
+
+
+def detect_layout(root: Path, degrade: str | None) -> str:
+    if (root / "A").is_dir() and (root / "B").is_dir():
+        return "ab"
+    return "clean" if degrade else "side"
+
+
+def load_pair_folder(root: str | Path, layout: str = "auto", degrade: str | None = None,
+                     min_size: int = 1) -> PairSet:
+    """Read every pair under ``root``; unreadable, unmatched, differently sized or too small
+    ones are collected in ``problems`` (never raised one by one mid-way)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"data folder not found: {root}")
+    if layout == "auto":
+        layout = detect_layout(root, degrade)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
+    out = PairSet()
+
+    def read(path: Path) -> np.ndarray | None:
+        try:
+            return read_image(path, mode="rgb8")
+        except ImageError as e:
+            out.problems.append((path, str(e)))
+            return None
+
+    def check(name: str, path: Path, inp: np.ndarray | None, tgt: np.ndarray) -> None:
+        if inp is not None and inp.shape != tgt.shape:
+            out.problems.append((path, f"input {inp.shape[1]}x{inp.shape[0]} and target "
+                                       f"{tgt.shape[1]}x{tgt.shape[0]} differ in size"))
+        elif min(tgt.shape[:2]) < min_size:
+            out.problems.append((path, f"{tgt.shape[1]}x{tgt.shape[0]} is smaller than the {min_size}-px crop"))
+        else:
+            out.pairs.append((inp, tgt))
+            out.names.append(name)
+
+    if layout == "ab":
+        a, b = _images(root / "A"), _images(root / "B")
+        for stem in sorted(set(a) - set(b)):
+            out.problems.append((a[stem], "has no target in B/"))
+        for stem in sorted(set(b) - set(a)):
+            out.problems.append((b[stem], "has no input in A/"))
+        for stem in sorted(set(a) & set(b)):
+            inp, tgt = read(a[stem]), read(b[stem])
+            if inp is not None and tgt is not None:
+                check(stem, a[stem], inp, tgt)
+    else:
+        for path, _ in find_inputs([root], allow_empty=True):
+            img = read(path)
+            if img is None:
+                continue
+            if layout == "clean":
+                check(path.stem, path, None, img)
+            elif img.shape[1] % 2:
+                out.problems.append((path, f"width {img.shape[1]} is odd: not a side-by-side pair"))
+            else:
+                half = img.shape[1] // 2
+                check(path.stem, path, np.ascontiguousarray(img[:, :half]), np.ascontiguousarray(img[:, half:]))
+    if not out.pairs and not out.problems:
+        raise ValueError(f"{root}: no images found (layouts: A/ + B/, side-by-side, or clean images with --degrade)")
+    return out

@@ -1,0 +1,116 @@
+"""``restore train pix2pix``: image pairs (or clean photos + a degradation) -> a U-Net GAN."""
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gan import distributed as dist
+from gan.data import PairBatches
+from gan.degrade import Degradation
+from gan.perceptual import PerceptualLoss
+from gan.presets import PATCHGAN_PRESETS, PIX2PIX_PRESETS
+from gan.train import TrainConfig, train
+
+from .metrics import psnr_ssim
+from .pairs import PairSet, load_pair_folder
+
+VAL_SEED = 20261125  # the degraded validation inputs are drawn once, at this seed
+
+
+def report_problems(data: PairSet, skip_bad: bool, what: str) -> None:
+    """Say which files are unusable and why, before any training; stop unless told to skip."""
+    for path, reason in data.problems:
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    if data.problems and not skip_bad:
+        raise ValueError(f"{len(data.problems)} unusable file(s) in the {what} data (listed above); "
+                         "fix them, or pass --skip-bad to train without them")
+    if data.problems:
+        print(f"skipping {len(data.problems)} unusable file(s) in the {what} data")
+    if not data.pairs:
+        raise ValueError(f"no usable pairs in the {what} data")
+
+
+def val_crops(data: PairSet, size: int, degrade: Degradation | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Centre crops of the validation pairs, inputs degraded at fixed seeds when needed."""
+    out = []
+    for i, (inp, tgt) in enumerate(data.pairs):
+        h, w = tgt.shape[:2]
+        s = min(size, h, w)
+        y, x = (h - s) // 2, (w - s) // 2
+        clean = tgt[y:y + s, x:x + s].astype(np.float32) / 255
+        source = inp[y:y + s, x:x + s].astype(np.float32) / 255 if inp is not None else degrade(clean, [VAL_SEED, i])
+        out.append((np.clip(source, 0, 1).astype(np.float32), clean))
+    return out
+
+
+def make_evaluate(crops: list[tuple[np.ndarray, np.ndarray]]):
+    """PSNR/SSIM (basicsr's) of the generator on the validation crops; score = mean PSNR."""
+    def evaluate(model: torch.nn.Module) -> dict[str, Any]:
+        psnrs, ssims, images = [], [], []
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            for source, clean in crops:
+                x = torch.from_numpy(source).permute(2, 0, 1)[None].to(device) * 2 - 1
+                y = ((model(x).clamp(-1, 1) + 1) / 2)[0].permute(1, 2, 0).cpu().numpy()
+                p, s = psnr_ssim(y, clean)
+                psnrs.append(p)
+                ssims.append(s)
+                if len(images) < 3:
+                    images.append(np.concatenate([source, y, clean], axis=1))
+        w = min(im.shape[1] for im in images)
+        grid = np.concatenate([im[:, :w] for im in images if im.shape[0] == images[0].shape[0]], axis=0)
+        return {"score": float(np.mean(psnrs)), "scalars": {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))},
+                "images": {"input_output_target": (grid * 255).round().astype(np.uint8)}}
+
+    return evaluate
+
+
+def train_pix2pix_cli(args) -> dict[str, Any]:
+    """Everything ``restore train pix2pix`` does, from parsed arguments."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank, _ = dist.init()
+    degrade = Degradation(args.degrade) if args.degrade else None
+    data = load_pair_folder(args.data, args.layout, args.degrade, min_size=args.crop)
+    report_problems(data, args.skip_bad, "training")
+    if args.val:
+        val = load_pair_folder(args.val, args.layout, args.degrade, min_size=1)
+        report_problems(val, args.skip_bad, "validation")
+    else:  # hold out every 10th pair (at least one) for validation
+        k = max(2, min(10, len(data.pairs)))
+        val = PairSet([p for i, p in enumerate(data.pairs) if i % k == k - 1],
+                      [n for i, n in enumerate(data.names) if i % k == k - 1])
+        data = PairSet([p for i, p in enumerate(data.pairs) if i % k != k - 1],
+                       [n for i, n in enumerate(data.names) if i % k != k - 1])
+        print(f"no --val given: holding out {len(val.pairs)} of {len(val.pairs) + len(data.pairs)} pairs for validation")
+    print(f"data: {len(data.pairs)} training pairs" + (f", inputs made by the '{args.degrade}' degradation" if degrade else ""))
+
+    gen = PIX2PIX_PRESETS[args.preset]
+    if args.num_downs:
+        gen = replace(gen, num_downs=args.num_downs)
+    disc = replace(PATCHGAN_PRESETS[args.preset], n_layers=args.n_layers or PATCHGAN_PRESETS[args.preset].n_layers,
+                   spectral_norm=args.spectral_norm or PATCHGAN_PRESETS[args.preset].spectral_norm)
+    perceptual = PerceptualLoss(args.perceptual, weights=args.perceptual_weights) if args.perceptual_weight else None
+    print(perceptual.describe() if perceptual is not None else "perceptual loss off (--perceptual-weight 0)")
+    batches = PairBatches(data.pairs, args.crop, args.batch_size, args.seed, degrade=degrade,
+                          scale=tuple(args.scale), rank=rank, world_size=dist.world_size())
+    cfg = TrainConfig(task="gan", arch="UNetGenerator", model=gen.to_dict(), disc_arch="PatchDiscriminator",
+                      disc=disc.to_dict(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      betas=(0.5, 0.999), weight_decay=0.0, warmup=min(100, args.steps // 20), gan_loss=args.gan_loss,
+                      gan_weight=args.gan_weight, l1_weight=args.l1_weight,
+                      perceptual_weight=args.perceptual_weight if perceptual is not None and perceptual.enabled else 0.0,
+                      r1_weight=args.r1_weight, r1_every=args.r1_every, ema=args.ema, amp=args.amp,
+                      val_every=args.val_every, image_every=args.val_every, seed=args.seed)
+    meta = {"degrade": args.degrade or "", "data": str(args.data), "crop": args.crop,
+            "perceptual": perceptual.describe() if perceptual is not None else "off"}
+    evaluate = make_evaluate(val_crops(val, args.val_size, degrade))
+    summary = train(cfg, batches, args.out, evaluate=evaluate, resume=args.resume, meta=meta,
+                    progress=not args.quiet, perceptual=perceptual)
+    print(f"best validation PSNR {summary['best_score']:.2f} dB; generator written to "
+          f"{Path(args.out) / 'generator.safetensors'}")
+    return summary
