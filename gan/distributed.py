@@ -82,3 +82,18 @@ def broadcast_params(nets: dict[str, nn.Module]) -> None:
 def barrier() -> None:
     if world_size() > 1:
         tdist.barrier()
+
+
+def assert_in_sync(nets: dict[str, nn.Module]) -> None:
+    """Check that every rank holds the same weights (they would drift if a gradient were
+    left out of the all-reduce); raises RuntimeError naming the network that differs."""
+    if world_size() <= 1:
+        return
+    for name, net in nets.items():
+        with torch.no_grad():
+            flat = torch.cat([p.detach().reshape(-1).double() for p in net.parameters()])
+        fingerprint = torch.stack([flat.sum(), (flat * torch.arange(flat.numel(), device=flat.device)).sum()])
+        gathered = [torch.zeros_like(fingerprint) for _ in range(world_size())]
+        tdist.all_gather(gathered, fingerprint)
+        if any(not torch.equal(g, gathered[0]) for g in gathered):
+            raise RuntimeError(f"ranks hold different {name} weights after training")

@@ -263,6 +263,9 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
                     "config": json.loads(json.dumps(asdict(cfg))),
                 })
             dist.barrier()
+    dist.assert_in_sync(nets)
+    if dist.world_size() > 1 and main_rank:
+        log(f"all {dist.world_size()} ranks hold the same weights")
     if writer:
         writer.close()
     summary = {"steps": cfg.steps, "best_score": best, "seconds": time.perf_counter() - t0, "history": history}

@@ -81,6 +81,9 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
     if args.val:
         val = load_pair_folder(args.val, args.layout, args.degrade, min_size=1)
         report_problems(val, args.skip_bad, "validation")
+    elif len(data.pairs) < 2:
+        val = data
+        print("warning: a single training pair, so validation uses it too (pass --val for a real score)")
     else:  # hold out every 10th pair (at least one) for validation
         k = max(2, min(10, len(data.pairs)))
         val = PairSet([p for i, p in enumerate(data.pairs) if i % k == k - 1],
