@@ -101,7 +101,7 @@ class PairBatches:
         if not pairs:
             raise ValueError("no training pairs")
         for inp, tgt in pairs:
-            if min(tgt.shape[:2]) * min(scale) < crop:
+            if min(tgt.shape[:2]) < crop:  # a too-large crop/s is clipped to the image in sample()
                 raise ValueError(f"an image of {tgt.shape[1]}x{tgt.shape[0]} is smaller than the crop ({crop})")
             if inp is None and degrade is None:
                 raise ValueError("a pair without input needs a degradation")
