@@ -28,6 +28,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_tiling.py
+	$(PY) benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

@@ -85,6 +85,33 @@ class SegBatches:
 Evaluate = Callable[[torch.nn.Module], dict]
 
 
+def prefetch(batches, start: int, stop: int, workers: int = 1, depth: int = 2):
+    """Yield ``(step, batches.batch(step))`` for start <= step < stop, preparing the next
+    ``depth`` batches in ``workers`` background threads so the training step never waits on
+    data (cv2, numpy and torch release the GIL in their heavy parts). Batches are pure
+    functions of the step, so the order and content are exactly those of a plain loop.
+    ``workers=0`` prepares them inline."""
+    if workers <= 0:
+        for step in range(start, stop):
+            yield step, batches.batch(step)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batches") as pool:
+        queue: deque = deque()
+        nxt = start
+        while nxt < stop and len(queue) < depth:
+            queue.append((nxt, pool.submit(batches.batch, nxt)))
+            nxt += 1
+        while queue:
+            step, future = queue.popleft()
+            if nxt < stop:
+                queue.append((nxt, pool.submit(batches.batch, nxt)))
+                nxt += 1
+            yield step, future.result()
+
+
 class PairBatches:
     """Aligned (input, target) crops for image-to-image GANs, as tensors in [-1, 1].
 

@@ -28,6 +28,7 @@ from torch import nn
 from . import distributed as dist
 from .blocks import center_crop
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .data import prefetch
 from .losses import GAN_KINDS, SEG_LOSSES, gan_loss, r1_penalty
 from .serialize import arch_name, build_model, save_model
 
@@ -60,7 +61,10 @@ class TrainConfig:
     r1_weight: float = 0.0  # R1 on D's real inputs, applied lazily every r1_every steps
     r1_every: int = 16
     ema: float = 0.0  # EMA decay of the trained network (0: off); exported when on
-    amp: bool = False  # mixed precision on CUDA (bf16 where supported, else fp16)
+    amp: bool = False  # bf16 autocast on CUDA, or on CPUs with native bf16 (AVX512-BF16/AMX)
+    channels_last: bool = True  # 2D: ~1.3x faster convolutions on CPU (oneDNN), no slower on GPU
+    fused: bool = True  # the fused AdamW kernel (one kernel for all parameters)
+    loader_threads: int = 1  # threads preparing the next batches while the step runs (0: inline)
     val_every: int = 200
     image_every: int = 200
     log_every: int = 10
@@ -167,10 +171,12 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
     nets = {"G": build_model(cfg.arch, cfg.model)}
     if cfg.task == "gan":
         nets["D"] = build_model(cfg.disc_arch, cfg.disc)
-    layout = torch.channels_last if cfg.model.get("dims", 2) == 2 else torch.channels_last_3d
-    # channels-last convolutions are ~1.3x faster on CPU (oneDNN) and no slower on GPU
+    layout = torch.contiguous_format
+    if cfg.channels_last:
+        layout = torch.channels_last if cfg.model.get("dims", 2) == 2 else torch.channels_last_3d
     nets = {k: n.to(device, memory_format=layout) for k, n in nets.items()}
-    opts = {k: torch.optim.AdamW(n.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    opts = {k: torch.optim.AdamW(n.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+                                 fused=cfg.fused or None, foreach=None if cfg.fused else False)
             for k, n in nets.items()}
     ema = copy.deepcopy(nets["G"]).eval().requires_grad_(False) if cfg.ema else None
     if perceptual is not None:
@@ -204,15 +210,16 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
     step_fn = segment_step if cfg.task == "segment" else gan_step
     for n in nets.values():
         n.train()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not (progress and main_rank),
-               desc="train", unit="step", dynamic_ncols=True)
-    t0, running = time.perf_counter(), None
-    for step in bar:
+    bar = tqdm(prefetch(batches, start, cfg.steps, cfg.loader_threads), initial=start, total=cfg.steps,
+               disable=not (progress and main_rank), desc="train", unit="step", dynamic_ncols=True)
+    t0, running, losses, step_seconds = time.perf_counter(), None, [], []
+    t_last = t0
+    for step, batch in bar:
         for k, opt in opts.items():
             base = cfg.lr_d if k == "D" and cfg.lr_d else cfg.lr
             for group in opt.param_groups:
                 group["lr"] = base * lr_factor(step, cfg)
-        batch = {k: v.to(device) for k, v in batches.batch(step).items()}
+        batch = {k: v.to(device) for k, v in batch.items()}
         for key in ("image", "input", "target"):
             if key in batch and batch[key].dim() == 4 and batch[key].is_floating_point():
                 batch[key] = batch[key].contiguous(memory_format=layout)
@@ -224,6 +231,9 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
                                    "is kept: lower --lr and --resume")
         if ema is not None:
             update_ema(ema, nets["G"], cfg.ema)
+        losses.append(values["loss"])
+        step_seconds.append(time.perf_counter() - t_last)  # the whole iteration, data wait included
+        t_last = time.perf_counter()
         running = values["loss"] if running is None else 0.9 * running + 0.1 * values["loss"]
         bar.set_postfix(loss=f"{running:.4f}")
         if writer and (step + 1) % cfg.log_every == 0:
@@ -268,7 +278,8 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
         log(f"all {dist.world_size()} ranks hold the same weights")
     if writer:
         writer.close()
-    summary = {"steps": cfg.steps, "best_score": best, "seconds": time.perf_counter() - t0, "history": history}
+    summary = {"steps": cfg.steps, "best_score": best, "seconds": time.perf_counter() - t0, "history": history,
+               "losses": losses, "step_seconds": step_seconds}
     if main_rank:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
