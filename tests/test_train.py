@@ -9,7 +9,7 @@ from gan.augment import AugmentConfig, PairedAugment
 from gan.data import SegBatches, make_samples
 from gan.presets import segmenter_config
 from gan.serialize import load_model
-from gan.train import SegTrainConfig, train_segmenter
+from gan.train import TrainConfig, train
 
 
 def blobs(seed: int, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
@@ -30,14 +30,14 @@ def make_batches(n: int = 3, crop: int = 32, loss_weights: bool = True) -> SegBa
     return SegBatches(samples, PairedAugment(AugmentConfig(crop=crop, zoom=(0.8, 1.25)), 2), batch_size=2, seed=1)
 
 
-def cfg(steps: int, **kw) -> SegTrainConfig:
-    return SegTrainConfig(model=segmenter_config("tiny").to_dict(), steps=steps, lr=3e-3, val_every=3,
-                          warmup=2, log_every=1, **kw)
+def cfg(steps: int, **kw) -> TrainConfig:
+    return TrainConfig(model=segmenter_config("tiny").to_dict(), steps=steps, lr=3e-3, val_every=3,
+                       warmup=2, log_every=1, **kw)
 
 
 def test_loss_goes_down_and_model_loads(tmp_path):
     torch.set_num_threads(1)
-    summary = train_segmenter(cfg(45, loss="dice_ce"), make_batches(), tmp_path, progress=False, log=lambda s: None)
+    summary = train(cfg(45, loss="dice_ce"), make_batches(), tmp_path, progress=False, log=lambda s: None)
     losses = [h["loss"] for h in summary["history"]]
     assert losses[-1] < 0.75 * losses[0], losses
     model, meta = load_model(tmp_path / "model.safetensors")
@@ -49,7 +49,7 @@ def test_loss_goes_down_and_model_loads(tmp_path):
 def test_resume_is_exact(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     c = cfg(7, loss="wce")
-    train_segmenter(c, make_batches(), tmp_path / "whole", progress=False, log=lambda s: None)
+    train(c, make_batches(), tmp_path / "whole", progress=False, log=lambda s: None)
 
     class Stop(Exception):
         pass
@@ -64,9 +64,9 @@ def test_resume_is_exact(tmp_path, monkeypatch):
 
     batches.batch = crash_at_5
     with pytest.raises(Stop):
-        train_segmenter(c, batches, tmp_path / "cut", progress=False, log=lambda s: None)
+        train(c, batches, tmp_path / "cut", progress=False, log=lambda s: None)
     logs = []
-    train_segmenter(c, make_batches(), tmp_path / "cut", resume=True, progress=False, log=logs.append)
+    train(c, make_batches(), tmp_path / "cut", resume=True, progress=False, log=logs.append)
     assert any("resumed" in line and "step 3" in line for line in logs), logs
     a, _ = load_model(tmp_path / "whole" / "last.safetensors")
     b, _ = load_model(tmp_path / "cut" / "last.safetensors")
@@ -76,7 +76,7 @@ def test_resume_is_exact(tmp_path, monkeypatch):
 
 def test_evaluate_keeps_best(tmp_path):
     scores = iter([0.5, 0.9, 0.7])
-    summary = train_segmenter(cfg(9), make_batches(), tmp_path, progress=False, log=lambda s: None,
+    summary = train(cfg(9), make_batches(), tmp_path, progress=False, log=lambda s: None,
                               evaluate=lambda m: {"score": next(scores), "scalars": {"iou": 0.0}})
     _, meta = load_model(tmp_path / "model.safetensors")
     assert summary["best_score"] == 0.9 and meta["val"]["step"] == 6
