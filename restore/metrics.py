@@ -191,7 +191,8 @@ def evaluate_folders(pred_dir: Path, gt_dir: Path, instances: bool | None = None
     ``iou[c]``/``dice[c]`` per class; for instance maps ``precision``/``recall``/``f1`` at
     ``thresh`` and ``ap`` (DSB2018)) and a summary: ``mean`` of each column over images,
     ``n``, ``unmatched_pred``, ``unmatched_gt``. ``instances`` None decides per image
-    (a 16-bit map or one with more than 64 labels is an instance map).
+    (a 16-bit map or one with more than 64 labels is an instance map; instance scores are
+    given when both sides are instance maps).
     """
     pairs, only_pred, only_gt = match_files(pred_dir, gt_dir, instances)
     rows = []
@@ -199,8 +200,14 @@ def evaluate_folders(pred_dir: Path, gt_dir: Path, instances: bool | None = None
         pred, gt = read_labels(pp), read_labels(gp)
         if pred.shape != gt.shape:
             raise ValueError(f"{pp.name} {pred.shape} and {gp.name} {gt.shape} differ in shape")
-        inst = instances if instances is not None else (_is_instance_map(gt) or _is_instance_map(pred))
-        scores = segmentation_scores(pred, gt, num_classes, per_class=not inst)
+        gt_inst, pred_inst = _is_instance_map(gt), _is_instance_map(pred)
+        # Instance scores need instances on both sides; a class map against instance truth is
+        # scored on the foreground alone (the truth's labels are not classes).
+        if instances is None:
+            inst, per_class = gt_inst and pred_inst, not (gt_inst or pred_inst)
+        else:
+            inst, per_class = instances, not instances
+        scores = segmentation_scores(pred, gt, num_classes, per_class=per_class)
         row: dict = {"image": key, "iou": scores["foreground"]["iou"], "dice": scores["foreground"]["dice"]}
         for c, s in scores["per_class"].items():
             row[f"iou[{c}]"], row[f"dice[{c}]"] = s["iou"], s["dice"]

@@ -199,3 +199,15 @@ def test_instance_matching_agrees_with_brute_force(seed):
     pred = np.where(pred > 0, pred, gt)  # keep overlaps plentiful
     for t in (0.1, 0.3, 0.5, 0.7):
         assert instance_matching(pred, gt, t)["tp"] == _dense_reference(pred, gt, t)
+
+
+def test_class_map_against_instance_truth_is_scored_on_foreground(tmp_path):
+    pred_dir, gt_dir = tmp_path / "pred", tmp_path / "gt"
+    pred_dir.mkdir()
+    gt_dir.mkdir()
+    gt = np.zeros((12, 12), np.uint16)
+    gt[1:5, 1:5], gt[6:10, 6:10] = 1, 2
+    tifffile.imwrite(gt_dir / "cells.tif", gt)
+    Image.fromarray((gt > 0).astype(np.uint8)).save(pred_dir / "cells_mask.png")  # a class map
+    (row,) = evaluate_folders(pred_dir, gt_dir)[0]
+    assert row["iou"] == 1.0 and "precision" not in row and "iou[1]" not in row
