@@ -263,3 +263,27 @@ def psnr_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return (float(calculate_psnr(a255, b255, crop_border=0, test_y_channel=False)),
             float(calculate_ssim(a255, b255, crop_border=0, test_y_channel=False)))
 
+
+
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's ImageNet AlexNet, LPIPS's default backbone
+
+
+def lpips_metric(hub_dir: str | Path | None = None):
+    """LPIPS (AlexNet) when the backbone's weights are in the torch hub cache, else None;
+    returns (module or None, a line for the log). Never downloads: the backbone is built
+    randomly, then filled from the cached file (read with ``weights_only=True``)."""
+    import torch
+
+    path = Path(hub_dir or torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+    if not path.is_file():
+        return None, f"LPIPS off: AlexNet weights not found at {path}"
+    import lpips
+
+    model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    # torchvision's "features.<i>.<p>" -> lpips' "slice<k>.<i>.<p>" (same modules, regrouped)
+    where = {name.split(".")[1]: name.split(".")[0] for name in model.net.state_dict()}
+    mapped = {f"{where[k.split('.')[1]]}.{k.split('.', 1)[1]}": v for k, v in state.items()
+              if k.startswith("features.") and k.split(".")[1] in where}
+    model.net.load_state_dict(mapped, strict=True)
+    return model.eval().requires_grad_(False), f"LPIPS: AlexNet from {path}"

@@ -16,7 +16,7 @@ from gan.perceptual import PerceptualLoss
 from gan.presets import PATCHGAN_PRESETS, PIX2PIX_PRESETS
 from gan.train import TrainConfig, train
 
-from .metrics import psnr_ssim
+from .metrics import lpips_metric, psnr_ssim
 from .pairs import PairSet, load_pair_folder
 
 VAL_SEED = 20261125  # the degraded validation inputs are drawn once, at this seed
@@ -49,14 +49,22 @@ def val_crops(data: PairSet, size: int, degrade: Degradation | None) -> list[tup
 
 
 def make_evaluate(crops: list[tuple[np.ndarray, np.ndarray]]):
-    """PSNR/SSIM (basicsr's) of the generator on the validation crops; score = mean PSNR."""
+    """PSNR/SSIM (basicsr's) and LPIPS (where its backbone is present) of the generator on the
+    validation crops; score = mean PSNR."""
+    lpips_model, lpips_note = lpips_metric()
+    print(lpips_note)
+
     def evaluate(model: torch.nn.Module) -> dict[str, Any]:
-        psnrs, ssims, images = [], [], []
+        psnrs, ssims, lpipss, images = [], [], [], []
         device = next(model.parameters()).device
         with torch.no_grad():
             for source, clean in crops:
                 x = torch.from_numpy(source).permute(2, 0, 1)[None].to(device) * 2 - 1
-                y = ((model(x).clamp(-1, 1) + 1) / 2)[0].permute(1, 2, 0).cpu().numpy()
+                out = model(x).clamp(-1, 1)
+                if lpips_model is not None:
+                    target = torch.from_numpy(clean).permute(2, 0, 1)[None] * 2 - 1
+                    lpipss.append(float(lpips_model.to(out.device)(out.float(), target.to(out.device))))
+                y = ((out + 1) / 2)[0].permute(1, 2, 0).float().cpu().numpy()
                 p, s = psnr_ssim(y, clean)
                 psnrs.append(p)
                 ssims.append(s)
@@ -64,7 +72,10 @@ def make_evaluate(crops: list[tuple[np.ndarray, np.ndarray]]):
                     images.append(np.concatenate([source, y, clean], axis=1))
         w = min(im.shape[1] for im in images)
         grid = np.concatenate([im[:, :w] for im in images if im.shape[0] == images[0].shape[0]], axis=0)
-        return {"score": float(np.mean(psnrs)), "scalars": {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))},
+        scalars = {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
+        if lpipss:
+            scalars["lpips"] = float(np.mean(lpipss))
+        return {"score": scalars["psnr"], "scalars": scalars,
                 "images": {"input_output_target": (grid * 255).round().astype(np.uint8)}}
 
     return evaluate

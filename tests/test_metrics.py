@@ -211,3 +211,20 @@ def test_class_map_against_instance_truth_is_scored_on_foreground(tmp_path):
     Image.fromarray((gt > 0).astype(np.uint8)).save(pred_dir / "cells_mask.png")  # a class map
     (row,) = evaluate_folders(pred_dir, gt_dir)[0]
     assert row["iou"] == 1.0 and "precision" not in row and "iou[1]" not in row
+
+
+def test_lpips_only_with_its_backbone(tmp_path):
+    import torch
+    import torchvision
+
+    from restore.metrics import lpips_metric
+
+    model, note = lpips_metric(tmp_path)
+    assert model is None and "LPIPS off" in note
+    (tmp_path / "checkpoints").mkdir()
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet().state_dict(), tmp_path / "checkpoints" / "alexnet-owt-7be5be79.pth")
+    model, note = lpips_metric(tmp_path)
+    assert model is not None and "AlexNet from" in note
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    assert float(model(x, x)) == 0.0 and float(model(x, -x)) > 0.0
