@@ -53,6 +53,9 @@ def make_evaluate(crops: list[tuple[np.ndarray, np.ndarray]]):
     validation crops; score = mean PSNR."""
     lpips_model, lpips_note = lpips_metric()
     print(lpips_note)
+    before = [psnr_ssim(source, clean) for source, clean in crops]
+    print(f"validation: {len(crops)} crops; the inputs themselves score PSNR {np.mean([b[0] for b in before]):.2f} dB, "
+          f"SSIM {np.mean([b[1] for b in before]):.4f} against the targets")
 
     def evaluate(model: torch.nn.Module) -> dict[str, Any]:
         psnrs, ssims, lpipss, images = [], [], [], []
