@@ -154,3 +154,35 @@ def test_export_loads_in_translate(tmp_path, capsys):
     assert "bad.png" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["translate", str(tmp_path / "in"), "-o", str(tmp_path / "o2")])  # --weights is required
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    pairs = [(None, photo(i)) for i in range(2)]
+    good = PairBatches(pairs, 32, 2, seed=3, degrade=lambda x, s: x * 0.6)
+
+    class Poisoned:
+        def batch(self, step):
+            b = good.batch(step)
+            if step >= 5:
+                b["input"] = b["input"] * float("nan")
+            return b
+
+    cfg = TrainConfig(task="gan", arch="UNetGenerator", model=PIX2PIX_PRESETS["tiny"].to_dict(),
+                      disc_arch="PatchDiscriminator", disc=PATCHGAN_PRESETS["tiny"].to_dict(), steps=10,
+                      batch_size=2, warmup=1, val_every=4)
+    from gan.train import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match="not finite"):
+        train(cfg, Poisoned(), tmp_path, progress=False, log=lambda s: None)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 4
+    gen, _ = load_model(tmp_path / "generator.safetensors")
+    assert all(torch.isfinite(p).all() for p in gen.parameters())
+
+
+def test_tampered_checkpoint_is_one_line(tmp_path, capsys):
+    data = clean_folder(tmp_path / "clean", n=3)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    assert main(cli_args(data, tmp_path / "run", steps=2) + ["--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoint" in err[0] and "damaged" in err[0]
