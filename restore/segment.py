@@ -65,8 +65,13 @@ class Segmenter:
         x = prepare_image(image, self.in_channels, self.dims) if self._is_single(image) else None
         if x is None:  # a volume given to a 2D model: slice by slice
             return np.stack([self.probabilities(s) for s in image], axis=1)
-        factor = self._scale_factor(x)
-        return self._probs_at(x, factor)
+        if self.model_diameter and self.diameter == "auto":
+            # First pass at the image's own scale; measure the objects; segment again at the
+            # model's scale only when they are more than 25% off (else the first pass stands).
+            first = self._probs_at(x, 1.0)
+            factor = self._auto_factor(first)
+            return first if factor == 1.0 else self._probs_at(x, factor)
+        return self._probs_at(x, self._scale_factor(x))
 
     def _is_single(self, image: np.ndarray) -> bool:
         """True for one input of the model's rank; False for a volume given to a 2D model."""
@@ -76,12 +81,14 @@ class Segmenter:
         return spatial == self.dims
 
     def _scale_factor(self, x: np.ndarray) -> float:
+        """The zoom that brings the objects of ``x`` to the model's training diameter."""
         if not self.model_diameter or self.diameter is None:
             return 1.0
         if self.diameter != "auto":
             return self.model_diameter / float(self.diameter)
-        # First pass at the image's own scale; measure objects; rescale when far off.
-        first = self._probs_at(x, 1.0)
+        return self._auto_factor(self._probs_at(x, 1.0))
+
+    def _auto_factor(self, first: np.ndarray) -> float:
         labels = split_instances(self._foreground(first), min_size=4)
         found = median_diameter(labels)
         if not found:
