@@ -77,7 +77,8 @@ def ddp_run(nproc: int, args) -> float:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
                str(29600 + nproc), "-m", "restore", "train", "pix2pix", "--data", str(data), "--degrade", "mixed",
                "--out", tmp, "--preset", args.preset, "--crop", str(args.crop), "--batch-size", str(args.batch_size),
-               "--steps", str(args.warmup + args.steps), "--val-every", "100000", "--quiet", "--ema", "0"]
+               "--steps", str(args.warmup + args.steps), "--val-every", "100000", "--quiet", "--ema", "0",
+               "--skip-bad"]  # photos smaller than the crop are left out
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
         s = json.loads((Path(tmp) / "summary.json").read_text())
     return nproc * args.batch_size / float(np.median(s["step_seconds"][args.warmup:]))
