@@ -83,10 +83,16 @@ GFPGAN = DegradeConfig()
 MILD = DegradeConfig(blur_sigma=(0.1, 2.0), downsample_range=(1.0, 2.5), noise_range=(0.0, 8.0),
                      jpeg_range=(70.0, 100.0), color_jitter_prob=0.2, color_jitter_shift=10.0)
 
+# Nothing at all: teaches a restorer to leave an already good photo alone.
+NONE = DegradeConfig(blur_prob=0.0, downsample_range=None, noise_range=None, jpeg_range=None,
+                     color_jitter_prob=0.0, gray_prob=0.0)
+
 DEGRADE_PRESETS: dict[str, DegradeConfig | Mixture] = {
     "gfpgan": GFPGAN,
     "mild": MILD,
     "mixed": ((MILD, 0.6), (GFPGAN, 0.4)),
+    # Weighted towards what old photos are: mostly mild, some heavy, some untouched.
+    "old-photo": ((MILD, 0.75), (GFPGAN, 0.15), (NONE, 0.10)),
 }
 
 SeedLike = Union[int, Sequence[int], np.random.Generator, None]

@@ -82,7 +82,7 @@ def _add_pix2pix(tsub) -> None:
     s.add_argument("--data", required=True, type=Path,
                    help="A/ + B/ folders, side-by-side pairs, or clean images with --degrade")
     s.add_argument("--layout", default="auto", choices=["auto", "ab", "side", "clean"])
-    s.add_argument("--degrade", choices=["gfpgan", "mild", "mixed"],
+    s.add_argument("--degrade", choices=["gfpgan", "mild", "mixed", "old-photo"],
                    help="make inputs from clean images with this degradation model (gan/degrade.py)")
     s.add_argument("--val", type=Path, help="validation folder (same layout); default: every 10th pair")
     s.add_argument("--val-size", type=int, default=256, help="side of the validation centre crops")
