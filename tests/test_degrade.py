@@ -249,3 +249,15 @@ def test_fetch_photos_helpers(tmp_path):
                                 "License: CC0-1.0\n\nFiles: debian/*\nLicense: Expat\n")
     assert fetch.licence_of("usr/share/backgrounds/b.jpg", paras) == "CC0-1.0 (X)"
     assert fetch.licence_of("usr/share/backgrounds/c.jpg", paras) == "GPL-2+"
+
+
+def test_old_photo_mixture_leaves_some_photos_untouched():
+    from gan.degrade import NONE
+
+    rng = np.random.default_rng(0)
+    clean = (np.round(rng.random((48, 48, 3)) * 255) / 255).astype(np.float32)
+    assert np.abs(Degradation(NONE)(clean, 1) - clean).max() < 1e-6
+    d = Degradation("old-photo")
+    changes = [np.abs(d(clean, (7, i)) - clean).mean() for i in range(60)]
+    untouched = sum(c < 1e-6 for c in changes)
+    assert 1 <= untouched <= 15  # about 10% of 60
