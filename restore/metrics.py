@@ -260,8 +260,11 @@ def psnr_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
     a255 = np.clip(a, 0, 1).astype(np.float64) * 255.0
     b255 = np.clip(b, 0, 1).astype(np.float64) * 255.0
-    return (float(calculate_psnr(a255, b255, crop_border=0, test_y_channel=False)),
-            float(calculate_ssim(a255, b255, crop_border=0, test_y_channel=False)))
+    psnr = min(float(calculate_psnr(a255, b255, crop_border=0, test_y_channel=False)), PSNR_CAP)
+    return psnr, float(calculate_ssim(a255, b255, crop_border=0, test_y_channel=False))
+
+
+PSNR_CAP = 100.0  # identical images: basicsr says inf, which would swamp any mean
 
 
 
