@@ -67,9 +67,12 @@ class Pix2PixConfig:
     pixel_unshuffle: int = 1  # 2: fold 2x2 pixels into channels at the input, unfold at the output
     residual: bool = False  # output = input + net(input); needs in_channels == out_channels
     final_act: str = "tanh"  # "tanh" (images in [-1, 1]) or "none"
+    init: str = "pix2pix"  # "pix2pix": N(0, 0.02); "default": PyTorch's (Kaiming) initialisation
 
     def __post_init__(self) -> None:
         _check_norm(self.norm)
+        if self.init not in ("pix2pix", "default"):
+            raise ValueError(f"init must be 'pix2pix' or 'default', not {self.init!r}")
         if self.final_act not in FINAL_ACTS:
             raise ValueError(f"unknown final_act {self.final_act!r}; choose one of {FINAL_ACTS}")
         if self.num_downs < 1 or self.base_channels < 1 or self.pixel_unshuffle < 1:
@@ -109,7 +112,8 @@ class UNetGenerator(nn.Module):
             self.ups.append(StridedUp(widths[j] if inner else 2 * widths[j], cout if outer else widths[j - 1],
                                       norm="none" if outer else c.norm, dropout=dropout,
                                       bias=True if outer else None))
-        init_pix2pix_weights(self)
+        if c.init == "pix2pix":
+            init_pix2pix_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config

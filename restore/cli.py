@@ -89,6 +89,8 @@ def _add_pix2pix(tsub) -> None:
     s.add_argument("--out", required=True, type=Path, help="run folder (generator.safetensors, checkpoint.pt, tb/)")
     s.add_argument("--preset", default="default", choices=["tiny", "restorer", "default", "paper"])
     s.add_argument("--num-downs", type=int, help="generator depth (default: the preset's)")
+    s.add_argument("--init", choices=["pix2pix", "default"],
+                   help="generator initialisation: pix2pix's N(0, 0.02) or PyTorch's (default: the preset's)")
     s.add_argument("--n-layers", type=int, help="PatchGAN layers (3 = 70x70 patches)")
     s.add_argument("--spectral-norm", action="store_true", help="spectral norm in the discriminator")
     s.add_argument("--steps", type=int, default=20000)

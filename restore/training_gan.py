@@ -110,6 +110,8 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
     gen = PIX2PIX_PRESETS[args.preset]
     if args.num_downs:
         gen = replace(gen, num_downs=args.num_downs)
+    if args.init:
+        gen = replace(gen, init=args.init)
     disc = replace(PATCHGAN_PRESETS[args.preset], n_layers=args.n_layers or PATCHGAN_PRESETS[args.preset].n_layers,
                    spectral_norm=args.spectral_norm or PATCHGAN_PRESETS[args.preset].spectral_norm)
     perceptual = PerceptualLoss(args.perceptual, weights=args.perceptual_weights) if args.perceptual_weight else None

@@ -197,3 +197,14 @@ def test_a_few_steps_lower_the_l1_loss_on_a_fixed_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0]
+
+
+def test_init_choice():
+    torch.manual_seed(0)
+    p2p = UNetGenerator(Pix2PixConfig(base_channels=8, num_downs=3, init="pix2pix"))
+    default = UNetGenerator(Pix2PixConfig(base_channels=8, num_downs=3, init="default"))
+    convs = lambda m: [x.weight for x in m.modules() if isinstance(x, torch.nn.Conv2d)]  # noqa: E731
+    assert max(float(w.std()) for w in convs(p2p)) < 0.03  # N(0, 0.02)
+    assert max(float(w.std()) for w in convs(default)) > 0.05  # Kaiming: larger for small fan-in
+    with pytest.raises(ValueError, match="init"):
+        Pix2PixConfig(init="xavier")
