@@ -10,12 +10,6 @@ from typing import Sequence
 import numpy as np
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 on usage errors; keep it, add a hint
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _diameter(text: str) -> float | str | None:
     if text in ("auto", "none"):
         return None if text == "none" else "auto"
@@ -45,7 +39,7 @@ def _add_segment(sub) -> None:
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a network")
-    tsub = p.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    tsub = p.add_subparsers(dest="what", required=True)
     _add_pix2pix(tsub)
     s = tsub.add_parser("segmenter", help="train a segmentation U-Net on images/ + masks/ (or CTC) data")
     s.add_argument("--data", required=True, type=Path, help="folder with images/ and masks/, or a CTC sequence folder")
@@ -132,7 +126,7 @@ def _add_translate(sub) -> None:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="score predictions against ground truth")
-    esub = p.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    esub = p.add_subparsers(dest="what", required=True)
     s = esub.add_parser("segment", help="IoU and Dice per image and their means")
     s.add_argument("--pred", required=True, type=Path)
     s.add_argument("--gt", required=True, type=Path)
@@ -140,8 +134,8 @@ def _add_eval(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="restore", description="U-Net image restoration and segmentation toolkit")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = argparse.ArgumentParser(prog="restore", description="U-Net image restoration and segmentation toolkit")
+    sub = parser.add_subparsers(dest="command", required=True)
     _add_segment(sub)
     _add_train(sub)
     _add_translate(sub)
