@@ -65,7 +65,8 @@ def make_evaluate(images: list[np.ndarray], masks: list[np.ndarray], num_classes
 
 def train_segmenter_cli(args) -> dict[str, Any]:
     """Everything ``restore train segmenter`` does, from parsed arguments."""
-    torch.set_num_threads(args.threads) if args.threads else None
+    if args.threads:
+        torch.set_num_threads(args.threads)
     pairs = find_pairs(args.data)
     images, masks, diam = load_pairs(pairs, args.dims, args.in_channels, args.diameter)
     print(f"data: {len(pairs)} annotated files -> {len(images)} {args.dims}D images"
