@@ -5,31 +5,41 @@ reads it; a half-written file can never take the real name (temp file + ``os.rep
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary name beside ``path``; on success fsync it and rename it onto ``path``,
+    on failure delete it. (``restore.imageio.atomic_write`` does the same for photos; ``gan``
+    cannot import ``restore``.)"""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

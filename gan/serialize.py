@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .pix2pix import PatchDiscriminator, PatchGANConfig, Pix2PixConfig, UNetGenerator
+from .checkpoint import atomic_path
 from .unet import UNet, UNetConfig
 from .unetr import UNETR, UNETRConfig
 
@@ -46,19 +46,12 @@ def arch_name(model: nn.Module) -> str:
 def save_model(model: nn.Module, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> Path:
     """Write weights + config (+ ``meta``, JSON-encoded) atomically to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"arch": arch_name(model), "config": json.dumps(model.config.to_dict())}
     for key, value in (meta or {}).items():
         metadata[key] = value if isinstance(value, str) else json.dumps(value)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(state, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
