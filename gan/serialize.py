@@ -17,6 +17,7 @@ from torch import nn
 
 from .pix2pix import PatchDiscriminator, PatchGANConfig, Pix2PixConfig, UNetGenerator
 from .checkpoint import atomic_path
+from .restorer import Restorer, RestorerConfig
 from .unet import UNet, UNetConfig
 from .unetr import UNETR, UNETRConfig
 
@@ -24,6 +25,7 @@ ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
     "UNet": (UNetConfig, UNet),
     "UNETR": (UNETRConfig, UNETR),
     "UNetGenerator": (Pix2PixConfig, UNetGenerator),
+    "Restorer": (RestorerConfig, Restorer),
     "PatchDiscriminator": (PatchGANConfig, PatchDiscriminator),
 }
 

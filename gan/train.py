@@ -104,11 +104,22 @@ def segment_step(cfg: TrainConfig, nets: dict, opts: dict, batch: dict, step: in
 
 def gan_step(cfg: TrainConfig, nets: dict, opts: dict, batch: dict, step: int,
              perceptual: nn.Module | None = None) -> dict[str, torch.Tensor]:
-    """pix2pix's order: D learns on the detached fake, then G learns through a frozen D."""
+    """pix2pix's order: D learns on the detached fake, then G learns through a frozen D.
+    With ``gan_weight == 0`` D is left out altogether (a reconstruction-only run, ~2x faster)."""
     G, D = nets["G"], nets["D"]
     a, b = batch["input"], batch["target"]
     with dist.autocast(cfg.amp):
         fake = G(a)
+    if not cfg.gan_weight:
+        with dist.autocast(cfg.amp):
+            loss_l1 = F.l1_loss(fake.float(), b)
+            loss_g = cfg.l1_weight * loss_l1
+            out = {"l1": loss_l1}
+            if perceptual is not None and cfg.perceptual_weight:
+                out["perceptual"] = loss_p = perceptual(fake.float(), b.float())
+                loss_g = loss_g + cfg.perceptual_weight * loss_p
+        dist.backward_step(loss_g, G, opts["G"])
+        return {"loss": loss_g, **out}
     # -- D step ---------------------------------------------------------------------------
     D.requires_grad_(True)
     lazy_r1 = cfg.r1_weight > 0 and step % cfg.r1_every == 0

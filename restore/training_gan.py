@@ -14,6 +14,7 @@ from gan.data import PairBatches
 from gan.degrade import Degradation
 from gan.perceptual import PerceptualLoss
 from gan.presets import PATCHGAN_PRESETS, PIX2PIX_PRESETS
+from gan.restorer import RestorerConfig
 from gan.train import TrainConfig, train
 
 from .metrics import lpips_metric, psnr_ssim
@@ -108,6 +109,9 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
     print(f"data: {len(data.pairs)} training pairs" + (f", inputs made by the '{args.degrade}' degradation" if degrade else ""))
 
     gen = PIX2PIX_PRESETS[args.preset]
+    arch = "Restorer" if isinstance(gen, RestorerConfig) else "UNetGenerator"
+    if (args.num_downs or args.init) and arch != "UNetGenerator":
+        raise ValueError(f"--num-downs and --init apply to the pix2pix generator, not preset {args.preset!r}")
     if args.num_downs:
         gen = replace(gen, num_downs=args.num_downs)
     if args.init:
@@ -118,9 +122,9 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
     print(perceptual.describe() if perceptual is not None else "perceptual loss off (--perceptual-weight 0)")
     batches = PairBatches(data.pairs, args.crop, args.batch_size, args.seed, degrade=degrade,
                           scale=tuple(args.scale), rank=rank, world_size=dist.world_size())
-    cfg = TrainConfig(task="gan", arch="UNetGenerator", model=gen.to_dict(), disc_arch="PatchDiscriminator",
+    cfg = TrainConfig(task="gan", arch=arch, model=gen.to_dict(), disc_arch="PatchDiscriminator",
                       disc=disc.to_dict(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      betas=(0.5, 0.999), weight_decay=0.0, warmup=min(100, args.steps // 20), gan_loss=args.gan_loss,
+                      betas=(args.beta1, 0.999), weight_decay=0.0, warmup=min(100, args.steps // 20), gan_loss=args.gan_loss,
                       gan_weight=args.gan_weight, l1_weight=args.l1_weight,
                       perceptual_weight=args.perceptual_weight if perceptual is not None and perceptual.enabled else 0.0,
                       r1_weight=args.r1_weight, r1_every=args.r1_every, ema=args.ema, amp=args.amp,

@@ -186,3 +186,24 @@ def test_tampered_checkpoint_is_one_line(tmp_path, capsys):
     assert main(cli_args(data, tmp_path / "run", steps=2) + ["--resume"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "checkpoint" in err[0] and "damaged" in err[0]
+
+
+def test_restorer_preset_l1_only_trains_without_the_discriminator(tmp_path, capsys):
+    """--gan-weight 0 leaves D out (a reconstruction-only run); the export is a Restorer that
+    `restore translate` applies."""
+    data = clean_folder(tmp_path / "clean", n=3)
+    args = cli_args(data, tmp_path / "run", steps=6) + ["--preset", "tiny-restorer", "--gan-weight", "0",
+                                                        "--l1-weight", "1", "--beta1", "0.9", "--lr", "2e-3"]
+    assert main(args) == 0
+    gen, meta = load_model(tmp_path / "run" / "generator.safetensors")
+    assert meta["arch"] == "Restorer" and meta["train_config"]["betas"] == [0.9, 0.999]
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert state["opts"]["D"]["state"] == {}  # D's optimizer never stepped
+    assert state["opts"]["G"]["state"]
+    save(tmp_path / "in" / "x.png", photo(9, 40, 52))
+    assert main(["translate", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--weights",
+                 str(tmp_path / "run"), "--quiet"]) == 0
+    assert np.asarray(Image.open(tmp_path / "out" / "x.png")).shape == (40, 52, 3)
+    capsys.readouterr()
+    assert main(args + ["--num-downs", "3"]) == 2
+    assert "apply to the pix2pix generator" in capsys.readouterr().err
