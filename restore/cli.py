@@ -81,7 +81,8 @@ def _add_pix2pix(tsub) -> None:
     s.add_argument("--val", type=Path, help="validation folder (same layout); default: every 10th pair")
     s.add_argument("--val-size", type=int, default=256, help="side of the validation centre crops")
     s.add_argument("--out", required=True, type=Path, help="run folder (generator.safetensors, checkpoint.pt, tb/)")
-    s.add_argument("--preset", default="default", choices=["tiny", "restorer", "default", "paper"])
+    s.add_argument("--preset", default="default", choices=["tiny", "tiny-restorer", "restorer", "default", "paper"],
+                   help="network sizes: pix2pix's (default, paper, tiny) or the residual restorer's")
     s.add_argument("--num-downs", type=int, help="generator depth (default: the preset's)")
     s.add_argument("--init", choices=["pix2pix", "default"],
                    help="generator initialisation: pix2pix's N(0, 0.02) or PyTorch's (default: the preset's)")
@@ -93,6 +94,7 @@ def _add_pix2pix(tsub) -> None:
     s.add_argument("--scale", type=float, nargs=2, default=(1.0, 1.0), metavar=("MIN", "MAX"),
                    help="random resize of the crops (e.g. 0.5 1.0)")
     s.add_argument("--lr", type=float, default=2e-4)
+    s.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1 (pix2pix: 0.5; 0.9 for L1-only runs)")
     s.add_argument("--gan-loss", default="vanilla", choices=["vanilla", "lsgan", "hinge", "wgan-softplus"])
     s.add_argument("--gan-weight", type=float, default=1.0)
     s.add_argument("--l1-weight", type=float, default=100.0)
@@ -103,7 +105,7 @@ def _add_pix2pix(tsub) -> None:
     s.add_argument("--r1-weight", type=float, default=0.0)
     s.add_argument("--r1-every", type=int, default=16)
     s.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported generator (0: off)")
-    s.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    s.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA and on CPUs with AVX512-BF16")
     s.add_argument("--val-every", type=int, default=500)
     s.add_argument("--skip-bad", action="store_true", help="train without unusable files instead of stopping")
     s.add_argument("--seed", type=int, default=0)
