@@ -119,12 +119,14 @@ class PairBatches:
     input may be None and is made from the target crop on the fly (``degrade(crop01, seed)``
     with a seed derived from (seed, step, slot), so it is reproducible). Each sample takes a
     random scale in ``scale`` (a crop of side crop/s resized to ``crop``), a random position
-    and a random horizontal flip, identically on both sides.
+    and a random horizontal flip, identically on both sides; with ``rotate`` also a random
+    multiple of 90 degrees (with the flip: all 8 orientations, the usual augmentation of
+    restoration training sets, for data with no natural "up").
     """
 
     def __init__(self, pairs: list[tuple[np.ndarray | None, np.ndarray]], crop: int, batch_size: int,
                  seed: int = 0, degrade: Callable | None = None, scale: tuple[float, float] = (1.0, 1.0),
-                 flip: bool = True, rank: int = 0, world_size: int = 1) -> None:
+                 flip: bool = True, rotate: bool = False, rank: int = 0, world_size: int = 1) -> None:
         if not pairs:
             raise ValueError("no training pairs")
         for inp, tgt in pairs:
@@ -133,7 +135,7 @@ class PairBatches:
             if inp is None and degrade is None:
                 raise ValueError("a pair without input needs a degradation")
         self.pairs, self.crop, self.batch_size, self.seed = pairs, crop, batch_size, seed
-        self.degrade, self.scale, self.flip = degrade, scale, flip
+        self.degrade, self.scale, self.flip, self.rotate = degrade, scale, flip, rotate
         self.rank, self.world_size = rank, world_size
         sizes = np.array([t.shape[0] * t.shape[1] for _, t in pairs], dtype=np.float64)
         self.probs = torch.as_tensor(sizes / sizes.sum())
@@ -150,6 +152,8 @@ class PairBatches:
         y = int(torch.randint(0, tgt.shape[0] - side + 1, (1,), generator=g))
         x = int(torch.randint(0, tgt.shape[1] - side + 1, (1,), generator=g))
         flip = self.flip and bool(torch.rand(1, generator=g) < 0.5)
+        # drawn only when on, so runs without it keep their exact batches
+        turns = int(torch.randint(0, 4, (1,), generator=g)) if self.rotate else 0
 
         def cut(img: np.ndarray) -> np.ndarray:
             c = img[y:y + side, x:x + side]
@@ -157,6 +161,7 @@ class PairBatches:
                 interp = cv2.INTER_AREA if side > self.crop else cv2.INTER_CUBIC
                 c = cv2.resize(c, (self.crop, self.crop), interpolation=interp)
             c = c[:, ::-1] if flip else c
+            c = np.rot90(c, turns) if turns else c
             return np.ascontiguousarray(c, dtype=np.float32) / 255.0
 
         target = cut(tgt)

@@ -93,6 +93,8 @@ DEGRADE_PRESETS: dict[str, DegradeConfig | Mixture] = {
     "mixed": ((MILD, 0.6), (GFPGAN, 0.4)),
     # Weighted towards what old photos are: mostly mild, some heavy, some untouched.
     "old-photo": ((MILD, 0.75), (GFPGAN, 0.15), (NONE, 0.10)),
+    # Untouched: scores how much a restorer changes photos that need nothing.
+    "none": NONE,
 }
 
 SeedLike = Union[int, Sequence[int], np.random.Generator, None]

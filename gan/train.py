@@ -167,11 +167,14 @@ def _grid(batch: dict, fake: torch.Tensor) -> torch.Tensor:
 
 def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Module], dict] | None = None,
           resume: bool = False, log: Callable[[str], None] = print, progress: bool = True,
-          meta: dict[str, Any] | None = None, perceptual: nn.Module | None = None) -> dict[str, Any]:
+          meta: dict[str, Any] | None = None, perceptual: nn.Module | None = None,
+          initial: dict[str, dict[str, torch.Tensor]] | None = None) -> dict[str, Any]:
     """Train; writes ``out/<name>.safetensors`` (``model`` for segmentation, ``generator``
     for a GAN: the best by validation score, or the last), ``out/last.safetensors``,
     ``out/checkpoint.pt`` and TensorBoard logs in ``out/tb``. ``evaluate(net)`` returns
-    {"score": float (higher is better), "scalars": {...}, "images": {name: HxWx3 uint8}}."""
+    {"score": float (higher is better), "scalars": {...}, "images": {name: HxWx3 uint8}}.
+    ``initial`` maps a network's key ("G", "D") to a state dict to start from (fine-tuning);
+    a resumed checkpoint takes precedence."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
@@ -182,6 +185,8 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
     nets = {"G": build_model(cfg.arch, cfg.model)}
     if cfg.task == "gan":
         nets["D"] = build_model(cfg.disc_arch, cfg.disc)
+    for k, state in (initial or {}).items():
+        nets[k].load_state_dict(state, strict=True)
     layout = torch.contiguous_format
     if cfg.channels_last:
         layout = torch.channels_last if cfg.model.get("dims", 2) == 2 else torch.channels_last_3d

@@ -94,6 +94,9 @@ def _add_pix2pix(tsub) -> None:
     s.add_argument("--scale", type=float, nargs=2, default=(1.0, 1.0), metavar=("MIN", "MAX"),
                    help="random resize of the crops (e.g. 0.5 1.0)")
     s.add_argument("--lr", type=float, default=2e-4)
+    s.add_argument("--rotate", action="store_true",
+                   help="also rotate crops by multiples of 90 degrees (8 orientations with the flip; for restoration data)")
+    s.add_argument("--init-weights", help="fine-tune: start the generator from this run, file or bundled name")
     s.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1 (pix2pix: 0.5; 0.9 for L1-only runs)")
     s.add_argument("--gan-loss", default="vanilla", choices=["vanilla", "lsgan", "hinge", "wgan-softplus"])
     s.add_argument("--gan-weight", type=float, default=1.0)

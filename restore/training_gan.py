@@ -118,10 +118,22 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
         gen = replace(gen, init=args.init)
     disc = replace(PATCHGAN_PRESETS[args.preset], n_layers=args.n_layers or PATCHGAN_PRESETS[args.preset].n_layers,
                    spectral_norm=args.spectral_norm or PATCHGAN_PRESETS[args.preset].spectral_norm)
+    initial = None
+    if args.init_weights:  # fine-tune: start G from a trained generator of the same shape
+        from gan.serialize import load_model
+
+        from .weights import resolve_weights
+
+        start, start_meta = load_model(resolve_weights(args.init_weights))
+        if start_meta["arch"] != arch or start.config.to_dict() != gen.to_dict():
+            raise ValueError(f"--init-weights {args.init_weights}: a {start_meta['arch']} {start.config.to_dict()} "
+                             f"does not match the {arch} of preset {args.preset!r} ({gen.to_dict()})")
+        initial = {"G": start.state_dict()}
+        print(f"generator initialised from {args.init_weights}")
     perceptual = PerceptualLoss(args.perceptual, weights=args.perceptual_weights) if args.perceptual_weight else None
     print(perceptual.describe() if perceptual is not None else "perceptual loss off (--perceptual-weight 0)")
     batches = PairBatches(data.pairs, args.crop, args.batch_size, args.seed, degrade=degrade,
-                          scale=tuple(args.scale), rank=rank, world_size=dist.world_size())
+                          scale=tuple(args.scale), rotate=args.rotate, rank=rank, world_size=dist.world_size())
     cfg = TrainConfig(task="gan", arch=arch, model=gen.to_dict(), disc_arch="PatchDiscriminator",
                       disc=disc.to_dict(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       betas=(args.beta1, 0.999), weight_decay=0.0, warmup=min(100, args.steps // 20), gan_loss=args.gan_loss,
@@ -129,11 +141,12 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
                       perceptual_weight=args.perceptual_weight if perceptual is not None and perceptual.enabled else 0.0,
                       r1_weight=args.r1_weight, r1_every=args.r1_every, ema=args.ema, amp=args.amp,
                       val_every=args.val_every, image_every=args.val_every, seed=args.seed)
-    meta = {"degrade": args.degrade or "", "data": str(args.data), "crop": args.crop,
-            "perceptual": perceptual.describe() if perceptual is not None else "off"}
+    meta = {"degrade": args.degrade or "", "data": str(args.data), "crop": args.crop, "rotate": args.rotate,
+            "perceptual": perceptual.describe() if perceptual is not None else "off",
+            "init_weights": str(args.init_weights or "")}
     evaluate = make_evaluate(val_crops(val, args.val_size, degrade))
     summary = train(cfg, batches, args.out, evaluate=evaluate, resume=args.resume, meta=meta,
-                    progress=not args.quiet, perceptual=perceptual)
+                    progress=not args.quiet, perceptual=perceptual, initial=initial)
     print(f"best validation PSNR {summary['best_score']:.2f} dB; generator written to "
           f"{Path(args.out) / 'generator.safetensors'}")
     return summary

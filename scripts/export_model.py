@@ -25,10 +25,17 @@ def toml_value(v) -> str:
 
 
 def write_manifest(models: dict[str, dict]) -> None:
-    lines = ["# Bundled and downloadable models. Every file is checked against its full sha256.", ""]
+    """Rewrite the manifest: its leading comment block, then one table per model (names with a
+    dot quoted, nested dicts such as ``config`` as sub-tables)."""
+    old = MANIFEST.read_text().splitlines() if MANIFEST.is_file() else []
+    header = old[: next((i for i, x in enumerate(old) if not x.startswith("#")), len(old))]
+    lines = (header or ["# Bundled and downloadable models. Every file is checked against its full sha256."]) + [""]
     for name in sorted(models):
-        lines.append(f"[models.{name}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in models[name].items()]
+        key = name if name.replace("-", "").replace("_", "").isalnum() else json.dumps(name)
+        lines.append(f"[models.{key}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in models[name].items() if not isinstance(v, dict)]
+        for k, table in ((k, v) for k, v in models[name].items() if isinstance(v, dict)):
+            lines += ["", f"[models.{key}.{k}]"] + [f"{kk} = {toml_value(vv)}" for kk, vv in table.items()]
         lines.append("")
     MANIFEST.write_text("\n".join(lines))
 

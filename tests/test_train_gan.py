@@ -204,6 +204,29 @@ def test_restorer_preset_l1_only_trains_without_the_discriminator(tmp_path, caps
     assert main(["translate", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--weights",
                  str(tmp_path / "run"), "--quiet"]) == 0
     assert np.asarray(Image.open(tmp_path / "out" / "x.png")).shape == (40, 52, 3)
+    # fine-tuning starts from the trained generator (lr 0: the export is that generator itself)
+    tuned = cli_args(data, tmp_path / "tuned", steps=2) + ["--preset", "tiny-restorer", "--gan-weight", "0",
+                                                           "--lr", "0", "--init-weights", str(tmp_path / "run")]
+    assert main(tuned) == 0
+    again, _ = load_model(tmp_path / "tuned" / "last.safetensors")
+    start, _ = load_model(tmp_path / "run" / "generator.safetensors")  # what a run folder resolves to
+    for (name, p), q in zip(again.state_dict().items(), start.state_dict().values()):
+        assert torch.equal(p, q), name
     capsys.readouterr()
+    assert main(tuned[:-2] + ["--preset", "tiny", "--init-weights", str(tmp_path / "run")]) == 2
+    assert "does not match" in capsys.readouterr().err
     assert main(args + ["--num-downs", "3"]) == 2
     assert "apply to the pix2pix generator" in capsys.readouterr().err
+
+
+def test_rotate_keeps_pairs_aligned_and_leaves_other_draws_alone():
+    pairs = [(None, photo(i, 64, 64)) for i in range(2)]
+    plain = PairBatches(pairs, 32, 1, seed=5, degrade=lambda x, s: x * 0.5)
+    turned = PairBatches(pairs, 32, 1, seed=5, degrade=lambda x, s: x * 0.5, rotate=True)
+    ks = []
+    for step in range(12):
+        a, b = plain.sample(step, 0), turned.sample(step, 0)
+        assert np.array_equal(b[0], b[1] * 0.5)  # input and target turned together
+        k = next(k for k in range(4) if np.array_equal(np.rot90(a[1], k), b[1]))  # same crop, turned
+        ks.append(k)
+    assert len(set(ks)) >= 3
