@@ -1,0 +1,140 @@
+"""``restore train colorizer``: a folder of colour images -> the reference-guided sketch colorizer.
+
+(sketch, reference, target, hints) are made on the fly from the images (gan/sketch_data.py);
+the loop is gan/train.py's, task ``colorize``. Validation colours whole held-out images from
+their XDoG sketch with the original as the reference and scores PSNR against the original,
+beside the flat-fill baseline (restore.colorize.flat_fill) printed once at the start.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gan import distributed as dist
+from gan.presets import AC_PATCHGAN_PRESETS, COLORIZER_PRESETS
+from gan.sketch_data import ColorizeBatches
+from gan.train import TrainConfig, train
+
+from .batch import UsageError, find_inputs
+from .colorize import flat_fill, psnr, read_rgb
+from .sketch import extract, random_sketch, xdog
+
+
+def load_images(folder: Path, skip_bad: bool, what: str, max_side: int = 0) -> tuple[list[np.ndarray], list[str]]:
+    """uint8 RGB images of a folder (searched recursively; alpha over white), optionally
+    downscaled to ``max_side``; unreadable files are listed and stop the run unless ``skip_bad``."""
+    import cv2
+
+    try:
+        items = find_inputs([folder])
+    except UsageError as e:
+        raise ValueError(str(e)) from None
+    images, names, problems = [], [], []
+    for path, _ in items:
+        try:
+            rgb = read_rgb(path)
+        except ValueError as e:
+            problems.append((path, str(e)))
+            continue
+        if max_side and max(rgb.shape[:2]) > max_side:
+            s = max_side / max(rgb.shape[:2])
+            rgb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s))),
+                             interpolation=cv2.INTER_AREA)
+        images.append((rgb * 255).round().astype(np.uint8))
+        names.append(str(path))
+    for path, reason in problems:
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    if problems and not skip_bad:
+        raise ValueError(f"{len(problems)} unusable file(s) in the {what} data (listed above); "
+                         "fix them, or pass --skip-bad to train without them")
+    if problems:
+        print(f"skipping {len(problems)} unusable file(s) in the {what} data")
+    if not images:
+        raise ValueError(f"no usable images in the {what} data")
+    return images, names
+
+
+def make_evaluate(images: list[np.ndarray]):
+    """PSNR of the output against the original, the original as reference, on whole images."""
+    sketches = [xdog(img) for img in images]
+    targets = [img.astype(np.float32) / 255 for img in images]
+    region = np.mean([psnr(flat_fill(s, t), t) for s, t in zip(sketches, targets)])
+    flat = np.mean([psnr(flat_fill(s, t, per_region=False), t) for s, t in zip(sketches, targets)])
+    print(f"validation: {len(images)} images; flat-fill baselines: per region {region:.2f} dB, "
+          f"one mean colour {flat:.2f} dB")
+
+    def evaluate(model: torch.nn.Module) -> dict[str, Any]:
+        device = next(model.parameters()).device
+        scores, panels = [], []
+        with torch.no_grad():
+            for s, t in zip(sketches, targets):
+                x = torch.from_numpy(s)[None, None].to(device) * 2 - 1
+                r = torch.from_numpy(t.transpose(2, 0, 1).copy())[None].to(device) * 2 - 1
+                y = ((model(x, r).clamp(-1, 1) + 1) / 2)[0].permute(1, 2, 0).float().cpu().numpy()
+                scores.append(psnr(y, t))
+                if len(panels) < 4 and t.shape[:2] == targets[0].shape[:2]:
+                    panels.append(np.concatenate([np.repeat(s[..., None], 3, axis=2), y, t], axis=1))
+        grid = (np.concatenate(panels, axis=0) * 255).round().astype(np.uint8)
+        score = float(np.mean(scores))
+        return {"score": score, "scalars": {"psnr": score, "gain_over_flat_fill": score - region},
+                "images": {"sketch_output_target": grid}}
+
+    return evaluate
+
+
+def train_colorizer_cli(args) -> dict[str, Any]:
+    """Everything ``restore train colorizer`` does, from parsed arguments."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank, _ = dist.init()
+    images, names = load_images(args.data, args.skip_bad, "training", args.max_side)
+    if args.val:
+        val, _ = load_images(args.val, args.skip_bad, "validation", args.max_side)
+    elif len(images) < 2:
+        val = images
+        print("warning: a single training image, so validation uses it too (pass --val for a real score)")
+    else:  # hold out every 10th image (at least one)
+        k = max(2, min(10, len(images)))
+        val = [im for i, im in enumerate(images) if i % k == k - 1]
+        images = [im for i, im in enumerate(images) if i % k != k - 1]
+        print(f"no --val given: holding out {len(val)} of {len(val) + len(images)} images for validation")
+    val = val[: args.val_count]
+    print(f"data: {len(images)} training images; sketches: {args.sketch}")
+
+    gen = COLORIZER_PRESETS[args.preset]
+    if args.style_encoder:
+        gen = replace(gen, style_encoder=args.style_encoder)
+    if args.style_weights:
+        gen = replace(gen, style_weights=str(args.style_weights))
+    if args.no_hints:
+        gen = replace(gen, hints=False)
+    disc = replace(AC_PATCHGAN_PRESETS[args.preset], style_dim=gen.aux_dim)
+    print(f"style: {gen.style_encoder} encoder" + (f" ({gen.style_weights})" if gen.style_weights else "")
+          + (f" + {gen.palette_bins}^3-bin colour histogram" if gen.palette_bins else "") + f", {gen.style_dim} values")
+    if args.sketch == "hed":  # HED is ~1 s per image on a CPU: once per image, not per crop
+        sketches = [(np.clip(extract(im, "hed"), 0, 1) * 255).round().astype(np.uint8) for im in images]
+        kw: dict[str, Any] = {"sketches": sketches}
+    elif args.sketch == "random":
+        kw = {"sketch": random_sketch}
+    else:
+        kw = {"sketch": lambda img, g, m=args.sketch: extract(img, m)}
+    batches = ColorizeBatches(images, args.crop, args.batch_size, args.seed, scale=tuple(args.scale),
+                              hints=gen.hints, hint_prob=args.hint_prob, unpaired=args.unpaired, rank=rank,
+                              world_size=dist.world_size(), **kw)
+    cfg = TrainConfig(task="colorize", arch="Colorizer", model=asdict(gen), disc_arch="ACPatchDiscriminator",
+                      disc=disc.to_dict(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      betas=(args.beta1, 0.999), weight_decay=0.0, warmup=min(100, args.steps // 20),
+                      gan_loss=args.gan_loss, gan_weight=args.gan_weight, l1_weight=args.l1_weight,
+                      guide_weights=tuple(args.guide_weights), aux_weight=args.aux_weight, ema=args.ema,
+                      amp=args.amp, val_every=args.val_every, image_every=args.val_every, seed=args.seed)
+    meta = {"data": str(args.data), "crop": args.crop, "sketch": args.sketch, "images": len(images)}
+    summary = train(cfg, batches, args.out, evaluate=make_evaluate(val), resume=args.resume, meta=meta,
+                    progress=not args.quiet)
+    print(f"best validation PSNR {summary['best_score']:.2f} dB; colorizer written to "
+          f"{Path(args.out) / 'generator.safetensors'}")
+    return summary
