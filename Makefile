@@ -22,6 +22,10 @@ demo: $(STAMP)
 	$(VENV)/bin/restore segment examples/nuclei -o demo_out/segment --instances
 	@echo
 	@echo "Results are in demo_out/segment/ (<name>_mask.png and <name>_overlay.png)."
+	$(VENV)/bin/restore faces examples/faces -o demo_out/faces
+	@echo
+	@echo "Restored photos are in demo_out/faces/restored/, each face (input | restored) in"
+	@echo "demo_out/faces/faces/, and what was found in demo_out/faces/report.json."
 
 test: $(STAMP)
 	$(PY) -m pytest -x --timeout 600
@@ -29,6 +33,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_tiling.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_faces.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

@@ -30,6 +30,12 @@ OFF = "no perceptual backbone: perceptual loss off"
 # GFP-GAN's perceptual loss (with perceptual_weight=1, style_weight=50, criterion l1).
 GFPGAN_VGG_LAYERS = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0}
 DEFAULT_LAYERS = {"vgg19": {"conv5_4": 1.0}, "mobilenet_v2": {"block13": 1.0}}
+# With ``vgg_names=True``, VGG19 layers asked of a MobileNetV2 (when VGG19's weights are not at
+# hand) become its stage of the same rank: the last block before each downsampling (at 1/2 ...
+# 1/32 of the input; VGG's are at 1 ... 1/16, an octave finer), so GFP-GAN's five weighted
+# layers keep their weights.
+VGG_TO_MOBILENET = {"conv1_2": "block1", "conv2_2": "block3", "conv3_4": "block6", "conv4_4": "block13",
+                    "conv5_4": "block17"}
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -125,11 +131,13 @@ class PerceptualLoss(nn.Module):
     """Weighted distance between backbone features of ``x`` and ``y`` (images in [-1, 1]),
     plus an optional Gram-matrix style term, as basicsr's PerceptualLoss:
     ``perceptual_weight * sum_l w_l d(f_l(x), f_l(y)) + style_weight * sum_l w_l d(G_l(x), G_l(y))``.
+    ``vgg_names``: ``layers`` are VGG19 names, mapped to MobileNetV2 stages (``VGG_TO_MOBILENET``)
+    when that is the backbone found.
     """
 
     def __init__(self, backbone: str = "auto", weights: str | Path | None = None,
                  layers: dict[str, float] | None = None, criterion: str = "l1",
-                 style_weight: float = 0.0, perceptual_weight: float = 1.0) -> None:
+                 style_weight: float = 0.0, perceptual_weight: float = 1.0, vgg_names: bool = False) -> None:
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown perceptual backbone {backbone!r}; choose one of {BACKBONES}")
@@ -158,6 +166,8 @@ class PerceptualLoss(nn.Module):
                 raise ValueError(f"{source} holds {found} weights, not {backbone}")
             names = layer_names(found)
             self.layers = dict(DEFAULT_LAYERS[found] if layers is None else layers)
+            if vgg_names and found == "mobilenet_v2" and set(self.layers) <= set(VGG_TO_MOBILENET):
+                self.layers = {VGG_TO_MOBILENET[k]: w for k, w in self.layers.items()}
             unknown = sorted(set(self.layers) - set(names))
             if unknown or not self.layers:
                 raise ValueError(f"unknown {found} layers {unknown}; choose from {names}")

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .colorizer import ACPatchGANConfig, ColorizerConfig
+from .components import ComponentDiscriminatorConfig
+from .gfpgan import GFPGAN_PRESETS, GFPGANConfig
 from .pix2pix import PatchGANConfig, Pix2PixConfig
 from .restorer import RestorerConfig
+from .stylegan2 import StyleGAN2DiscriminatorConfig
 from .unet import UNetConfig
 from .unetr import UNETRConfig
 
@@ -44,6 +48,42 @@ PATCHGAN_PRESETS: dict[str, PatchGANConfig] = {
     # pix2pix's 70x70 PatchGAN: 2.77 M parameters.
     "default": PatchGANConfig(),
     "paper": PatchGANConfig(),
+}
+
+# The sketch colorizer (gan/colorizer.py) and its AC PatchGAN; the discriminator's style_dim is
+# set from the colorizer's config when a run is built.
+COLORIZER_PRESETS: dict[str, ColorizerConfig] = {
+    "tiny": ColorizerConfig(base_channels=8, depth=2, middle_blocks=1, max_channels=32, style_channels=16,
+                            style_size=32, palette_bins=2, guide_channels=8),
+    # The bundled model: trainable style encoder + colour histogram (a frozen backbone's weights
+    # would travel in the file: MobileNetV2 adds 8.9 MB), widths 32-192, 4 modulated middle blocks.
+    "default": ColorizerConfig(max_channels=192),
+    # Closer to the paper: VGG19 fc1 as the style (needs vgg19-dcbb9e9d.pth in the torch hub
+    # cache), wider and deeper; a GPU model.
+    "paper": ColorizerConfig(base_channels=64, depth=4, blocks=2, max_channels=512, style_encoder="vgg19",
+                             style_size=224, palette_bins=0, guide_channels=64),
+}
+
+AC_PATCHGAN_PRESETS: dict[str, ACPatchGANConfig] = {
+    "tiny": ACPatchGANConfig(base_channels=8, n_layers=2),
+    "default": ACPatchGANConfig(base_channels=32, n_layers=3),
+    "paper": ACPatchGANConfig(base_channels=64, n_layers=3),
+}
+
+
+# The GFP-GAN face restorer's training networks (``restore train gfpgan --preset``): generator,
+# StyleGAN2 discriminator, facial-component discriminators.
+GFPGAN_TRAIN_PRESETS: dict[str, tuple[GFPGANConfig, StyleGAN2DiscriminatorConfig, ComponentDiscriminatorConfig]] = {
+    # tests: 32 px, 16-32 channels
+    "tiny": (GFPGAN_PRESETS["tiny"], StyleGAN2DiscriminatorConfig(out_size=32, channel_multiplier=1, narrow=0.0625),
+             ComponentDiscriminatorConfig(channels=8)),
+    # CPU training: 128 px, a quarter of the widths
+    "small": (GFPGAN_PRESETS["small"], StyleGAN2DiscriminatorConfig(out_size=128, channel_multiplier=1, narrow=0.25),
+              ComponentDiscriminatorConfig(channels=16)),
+    # GFPGANv1.3/v1.4's generator (so they can be fine-tuned), the discriminators of
+    # train_gfpgan_v1.yml (StyleGAN2 at channel multiplier 1; components at 64-256 channels)
+    "paper": (GFPGAN_PRESETS["published"], StyleGAN2DiscriminatorConfig(out_size=512, channel_multiplier=1),
+              ComponentDiscriminatorConfig(channels=64)),
 }
 
 

@@ -15,8 +15,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .colorizer import ACPatchDiscriminator, ACPatchGANConfig, Colorizer, ColorizerConfig
 from .pix2pix import PatchDiscriminator, PatchGANConfig, Pix2PixConfig, UNetGenerator
 from .checkpoint import atomic_path
+from .components import ComponentDiscriminatorConfig, FacialComponentDiscriminator
+from .gfpgan import GFPGAN, GFPGANConfig
+from .stylegan2 import StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig
 from .restorer import Restorer, RestorerConfig
 from .unet import UNet, UNetConfig
 from .unetr import UNETR, UNETRConfig
@@ -27,6 +31,11 @@ ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
     "UNetGenerator": (Pix2PixConfig, UNetGenerator),
     "Restorer": (RestorerConfig, Restorer),
     "PatchDiscriminator": (PatchGANConfig, PatchDiscriminator),
+    "GFPGAN": (GFPGANConfig, GFPGAN),
+    "StyleGAN2Discriminator": (StyleGAN2DiscriminatorConfig, StyleGAN2Discriminator),
+    "FacialComponentDiscriminator": (ComponentDiscriminatorConfig, FacialComponentDiscriminator),
+    "Colorizer": (ColorizerConfig, Colorizer),
+    "ACPatchDiscriminator": (ACPatchGANConfig, ACPatchDiscriminator),
 }
 
 

@@ -2,7 +2,9 @@
 
 Read ``train`` top to bottom: build the networks and optimizers from the config, resume if
 asked, then loop: draw the batch of this step, take the step (a segmentation step, or the
-pix2pix GAN step: D on ``fake.detach()``, then D frozen and the G step), update the EMA, log;
+pix2pix GAN step: D on ``fake.detach()``, then D frozen and the G step, or the colorizer's
+variant of it, or GFP-GAN's: G, then D, then the facial-component Ds, in gan/gfpgan_train.py),
+update the EMA, log;
 every ``val_every`` steps run the caller's evaluation, keep the best, write the checkpoint
 atomically. Batches are a pure function of (seed, step) and the checkpoint holds every RNG
 state, so a run interrupted (even by SIGKILL) and resumed ends with the same weights as an
@@ -29,10 +31,11 @@ from . import distributed as dist
 from .blocks import center_crop
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import prefetch
+from .gfpgan_train import gfpgan_param_groups, gfpgan_step, setup_networks
 from .losses import GAN_KINDS, SEG_LOSSES, gan_loss, r1_penalty
 from .serialize import arch_name, build_model, save_model
 
-TASKS = ("segment", "gan")
+TASKS = ("segment", "gan", "colorize", "gfpgan")
 
 
 class TrainingDiverged(RuntimeError):
@@ -41,7 +44,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    task: str = "segment"  # "segment" or "gan"
+    task: str = "segment"  # "segment", "gan", "colorize" (the sketch colorizer) or "gfpgan" (the face restorer)
     arch: str = "UNet"  # the network trained (the generator of a GAN)
     model: dict[str, Any] = field(default_factory=dict)  # its config as a dict
     disc_arch: str = ""  # GAN only: the discriminator
@@ -51,6 +54,7 @@ class TrainConfig:
     lr: float = 1e-3
     lr_d: float = 0.0  # 0: same as lr
     betas: tuple[float, float] = (0.9, 0.999)  # pix2pix: (0.5, 0.999)
+    net_betas: dict[str, tuple[float, float]] = field(default_factory=dict)  # per network ("D", ...), else betas
     weight_decay: float = 1e-4
     warmup: int = 50  # linear warm-up steps, then cosine decay to 1% of lr
     loss: str = "dice_ce"  # segmentation: a key of gan.losses.SEG_LOSSES
@@ -60,6 +64,9 @@ class TrainConfig:
     perceptual_weight: float = 0.0  # needs a perceptual module passed to train()
     r1_weight: float = 0.0  # R1 on D's real inputs, applied lazily every r1_every steps
     r1_every: int = 16
+    guide_weights: tuple[float, float] = (0.3, 0.9)  # colorize: L1 of the grey and colour guide decoders
+    aux_weight: float = 1.0  # colorize: the AC-GAN term (D's style regression), in D's and G's losses
+    face: dict[str, Any] = field(default_factory=dict)  # gfpgan: gan.gfpgan_train.FaceConfig fields
     ema: float = 0.0  # EMA decay of the trained network (0: off); exported when on
     amp: bool = False  # bf16 autocast on CUDA, or on CPUs with native bf16 (AVX512-BF16/AMX)
     channels_last: bool = True  # 2D: ~1.3x faster convolutions on CPU (oneDNN), no slower on GPU
@@ -75,7 +82,7 @@ class TrainConfig:
             raise ValueError(f"task must be one of {TASKS}")
         if self.task == "segment" and self.loss not in SEG_LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(SEG_LOSSES)}")
-        if self.task == "gan" and self.gan_loss not in GAN_KINDS:
+        if self.task in ("gan", "colorize", "gfpgan") and self.gan_loss not in GAN_KINDS:
             raise ValueError(f"unknown GAN loss {self.gan_loss!r}; choose one of {GAN_KINDS}")
 
 
@@ -85,6 +92,14 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
         return (step + 1) / cfg.warmup
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def param_groups(cfg: TrainConfig, key: str, net: nn.Module) -> list:
+    """What the optimizer of network ``key`` updates: its trainable parameters; for the gfpgan
+    task's G, groups with learning-rate scales (``lr_scale``: the equalised learning rate)."""
+    if cfg.task == "gfpgan" and key == "G":
+        return gfpgan_param_groups(cfg, net)
+    return [p for p in net.parameters() if p.requires_grad]
 
 
 def seg_loss(name: str, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -149,6 +164,74 @@ def gan_step(cfg: TrainConfig, nets: dict, opts: dict, batch: dict, step: int,
     return out
 
 
+def colorize_step(cfg: TrainConfig, nets: dict, opts: dict, batch: dict, step: int,
+                  perceptual: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """Zhang et al. 2017: L1 on the output plus, weighted 0.3 and 0.9, L1 of the guide decoders
+    (greyscale, colour) against the target; an AC PatchGAN conditioned on the sketch, whose
+    auxiliary head learns the (fixed part of the) style vector of real images (D) and of the
+    reference (G's fakes).
+    Samples with ``paired == 0`` (another image as reference) get only the adversarial terms."""
+    G, D = nets["G"], nets.get("D")
+    sketch, ref, b = batch["input"], batch["reference"], batch["target"]
+    paired = batch.get("paired")
+    w = (paired / paired.sum().clamp(min=1)) if paired is not None else None
+
+    def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # mean over the paired samples
+        e = (x.float() - y.float()).abs().mean(dim=(1, 2, 3))
+        return e.mean() if w is None else (e * w).sum()
+
+    with dist.autocast(cfg.amp):
+        style = G.style(ref)
+        out = G.run(sketch, style, batch.get("hints"), guides=any(cfg.guide_weights))
+    fake = out["image"]
+    scalars = {"l1": l1(fake, b)}
+    loss_g = cfg.l1_weight * scalars["l1"]
+    if any(cfg.guide_weights):
+        grey = (0.299 * b[:, :1] + 0.587 * b[:, 1:2] + 0.114 * b[:, 2:])
+        scalars.update(guide_grey=l1(out["grey"], grey), guide_colour=l1(out["colour"], b))
+        loss_g = loss_g + cfg.l1_weight * (cfg.guide_weights[0] * scalars["guide_grey"]
+                                           + cfg.guide_weights[1] * scalars["guide_colour"])
+    if perceptual is not None and cfg.perceptual_weight:
+        scalars["perceptual"] = perceptual(fake.float(), b.float())
+        loss_g = loss_g + cfg.perceptual_weight * scalars["perceptual"]
+    if cfg.gan_weight and D is not None:
+        aux = cfg.aux_weight > 0 and D.config.style_dim > 0
+        with torch.no_grad(), dist.autocast(cfg.amp):
+            style_real = G.style.fixed(G.style(b)).float()
+        # -- D step: real/fake, and the style of the real image
+        D.requires_grad_(True)
+        with dist.autocast(cfg.amp):
+            pred_real = D(b, condition=sketch, aux=aux)
+            pred_fake = D(fake.detach(), condition=sketch)
+            logit_real = pred_real[0] if aux else pred_real
+            loss_d = 0.5 * (gan_loss(logit_real, True, cfg.gan_loss) + gan_loss(pred_fake, False, cfg.gan_loss))
+        if aux:
+            scalars["aux_d"] = F.mse_loss(pred_real[1].float(), style_real)
+            loss_d = loss_d + cfg.aux_weight * scalars["aux_d"]
+        dist.backward_step(loss_d, D, opts["D"])
+        scalars["loss_d"] = loss_d
+        # -- G step through a frozen D: look real, with the reference's style
+        D.requires_grad_(False)
+        with dist.autocast(cfg.amp):
+            pred = D(fake, condition=sketch, aux=aux)
+            scalars["gan"] = gan_loss(pred[0] if aux else pred, True, cfg.gan_loss, for_discriminator=False)
+        loss_g = loss_g + cfg.gan_weight * scalars["gan"]
+        if aux:
+            scalars["aux_g"] = F.mse_loss(pred[1].float(), G.style.fixed(style).detach().float())
+            loss_g = loss_g + cfg.gan_weight * cfg.aux_weight * scalars["aux_g"]
+    dist.backward_step(loss_g, G, opts["G"])
+    if D is not None:
+        D.requires_grad_(True)
+    return {"loss": loss_g, **scalars}
+
+
+def generate(G: nn.Module, batch: dict) -> torch.Tensor:
+    """The generator's output on a batch: the colorizer also takes the reference and hints."""
+    if "reference" in batch:
+        return G(batch["input"], batch["reference"], batch.get("hints"))
+    return G(batch["input"])
+
+
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     for e, p in zip(ema.parameters(), model.parameters()):
@@ -158,9 +241,11 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 def _grid(batch: dict, fake: torch.Tensor) -> torch.Tensor:
-    """input | output | target, rows of the batch, mapped from [-1, 1] to [0, 1]."""
-    rows = [batch["input"][:4], fake[:4], batch["target"][:4]]
-    rows = [F.interpolate(r.float(), size=rows[2].shape[2:]) if r.shape[1:] != rows[2].shape[1:] else r.float()
+    """input (| reference) | output | target, rows of the batch, mapped from [-1, 1] to [0, 1]."""
+    rows = [batch["input"][:4], *([batch["reference"][:4]] if "reference" in batch else []), fake[:4],
+            batch["target"][:4]]
+    rows = [r.expand(-1, 3, -1, -1) if r.shape[1] == 1 else r for r in rows]
+    rows = [F.interpolate(r.float(), size=rows[-1].shape[2:]) if r.shape[1:] != rows[-1].shape[1:] else r.float()
             for r in rows]
     return ((torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1) + 1) / 2).clamp(0, 1)
 
@@ -168,13 +253,15 @@ def _grid(batch: dict, fake: torch.Tensor) -> torch.Tensor:
 def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Module], dict] | None = None,
           resume: bool = False, log: Callable[[str], None] = print, progress: bool = True,
           meta: dict[str, Any] | None = None, perceptual: nn.Module | None = None,
-          initial: dict[str, dict[str, torch.Tensor]] | None = None) -> dict[str, Any]:
+          initial: dict[str, dict[str, torch.Tensor]] | None = None,
+          identity: nn.Module | None = None) -> dict[str, Any]:
     """Train; writes ``out/<name>.safetensors`` (``model`` for segmentation, ``generator``
     for a GAN: the best by validation score, or the last), ``out/last.safetensors``,
     ``out/checkpoint.pt`` and TensorBoard logs in ``out/tb``. ``evaluate(net)`` returns
     {"score": float (higher is better), "scalars": {...}, "images": {name: HxWx3 uint8}}.
     ``initial`` maps a network's key ("G", "D") to a state dict to start from (fine-tuning);
-    a resumed checkpoint takes precedence."""
+    a resumed checkpoint takes precedence. ``identity``: the frozen ArcFace network of the
+    gfpgan task's identity loss (like ``perceptual``, never trained or saved)."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
@@ -183,20 +270,24 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
     main_rank = rank == 0
     torch.manual_seed(cfg.seed)
     nets = {"G": build_model(cfg.arch, cfg.model)}
-    if cfg.task == "gan":
+    if cfg.task in ("gan", "gfpgan") or (cfg.task == "colorize" and cfg.gan_weight):
         nets["D"] = build_model(cfg.disc_arch, cfg.disc)
+    if cfg.task == "gfpgan":
+        setup_networks(cfg, nets)  # the facial-component Ds; a frozen decoder stays out of the optimizer
     for k, state in (initial or {}).items():
         nets[k].load_state_dict(state, strict=True)
     layout = torch.contiguous_format
     if cfg.channels_last:
         layout = torch.channels_last if cfg.model.get("dims", 2) == 2 else torch.channels_last_3d
     nets = {k: n.to(device, memory_format=layout) for k, n in nets.items()}
-    opts = {k: torch.optim.AdamW(n.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+    opts = {k: torch.optim.AdamW(param_groups(cfg, k, n), lr=cfg.lr, betas=tuple(cfg.net_betas.get(k, cfg.betas)), weight_decay=cfg.weight_decay,
                                  fused=cfg.fused or None, foreach=None if cfg.fused else False)
             for k, n in nets.items()}
     ema = copy.deepcopy(nets["G"]).eval().requires_grad_(False) if cfg.ema else None
     if perceptual is not None:
         perceptual = perceptual.to(device)
+    if identity is not None:
+        identity = identity.to(device).eval().requires_grad_(False)
     start, best, history = 0, -math.inf, []
     ckpt_path = out / "checkpoint.pt"
     if resume and ckpt_path.exists():
@@ -221,9 +312,11 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
         log("config " + json.dumps(asdict(cfg)))
     writer = SummaryWriter(str(out / "tb")) if main_rank else None
     export_name = "model.safetensors" if cfg.task == "segment" else "generator.safetensors"
-    meta = {"task": "segmentation" if cfg.task == "segment" else "translation", "train_config": asdict(cfg),
-            **(meta or {})}
-    step_fn = segment_step if cfg.task == "segment" else gan_step
+    meta = {"task": {"segment": "segmentation", "gan": "translation", "colorize": "colorization",
+                     "gfpgan": "face restoration"}[cfg.task],
+            "train_config": asdict(cfg), **(meta or {})}
+    step_fn = {"segment": segment_step, "gan": gan_step, "colorize": colorize_step, "gfpgan": gfpgan_step}[cfg.task]
+    step_kw = {"identity": identity} if cfg.task == "gfpgan" else {}
     for n in nets.values():
         n.train()
     bar = tqdm(prefetch(batches, start, cfg.steps, cfg.loader_threads), initial=start, total=cfg.steps,
@@ -234,12 +327,12 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
         for k, opt in opts.items():
             base = cfg.lr_d if k == "D" and cfg.lr_d else cfg.lr
             for group in opt.param_groups:
-                group["lr"] = base * lr_factor(step, cfg)
+                group["lr"] = base * lr_factor(step, cfg) * group.get("lr_scale", 1.0)
         batch = {k: v.to(device) for k, v in batch.items()}
-        for key in ("image", "input", "target"):
+        for key in ("image", "input", "target", "reference", "hints"):
             if key in batch and batch[key].dim() == 4 and batch[key].is_floating_point():
                 batch[key] = batch[key].contiguous(memory_format=layout)
-        scalars = step_fn(cfg, nets, opts, batch, step, perceptual=perceptual)
+        scalars = step_fn(cfg, nets, opts, batch, step, perceptual=perceptual, **step_kw)
         values = {k: v.item() for k, v in scalars.items()}
         if not all(math.isfinite(v) for v in values.values()):
             raise TrainingDiverged(f"step {step + 1}: loss is not finite ({values}); stopped. The last good "
@@ -256,9 +349,9 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
             for name, value in values.items():
                 writer.add_scalar(f"train/{name}", value, step + 1)
             writer.add_scalar("train/lr", opts["G"].param_groups[0]["lr"], step + 1)
-        if writer and cfg.task == "gan" and (step + 1) % cfg.image_every == 0:
+        if writer and cfg.task != "segment" and (step + 1) % cfg.image_every == 0:
             with torch.no_grad():
-                writer.add_image("train/input_output_target", _grid(batch, (ema or nets["G"])(batch["input"])), step + 1)
+                writer.add_image("train/input_output_target", _grid(batch, generate(ema or nets["G"], batch)), step + 1)
 
         if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
             exported = ema if ema is not None else nets["G"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gan  # noqa: F401  (applies the torchvision shim before anything imports basicsr)
 
-__all__ = ["Segmenter", "Translator"]
+__all__ = ["Colorizer", "FaceRestorer", "Segmenter", "Translator"]
 
 
 def __getattr__(name: str):
@@ -12,6 +12,14 @@ def __getattr__(name: str):
         from .segment import Segmenter
 
         return Segmenter
+    if name == "FaceRestorer":
+        from .faces import FaceRestorer
+
+        return FaceRestorer
+    if name == "Colorizer":
+        from .colorize import Colorizer
+
+        return Colorizer
     if name == "Translator":
         from .translate import Translator
 

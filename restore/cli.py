@@ -41,6 +41,12 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a network")
     tsub = p.add_subparsers(dest="what", required=True)
     _add_pix2pix(tsub)
+    from .sketch_cli import add_train_parser as _add_colorizer
+
+    _add_colorizer(tsub)
+    from .training_gfpgan import add_train_parser as _add_gfpgan
+
+    _add_gfpgan(tsub)
     s = tsub.add_parser("segmenter", help="train a segmentation U-Net on images/ + masks/ (or CTC) data")
     s.add_argument("--data", required=True, type=Path, help="folder with images/ and masks/, or a CTC sequence folder")
     s.add_argument("--val", type=Path, help="validation folder (same layout); default: hold out part of --data")
@@ -138,13 +144,60 @@ def _add_eval(sub) -> None:
     s.add_argument("--json", type=Path, help="also write the scores as JSON")
 
 
+def _add_weights(sub) -> None:
+    from .weights_cli import add_parser
+
+    add_parser(sub)
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be in [0, 1]")
+    return value
+
+
+def _add_faces(sub) -> None:
+    p = sub.add_parser("faces", help="restore the faces (and the background) of photos")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    p.add_argument("-o", "--out", required=True, type=Path,
+                   help="output folder: restored/, faces/ (aligned input | restored) and report.json")
+    p.add_argument("--weights", default=None,
+                   help="face model: gfpgan-v1.4, gfpgan-v1.3, restorer, or a .pth / .safetensors file "
+                        "(default: GFPGANv1.4 or v1.3 when in the weights cache, else the bundled restorer)")
+    p.add_argument("--detector", default="auto", choices=["auto", "retinaface", "mtcnn"],
+                   help="auto: RetinaFace when its weights are in the cache, else MTCNN")
+    p.add_argument("--bg", default="restorer", choices=["restorer", "resize", "none"],
+                   help="background: the bundled restorer in tiles, a Lanczos resize, or none (input pixels kept)")
+    p.add_argument("--upscale", type=int, default=1, choices=[1, 2, 4])
+    p.add_argument("--fidelity", type=_fraction, default=1.0,
+                   help="blend of restored (1) and input (0) face, in [0, 1] (default 1)")
+    p.add_argument("--min-face", type=float, default=16, help="skip (and count) faces smaller than this (px)")
+    p.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the centre")
+    p.add_argument("--aligned", action="store_true", help="inputs are already aligned face crops")
+    p.add_argument("--no-parse", action="store_true",
+                   help="feathered square mask even when the parsenet weights are cached (parsing is slow on a CPU)")
+    p.add_argument("--detect-size", type=int, default=1600,
+                   help="detect faces on a copy at most this many px on its longer side (0: full size)")
+    p.add_argument("--tile", type=int, default=512, help="tile side for the background restorer")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "auto"])
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
+    p.add_argument("--quiet", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="restore", description="U-Net image restoration and segmentation toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_segment(sub)
     _add_train(sub)
     _add_translate(sub)
+    _add_faces(sub)
+    from .sketch_cli import add_parser as _add_sketch
+
+    _add_sketch(sub)
     _add_eval(sub)
+    _add_weights(sub)
     return parser
 
 
@@ -208,6 +261,28 @@ def run_translate(args) -> int:
                      quiet=args.quiet).exit_code
 
 
+def run_faces(args) -> int:
+    from .batch import UsageError, find_inputs
+    from .facebatch import run_faces_batch
+    from .faces import FaceRestorer
+    from .weights import WeightsError
+
+    try:
+        items = find_inputs(args.paths, exclude=[args.out])
+        fr = FaceRestorer(args.weights, args.detector, args.device, args.precision, upscale=args.upscale,
+                          bg=args.bg, fidelity=args.fidelity, min_face=args.min_face,
+                          only_center_face=args.only_center_face, parse=False if args.no_parse else "auto",
+                          tile=args.tile, detect_size=args.detect_size)
+    except (UsageError, WeightsError, ValueError) as e:
+        print(f"restore faces: error: {e}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        found = "" if args.aligned else f"; faces found by {fr.detector_info}"
+        print(f"restore faces: restoring with {fr.model_info}{found}", file=sys.stderr)
+    return run_faces_batch(fr, items, args.out, aligned=args.aligned, skip_existing=args.skip_existing,
+                           quiet=args.quiet).exit_code
+
+
 def run_eval_segment(args) -> int:
     import json
 
@@ -224,6 +299,12 @@ def run_eval_segment(args) -> int:
     return 0
 
 
+def run_weights(args) -> int:
+    from .weights_cli import run
+
+    return run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from gan.train import TrainingDiverged
 
@@ -235,6 +316,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_eval_segment(args)
         if args.command == "translate":
             return run_translate(args)
+        if args.command == "faces":
+            return run_faces(args)
+        if args.command == "weights":
+            return run_weights(args)
+        if args.command == "sketch":
+            from .sketch_cli import run as run_sketch
+
+            return run_sketch(args)
+        if args.command == "train" and args.what == "gfpgan":
+            from .training_gfpgan import train_gfpgan_cli
+
+            train_gfpgan_cli(args)
+            return 0
+        if args.command == "train" and args.what == "colorizer":
+            from .training_colorizer import train_colorizer_cli
+
+            train_colorizer_cli(args)
+            return 0
         if args.command == "train" and args.what == "pix2pix":
             from .training_gan import train_pix2pix_cli
 
