@@ -9,12 +9,13 @@ supply it (``--identity-weights``); without it the identity loss is off.
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .checkpoint import read_state_dict
 
 INPUT_SIZE = 128  # fc5 expects 512 x 8 x 8 features: 128 px faces
 
@@ -99,16 +100,7 @@ def load_arcface(path: str | os.PathLike) -> ResNetArcFace:
     """The published ``arcface_resnet18.pth`` (or any state dict of this layout), read with
     ``weights_only=True``, loaded strictly; frozen, in eval mode. ValueError when it does not fit."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        raise ValueError(f"cannot read identity weights {path} with weights_only=True ({e})") from None
-    for key in ("params_ema", "params", "state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors")
+    state = read_state_dict(path, f"identity weights {path}")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     net = ResNetArcFace()
     try:

@@ -50,6 +50,44 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"checkpoint {path} is damaged or not a checkpoint ({e})") from None
 
 
+def unwrap_state_dict(state: Any, what: str, keys: tuple[str, ...] = ("params_ema", "params", "state_dict")
+                      ) -> dict[str, torch.Tensor]:
+    """The state dict inside a published checkpoint (``params_ema``, else ``params``, else
+    ``state_dict``, else the dict itself); ValueError unless it holds tensors only."""
+    for key in keys:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{what} does not hold a state dict of tensors")
+    return state
+
+
+def read_state_dict(path: str | os.PathLike, what: str = "",
+                    keys: tuple[str, ...] = ("params_ema", "params", "state_dict")) -> dict[str, torch.Tensor]:
+    """A published ``.pth``'s state dict, read with ``weights_only=True`` (a file that holds
+    code, or is truncated, raises ValueError naming it)."""
+    what = what or str(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise ValueError(f"cannot read {what} with weights_only=True ({e})") from None
+    return unwrap_state_dict(state, what, keys)
+
+
+def check_fits(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], what: str, shown: int = 8) -> None:
+    """ValueError naming the missing, unexpected and mis-shaped keys when ``state`` does not
+    load strictly into a network whose state dict is ``own``."""
+    missing = sorted(own.keys() - state.keys())
+    unexpected = sorted(state.keys() - own.keys())
+    misshaped = sorted(f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
+                       for k in own.keys() & state.keys() if state[k].shape != own[k].shape)
+    if missing or unexpected or misshaped:
+        def show(keys: list[str]) -> str:
+            return ", ".join(keys[:shown]) + (f" ... ({len(keys)} in all)" if len(keys) > shown else "") if keys else "none"
+        raise ValueError(f"{what}: missing {show(missing)}; unexpected {show(unexpected)}; mis-shaped {show(misshaped)}")
+
+
 def rng_state() -> dict[str, Any]:
     """Every random state a step can touch, as tensors and numbers (no pickled objects, so a
     tampered checkpoint cannot run code when it is read back)."""

@@ -16,13 +16,13 @@ intermediate RGB outputs, which only the training losses read (``return_rgb=True
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import check_fits, read_state_dict, unwrap_state_dict
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator, log2_size, stylegan_channels
 
 
@@ -191,30 +191,12 @@ def load_published(path_or_state: str | os.PathLike | dict, config: GFPGANConfig
     itself; the config comes from the shapes unless given. Loads strictly: ValueError naming
     the missing, unexpected and mis-shaped keys otherwise."""
     if isinstance(path_or_state, dict):
-        state = path_or_state
+        state = unwrap_state_dict(path_or_state, "the given dict", ("params_ema", "params"))
     else:
-        try:
-            state = torch.load(path_or_state, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:  # truncated, foreign, or code
-            raise ValueError(f"cannot read {path_or_state} as a torch checkpoint ({e})") from None
-    for key in ("params_ema", "params"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError("expected a state dict of tensors (or a dict holding one under 'params_ema'/'params')")
+        state = read_state_dict(path_or_state, keys=("params_ema", "params"))
     with torch.device("meta"):  # no random init of weights about to be overwritten (86 M at 512 px)
         model = GFPGAN(config or config_from_state_dict(state))
     model = model.to_empty(device="cpu")
-    own = model.state_dict()
-    missing = sorted(own.keys() - state.keys())
-    unexpected = sorted(state.keys() - own.keys())
-    misshaped = sorted(f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
-                       for k in own.keys() & state.keys() if state[k].shape != own[k].shape)
-    if missing or unexpected or misshaped:
-        def show(keys: list[str]) -> str:
-            return ", ".join(keys[:8]) + (f" ... ({len(keys)} in all)" if len(keys) > 8 else "") if keys else "none"
-        raise ValueError(f"state dict does not fit {model.config}: missing {show(missing)}; "
-                         f"unexpected {show(unexpected)}; mis-shaped {show(misshaped)}")
+    check_fits(model.state_dict(), state, f"state dict does not fit {model.config}")
     model.load_state_dict(state, strict=True)
     return model.eval()

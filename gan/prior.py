@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from .checkpoint import check_fits, read_state_dict
 
 SQRT2 = math.sqrt(2.0)
 MLP_LR = 0.01  # basicsr's lr_mlp: the mapping MLP's learning-rate multiplier
@@ -31,16 +32,7 @@ MLP_LR = 0.01  # basicsr's lr_mlp: the mapping MLP's learning-rate multiplier
 def read_prior(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The StyleGAN2 state dict in a checkpoint (see the module docstring)."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        raise ValueError(f"cannot read the prior {path} with weights_only=True ({e})") from None
-    for key in ("params_ema", "params", "state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors")
+    state = read_state_dict(path, f"the prior {path}")
     prefix = "stylegan_decoder."
     if any(k.startswith(prefix) for k in state):  # a whole GFP-GAN: its decoder
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
@@ -84,14 +76,7 @@ def load_prior(decoder: nn.Module, path: str | os.PathLike) -> str:
         state = from_basicsr(state)
         note = ("converted from basicsr's layout (exact for the bilinear StyleGAN2; the original "
                 "upfirdn2d one becomes bilinear, an approximation: fine-tune rather than freeze it)")
-    own = decoder.state_dict()
-    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
-    misshaped = sorted(f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
-                       for k in own.keys() & state.keys() if state[k].shape != own[k].shape)
-    if missing or unexpected or misshaped:
-        def show(keys: list[str]) -> str:
-            return ", ".join(keys[:5]) + (f" ... ({len(keys)} in all)" if len(keys) > 5 else "") if keys else "none"
-        raise ValueError(f"the prior {path} does not fit the decoder ({getattr(decoder, 'config', '')}): missing "
-                         f"{show(missing)}; unexpected {show(unexpected)}; mis-shaped {show(misshaped)}")
+    check_fits(decoder.state_dict(), state,
+               f"the prior {path} does not fit the decoder ({getattr(decoder, 'config', '')})", shown=5)
     decoder.load_state_dict(state, strict=True)
     return f"StyleGAN2 prior from {path} ({note})"

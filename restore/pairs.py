@@ -8,6 +8,8 @@ Layouts (``--layout auto`` picks the first that fits):
 """
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,20 @@ from .batch import find_inputs
 from .imageio import IMAGE_EXTS, ImageError, read_image
 
 LAYOUTS = ("auto", "ab", "clean", "side")
+
+
+def report_unusable(problems: list[tuple[Path, str]], usable: int, skip_bad: bool, what: str) -> None:
+    """Say which training files are unusable and why, before any training (one line each);
+    stop unless told to skip them, or when nothing usable is left."""
+    for path, reason in problems:
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    if problems and not skip_bad:
+        raise ValueError(f"{len(problems)} unusable file(s) in the {what} data (listed above); "
+                         "fix them, or pass --skip-bad to train without them")
+    if problems:
+        print(f"skipping {len(problems)} unusable file(s) in the {what} data")
+    if not usable:
+        raise ValueError(f"no usable images in the {what} data")
 
 
 @dataclass

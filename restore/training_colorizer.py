@@ -7,7 +7,6 @@ beside the flat-fill baseline (restore.colorize.flat_fill) printed once at the s
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from gan.train import TrainConfig, train
 
 from .batch import UsageError, find_inputs
 from .colorize import flat_fill, psnr, read_rgb
+from .pairs import report_unusable
 from .sketch import extract, random_sketch, xdog
 
 
@@ -47,15 +47,7 @@ def load_images(folder: Path, skip_bad: bool, what: str, max_side: int = 0) -> t
                              interpolation=cv2.INTER_AREA)
         images.append((rgb * 255).round().astype(np.uint8))
         names.append(str(path))
-    for path, reason in problems:
-        print(f"error: {path}: {reason}", file=sys.stderr)
-    if problems and not skip_bad:
-        raise ValueError(f"{len(problems)} unusable file(s) in the {what} data (listed above); "
-                         "fix them, or pass --skip-bad to train without them")
-    if problems:
-        print(f"skipping {len(problems)} unusable file(s) in the {what} data")
-    if not images:
-        raise ValueError(f"no usable images in the {what} data")
+    report_unusable(problems, len(images), skip_bad, what)
     return images, names
 
 

@@ -1,7 +1,6 @@
 """``restore train pix2pix``: image pairs (or clean photos + a degradation) -> a U-Net GAN."""
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,22 +17,14 @@ from gan.restorer import RestorerConfig
 from gan.train import TrainConfig, train
 
 from .metrics import lpips_metric, psnr_ssim
-from .pairs import PairSet, load_pair_folder
+from .pairs import PairSet, load_pair_folder, report_unusable
 
 VAL_SEED = 20261125  # the degraded validation inputs are drawn once, at this seed
 
 
 def report_problems(data: PairSet, skip_bad: bool, what: str) -> None:
-    """Say which files are unusable and why, before any training; stop unless told to skip."""
-    for path, reason in data.problems:
-        print(f"error: {path}: {reason}", file=sys.stderr)
-    if data.problems and not skip_bad:
-        raise ValueError(f"{len(data.problems)} unusable file(s) in the {what} data (listed above); "
-                         "fix them, or pass --skip-bad to train without them")
-    if data.problems:
-        print(f"skipping {len(data.problems)} unusable file(s) in the {what} data")
-    if not data.pairs:
-        raise ValueError(f"no usable pairs in the {what} data")
+    """Unusable files listed before any training (see ``report_unusable``)."""
+    report_unusable(data.problems, len(data.pairs), skip_bad, what)
 
 
 def val_crops(data: PairSet, size: int, degrade: Degradation | None) -> list[tuple[np.ndarray, np.ndarray]]:

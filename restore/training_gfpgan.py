@@ -12,7 +12,6 @@ degraded once at a fixed seed. The export ``RUN/generator.safetensors`` is what
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ import numpy as np
 import torch
 
 from gan.presets import GFPGAN_TRAIN_PRESETS
+
+from .pairs import report_unusable
 
 
 def add_train_parser(tsub) -> None:
@@ -104,21 +105,11 @@ def read_faces(folder: Path, size: int) -> tuple[dict[str, np.ndarray], list[tup
     return faces, problems
 
 
-def _report(problems: list[tuple[Path, str]], skip_bad: bool, what: str) -> None:
-    for path, reason in problems:
-        print(f"error: {path}: {reason}", file=sys.stderr)
-    if problems and not skip_bad:
-        raise ValueError(f"{len(problems)} unusable file(s) in the {what} data (listed above); "
-                         "fix them, or pass --skip-bad to train without them")
-    if problems:
-        print(f"skipping {len(problems)} unusable file(s) in the {what} data")
-
-
 def load_training_faces(args, size: int) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
     """(clean faces, degraded inputs or None) from --data or --pairs."""
     if args.data is not None:
         faces, problems = read_faces(args.data, size)
-        _report(problems, args.skip_bad, "training")
+        report_unusable(problems, len(faces), args.skip_bad, "training")
         clean, inputs = list(faces.values()), None
     else:
         a, problems_a = read_faces(args.pairs[0], size)
@@ -126,8 +117,8 @@ def load_training_faces(args, size: int) -> tuple[list[np.ndarray], list[np.ndar
         problems = problems_a + problems_b
         problems += [(args.pairs[0] / k, "no clean counterpart in B_DIR") for k in sorted(a.keys() - b.keys())]
         problems += [(args.pairs[1] / k, "no degraded counterpart in A_DIR") for k in sorted(b.keys() - a.keys())]
-        _report(problems, args.skip_bad, "training")
         names = sorted(a.keys() & b.keys())
+        report_unusable(problems, len(names), args.skip_bad, "training")
         clean, inputs = [b[k] for k in names], [a[k] for k in names]
     if not clean:
         raise ValueError("no usable training faces")
@@ -209,7 +200,7 @@ def train_gfpgan_cli(args) -> dict[str, Any]:
     faces, inputs = load_training_faces(args, size)
     if args.val:
         val, problems = read_faces(args.val, size)
-        _report(problems, args.skip_bad, "validation")
+        report_unusable(problems, len(val), args.skip_bad, "validation")
         val_set = val_pairs(list(val.values()), None, degrade)
     elif len(faces) < 2:
         val_set = val_pairs(faces, inputs, degrade)
