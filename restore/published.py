@@ -17,6 +17,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from gan.checkpoint import read_state_dict
+
 from .weights import (WeightsError, check_file, converted_path, entry, file_sha256, is_downloadable, manifest,
                       model_file, resolve_weights, sha256, write_record)
 
@@ -55,19 +57,10 @@ def _one_line(e: BaseException, limit: int = 300) -> str:
 def read_state(path: str | os.PathLike, label: str | None = None) -> dict[str, torch.Tensor]:
     """The state dict in a ``.pth``, read with ``weights_only=True`` (nested under
     ``params_ema``/``params``/``state_dict`` or not)."""
-    label = label or str(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - truncated, not a checkpoint, or refused by the safe unpickler
-        raise WeightsError(f"{label} cannot be read as a PyTorch checkpoint with weights_only=True "
-                           f"({type(e).__name__}: {_one_line(e)})") from None
-    for key in STATE_KEYS:
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"{label} holds no state dict of tensors")
-    return obj
+        return read_state_dict(path, label or str(path), STATE_KEYS)
+    except ValueError as e:  # truncated, not a checkpoint, refused by the safe unpickler, or no tensors
+        raise WeightsError(_one_line(e)) from None
 
 
 def load_checkpoint(path: str | os.PathLike, arch: str, config: dict[str, Any] | None = None, *,
