@@ -23,9 +23,12 @@ demo: $(STAMP)
 	@echo
 	@echo "Results are in demo_out/segment/ (<name>_mask.png and <name>_overlay.png)."
 	$(VENV)/bin/restore faces examples/faces -o demo_out/faces
+	$(PY) scripts/before_after.py examples/faces demo_out/faces -o demo_out/faces/before_after.jpg
 	@echo
 	@echo "Restored photos are in demo_out/faces/restored/, each face (input | restored) in"
-	@echo "demo_out/faces/faces/, and what was found in demo_out/faces/report.json."
+	@echo "demo_out/faces/faces/, what was found in demo_out/faces/report.json, and every photo"
+	@echo "beside its restored version in demo_out/faces/before_after.jpg."
+	@echo "The app (all tasks in one page): $(VENV)/bin/restore app, then open http://127.0.0.1:7860"
 
 test: $(STAMP)
 	$(PY) -m pytest -x --timeout 600

@@ -186,6 +186,21 @@ def _add_faces(sub) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+def _add_app(sub) -> None:
+    p = sub.add_parser("app", help="the Gradio app: faces, sketch, segmentation and translation in one page")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="also a public gradio.live link (needs internet)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: measured per task (bf16/fp16 where it changes nothing visible); or one for all")
+    p.add_argument("--concurrency", type=int, default=1, help="requests run at once on the device (default 1)")
+    p.add_argument("--max-file-size", default="50mb", help="largest upload: bytes, or e.g. 50mb (refused before decoding)")
+    p.add_argument("--max-pixels", type=int, default=50_000_000, help="largest decoded image (pixels)")
+    p.add_argument("--model", action="append", default=[], type=Path, metavar="FILE",
+                   help="an extra .safetensors model offered in the selectors (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="restore", description="U-Net image restoration and segmentation toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sketch(sub)
     _add_eval(sub)
     _add_weights(sub)
+    _add_app(sub)
     return parser
 
 
@@ -299,6 +315,15 @@ def run_eval_segment(args) -> int:
     return 0
 
 
+def run_app(args) -> int:
+    from apps.app import launch  # the one import of apps from restore: the command that starts it
+
+    size = int(args.max_file_size) if args.max_file_size.isdigit() else args.max_file_size  # bytes, or "50mb"
+    launch(args.host, args.port, args.share, max_file_size=size, device=args.device,
+           precision=args.precision, models=args.model, max_pixels=args.max_pixels, concurrency=args.concurrency)
+    return 0
+
+
 def run_weights(args) -> int:
     from .weights_cli import run
 
@@ -318,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_translate(args)
         if args.command == "faces":
             return run_faces(args)
+        if args.command == "app":
+            return run_app(args)
         if args.command == "weights":
             return run_weights(args)
         if args.command == "sketch":

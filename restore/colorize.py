@@ -18,7 +18,7 @@ import torch
 from gan.colorizer import Colorizer as ColorizerNet
 from gan.serialize import load_model
 
-from .imageio import read_image
+from .imageio import DEFAULT_MAX_PIXELS, read_image
 from .sketch import luminance, to_float
 from .weights import resolve_weights
 
@@ -36,24 +36,25 @@ def _alpha(path: str | os.PathLike) -> np.ndarray | None:
         return None
 
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """RGB float32 HxWx3 in [0, 1], transparent parts over white. Raises ImageError for bad files."""
-    rgb = to_float(read_image(path, mode="rgb8"))
+def read_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """RGB float32 HxWx3 in [0, 1], transparent parts over white. Raises ImageError for bad files
+    (and for images of more than ``max_pixels``)."""
+    rgb = to_float(read_image(path, mode="rgb8", max_pixels=max_pixels))
     alpha = _alpha(path)
     if alpha is not None and alpha.shape == rgb.shape[:2]:
         rgb = rgb * alpha[..., None] + (1 - alpha[..., None])
     return rgb
 
 
-def read_sketch(path: str | os.PathLike) -> np.ndarray:
+def read_sketch(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A line drawing as float32 HxW in [0, 1] (luminance, transparent parts white)."""
-    return luminance(read_rgb(path))
+    return luminance(read_rgb(path, max_pixels))
 
 
-def read_hints(path: str | os.PathLike) -> np.ndarray:
+def read_hints(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Colour hints as float32 HxWx4 (RGB in [0, 1], mask): the opaque pixels of an RGBA file,
     or the pixels that are not white in a file without alpha."""
-    rgb = to_float(read_image(path, mode="rgb8"))
+    rgb = to_float(read_image(path, mode="rgb8", max_pixels=max_pixels))
     alpha = _alpha(path)
     mask = (alpha > 0.5) if alpha is not None and alpha.shape == rgb.shape[:2] else (rgb.min(axis=2) < 0.94)
     return np.dstack([rgb, mask.astype(np.float32)])

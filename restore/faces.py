@@ -12,6 +12,7 @@ feathered mask (a face-parsing mask when ``parsenet`` is cached). See ``restore.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,15 @@ class FaceResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage; net_* = networks
 
 
+def _check_options(upscale: int, bg: str, fidelity: float) -> None:
+    if upscale not in (1, 2, 4):
+        raise ValueError(f"upscale must be 1, 2 or 4, not {upscale}")
+    if bg not in BACKGROUNDS:
+        raise ValueError(f"bg must be one of {', '.join(BACKGROUNDS)}, not {bg!r}")
+    if not 0 <= fidelity <= 1:
+        raise ValueError(f"fidelity must be in [0, 1], not {fidelity}")
+
+
 def _split(image: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]:
     """(colour HxWx3 or grey HxW in uint8/uint16, is_grey, alpha or None)."""
     image = np.asarray(image)
@@ -130,12 +140,7 @@ class FaceRestorer:
                  bg: str = "restorer", bg_weights: str | Path = "restorer", fidelity: float = 1.0, min_face: float = 16,
                  only_center_face: bool = False, parse: bool | str = "auto", tile: int = 512,
                  detect_size: int = 1600, batch_size: int = 4) -> None:
-        if upscale not in (1, 2, 4):
-            raise ValueError(f"upscale must be 1, 2 or 4, not {upscale}")
-        if bg not in BACKGROUNDS:
-            raise ValueError(f"bg must be one of {', '.join(BACKGROUNDS)}, not {bg!r}")
-        if not 0 <= fidelity <= 1:
-            raise ValueError(f"fidelity must be in [0, 1], not {fidelity}")
+        _check_options(upscale, bg, fidelity)
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)  # an impossible one fails now
         self.upscale, self.bg, self.fidelity = upscale, bg, float(fidelity)
@@ -167,6 +172,20 @@ class FaceRestorer:
                 self.parser = load_parser(path, self.device)
             elif parse is True:
                 raise ValueError("face parsing needs parsenet in the weights cache (restore weights fetch parsenet)")
+
+    def with_options(self, *, upscale: int | None = None, bg: str | None = None,
+                     fidelity: float | None = None) -> FaceRestorer:
+        """A copy that shares this restorer's networks and detector but restores with other
+        per-photo options (None: keep this one's). Nothing is loaded again, so a server can keep
+        one restorer per model. ``bg="restorer"`` needs one built with ``bg="restorer"``."""
+        new = copy.copy(self)
+        new.upscale = self.upscale if upscale is None else int(upscale)
+        new.bg = bg or self.bg
+        new.fidelity = self.fidelity if fidelity is None else float(fidelity)
+        _check_options(new.upscale, new.bg, new.fidelity)
+        if new.bg == "restorer" and new.translator is None:
+            raise ValueError("bg='restorer' needs a FaceRestorer built with bg='restorer'")
+        return new
 
     # ------------------------------------------------------------------ the networks
     def _restore_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:

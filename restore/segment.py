@@ -1,6 +1,7 @@
 """Apply a trained segmentation network to images of any size: ``restore.Segmenter``."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,21 @@ class Segmenter:
         self.diameter = diameter
         self.overlap, self.batch_size, self.blend = overlap, batch_size, blend
         self.tile = self._fit_tile(tile)
+
+    def with_options(self, *, tile: int | None = None, overlap: float | None = None,
+                     diameter: float | str | None = "keep") -> Segmenter:
+        """A copy sharing this one's network, with another tile, overlap or diameter (``"keep"``:
+        this one's), so a server loads each model once and varies these per request."""
+        new = copy.copy(self)
+        if tile is not None:
+            new.tile = self._fit_tile(int(tile))
+        if overlap is not None:
+            new.overlap = float(overlap)
+        if diameter != "keep":
+            if diameter is not None and diameter != "auto" and not float(diameter) > 0:
+                raise ValueError(f"diameter must be 'auto', None or a positive number, not {diameter!r}")
+            new.diameter = diameter
+        return new
 
     def _fit_tile(self, tile: int) -> int:
         """Round the tile up to a size the network accepts (multiple of 2**depth or 16)."""

@@ -1,0 +1,296 @@
+"""What the app's buttons do: read the uploads, call a ``restore`` model, shape its outputs for the page.
+
+Each handler is also a named API endpoint (see apps/app.py). A user's mistake (a corrupt or
+oversized file, a missing model, a photo without faces) becomes a message in the page
+(``gr.Error`` / ``gr.Warning``), never a traceback.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+
+from gan.precision import autocast
+from restore.imageio import ImageError, is_volume, read_image, read_volume, to_uint8, write_png, write_tiff
+
+from .runtime import Runtime
+
+log = logging.getLogger("apps")
+OUTPUT_TTL_S = 3600  # result files are kept this long for their download links
+AREA_HEADERS = ["class", "area (px)", "% of image", "objects"]
+MAX_FACES_SHOWN = 12
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Errors a user can act on become a one-line ``gr.Error``; anything else is logged with its
+    traceback on the server and shown as one line too (gradio would show a bare "Error")."""
+
+    @functools.wraps(fn)  # keeps the signature: gradio finds the ``progress`` parameter through it
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (ValueError, OSError) as e:  # ImageError, WeightsError and bad options: written for users
+            raise gr.Error(_one_line(e), print_exception=False) from None
+        except torch.OutOfMemoryError:
+            raise gr.Error("out of memory: try a smaller image, a smaller tile or no upscaling",
+                           print_exception=False) from None
+        except Exception as e:  # a bug: keep the traceback for the log, not the page
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"unexpected error ({type(e).__name__}): {_one_line(e)}", print_exception=False) from None
+
+    return wrapper
+
+
+def _display(image: np.ndarray) -> np.ndarray:
+    """Any layout and depth -> RGB uint8 for the page (16-bit scaled, grey repeated)."""
+    img = to_uint8(np.asarray(image))
+    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
+
+
+def _stack(pairs: list[np.ndarray], height: int = 256, gap: int = 4) -> np.ndarray | None:
+    """Face pairs (input | restored, aligned) one above the other, ``height`` px each."""
+    from restore.facealign import resize_to
+
+    if not pairs:
+        return None
+    rows = [resize_to(p, height, round(p.shape[1] * height / p.shape[0]), "area") for p in pairs]
+    rows = [np.pad(r, ((0, gap), (0, 0), (0, 0)), constant_values=255) for r in rows]
+    return np.concatenate(rows)[:-gap]
+
+
+def _name(path: str | Path) -> str:
+    return Path(path).name  # gradio keeps the uploaded file's own name
+
+
+class Handlers:
+    """The four tasks, bound to one ``Runtime`` (device, precision, loaded models)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.out_root = Path(tempfile.mkdtemp(prefix="restore-app-"))
+        atexit.register(shutil.rmtree, self.out_root, ignore_errors=True)
+
+    # ------------------------------------------------------------------ helpers
+    def _outdir(self) -> Path:
+        """A fresh folder for one request's files; those of requests over an hour old go."""
+        now = time.time()
+        for d in self.out_root.iterdir():
+            if now - d.stat().st_mtime > OUTPUT_TTL_S:
+                shutil.rmtree(d, ignore_errors=True)
+        d = self.out_root / uuid.uuid4().hex
+        d.mkdir()
+        return d
+
+    def _read(self, path: str | Path | None, what: str, reader: Callable = read_image, **kw) -> np.ndarray:
+        if not path:
+            raise gr.Error(f"Upload {what} first.", print_exception=False)
+        try:
+            return reader(path, max_pixels=self.rt.max_pixels, **kw)
+        except ImageError as e:
+            raise gr.Error(f"{_name(path)}: {e}", print_exception=False) from None
+
+    # ------------------------------------------------------------------ faces
+    @user_errors
+    def faces(self, photos: list[str] | str | None, weights: str, detector: str, fidelity: float,
+              upscale: int, background: str, progress: gr.Progress = gr.Progress()):
+        """Restore the faces (and background) of each photo -> (before, after) of the first,
+        the aligned faces (input | restored, stacked), the restored photos as PNG files, a summary."""
+        photos = [photos] if isinstance(photos, str) else list(photos or [])
+        if not photos:
+            raise gr.Error("Upload a photo first.", print_exception=False)
+        progress(0, desc="loading the face model")
+        fr = self.rt.faces(weights, detector).with_options(upscale=int(upscale), bg=background, fidelity=fidelity)
+        out = self._outdir()
+        slider, crops, files = None, [], []
+        lines = [f"model: {fr.model_info}; faces found by {fr.detector_info}"]
+        for i, path in enumerate(photos):
+            name = _name(path)
+            progress(i / len(photos), desc=f"restoring {name}")
+            try:
+                image = self._read(path, "a photo")
+            except gr.Error as e:
+                if len(photos) == 1:
+                    raise
+                gr.Warning(str(e))  # one bad file among several: say so and do the others
+                lines.append(f"- **{name}**: not read ({e})")
+                continue
+            t0 = time.perf_counter()
+            result = fr.restore(image)
+            seconds = time.perf_counter() - t0
+            path_out = out / f"{Path(name).stem}_restored.png"
+            write_png(path_out, result.image)
+            files.append(str(path_out))
+            after = _display(result.image)
+            if slider is None:
+                from restore.facealign import resize_to
+
+                slider = (resize_to(_display(image), *after.shape[:2], "lanczos"), after)
+            crops += [np.concatenate([f.cropped, f.restored], axis=1) for f in result.faces]
+            small = f", {result.small_faces} too small, left as they are" if result.small_faces else ""
+            if result.faces:
+                lines.append(f"- **{name}**: {len(result.faces)} face(s) restored{small}, {seconds:.1f} s")
+            else:
+                kept = "left as it is" if background == "none" else f"processed by '{background}'"
+                message = f"No face found in {name}{small}: nothing to restore there; its background was {kept}."
+                gr.Warning(message)
+                lines.append(f"- **{name}**: {message}")
+        if not files:
+            raise gr.Error("None of the uploaded files could be read: " + "; ".join(lines[1:]), print_exception=False)
+        if len(crops) > MAX_FACES_SHOWN:
+            lines.append(f"(the first {MAX_FACES_SHOWN} of {len(crops)} faces are shown)")
+        return slider, _stack(crops[:MAX_FACES_SHOWN]), files, "\n".join(lines)
+
+    # ------------------------------------------------------------------ sketch
+    @user_errors
+    def sketch(self, image: str | None, extract: str, style: str | None, hints: str | None, weights: str | None,
+               progress: gr.Progress = gr.Progress()):
+        """Colour a sketch (or the sketch extracted from a colour image) in the style of a
+        reference -> (result, sketch | reference | result, PNG file, summary). Without a
+        reference, the extracted sketch itself."""
+        from restore.colorize import compare_panel, read_hints, read_rgb
+        from restore.sketch import extract as extract_sketch
+        from restore.sketch import luminance
+
+        colour = self._read(image, "a sketch or a colour image", read_rgb)
+        if extract and extract != "none":
+            progress(0, desc=f"extracting the sketch ({extract})")
+            kw = {"device": self.rt.device} if extract == "hed" else {}
+            sketch = extract_sketch(colour, extract, **kw)
+        else:
+            sketch = luminance(colour)
+        sketch8 = (np.clip(sketch, 0, 1) * 255).round().astype(np.uint8)
+        out = self._outdir() / f"{Path(_name(image)).stem}_{'coloured' if style else 'sketch'}.png"
+        if not style:
+            if not extract or extract == "none":
+                raise gr.Error("Upload a style reference (or choose an extraction to get the sketch only).",
+                               print_exception=False)
+            write_png(out, sketch8)
+            return sketch8, None, str(out), f"sketch extracted by {extract}; no style reference, so not coloured"
+        if not weights:
+            raise gr.Error("No colorizer model here: the bundled `colorizer` is missing (train it with "
+                           "scripts/train_colorizer.sh) and no other was given.", print_exception=False)
+        reference = self._read(style, "a style reference", read_rgb)
+        hint = self._read(hints, "hints", read_hints) if hints else None
+        progress(0.3, desc="loading the colorizer")
+        colorizer = self.rt.colorizer(weights)
+        progress(0.5, desc="colouring")
+        t0 = time.perf_counter()
+        with autocast(self.rt.precision["sketch"], self.rt.device):
+            result = colorizer(sketch, reference, hint)
+        write_png(out, result)
+        how = f"extracted by {extract}" if extract and extract != "none" else "as uploaded"
+        summary = (f"sketch {how}, {sketch.shape[1]}x{sketch.shape[0]}; coloured by {Path(colorizer.path).name}"
+                   f"{' with hints' if hint is not None else ''} in {time.perf_counter() - t0:.1f} s")
+        return result, compare_panel(sketch, reference, result), str(out), summary
+
+    # ------------------------------------------------------------------ segmentation
+    @user_errors
+    def segment(self, file: str | None, weights: str, tile: int, diameter: str, instances: bool, min_size: int,
+                fill_holes: bool, crf: bool, progress: gr.Progress = gr.Progress()):
+        """Segment an image (or a multi-page TIFF) -> (overlay, mask file, areas table, summary)."""
+        from restore.overlay import overlay
+
+        volume = bool(file) and is_volume(file)
+        image = self._read(file, "an image or a TIFF", read_volume if volume else read_image)
+        progress(0, desc="loading the model")
+        seg = self.rt.segmenter(weights).with_options(tile=int(tile), diameter=_diameter(diameter))
+        progress(0.2, desc="segmenting")
+        t0 = time.perf_counter()
+        with autocast(self.rt.precision["segmentation"], self.rt.device):
+            labels = seg(image, instances=bool(instances), min_size=int(min_size), fill_holes=bool(fill_holes),
+                         crf=bool(crf))
+        seconds = time.perf_counter() - t0
+        progress(0.9, desc="drawing the overlay")
+        dtype = np.uint16 if instances or labels.max() > 255 else np.uint8
+        stem = Path(_name(file)).stem
+        if labels.ndim == 3:  # a volume: the mask as a TIFF stack, the middle slice drawn
+            mask_path = self._outdir() / f"{stem}_mask.tif"
+            write_tiff(mask_path, labels.astype(dtype))
+            mid = labels.shape[0] // 2
+            shown, where = overlay(image[mid], labels[mid]), f"; slice {mid} of {labels.shape[0]} shown"
+        else:
+            mask_path = self._outdir() / f"{stem}_mask.png"
+            write_png(mask_path, labels.astype(dtype))
+            shown, where = overlay(image, labels), ""
+        table = areas(labels, bool(instances), max(seg.num_classes, 2))
+        size = f"{labels.shape[-1]}x{labels.shape[-2]} px" + (f", {labels.shape[0]} slices" if labels.ndim == 3 else "")
+        summary = f"{Path(seg.path).name}: {size} in {seconds:.1f} s{where}"
+        return shown, str(mask_path), table, summary
+
+    # ------------------------------------------------------------------ translation
+    @user_errors
+    def translate(self, image: str | None, weights: str | None, generator: str | None,
+                  progress: gr.Progress = gr.Progress()):
+        """Apply a generator (a selected model, or an uploaded .safetensors) to an image ->
+        ((before, after), PNG file, summary)."""
+        from restore.translate import Translator
+
+        rgb = self._read(image, "an image", mode="rgb8")
+        progress(0, desc="loading the generator")
+        if generator:
+            translator = self.rt.load_uploaded(generator, lambda p: Translator(p, self.rt.device))
+        elif weights:
+            translator = self.rt.translator(weights)
+        else:
+            raise gr.Error("Choose a model or upload a generator file (.safetensors).", print_exception=False)
+        progress(0.2, desc="translating (in tiles)")
+        t0 = time.perf_counter()
+        with autocast(self.rt.precision["translation"], self.rt.device):
+            result = translator(rgb)
+        out = self._outdir() / f"{Path(_name(image)).stem}_{Path(translator.path).stem}.png"
+        write_png(out, result)
+        model = _name(generator) if generator else weights
+        return (rgb, result), str(out), f"{model}: {rgb.shape[1]}x{rgb.shape[0]} px in {time.perf_counter() - t0:.1f} s"
+
+
+def _diameter(text: str | float | None) -> float | str | None:
+    """The Segmentation tab's diameter field: 'auto', 'none' or a size in pixels."""
+    text = str(text if text is not None else "auto").strip().lower()
+    if text in ("", "auto"):
+        return "auto"
+    if text == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"diameter must be 'auto', 'none' or a number of pixels, not {text!r}") from None
+    if not value > 0:
+        raise ValueError("diameter must be positive")
+    return value
+
+
+def areas(labels: np.ndarray, instances: bool, num_classes: int) -> list[list]:
+    """Rows of AREA_HEADERS: the area and share of each class, and how many objects it holds
+    (connected components, or the instances)."""
+    from scipy import ndimage
+
+    total = labels.size
+    if instances:
+        fg = int(np.count_nonzero(labels))
+        objects = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
+        return [["background", total - fg, round(100 * (total - fg) / total, 2), "-"],
+                ["objects", fg, round(100 * fg / total, 2), str(objects)]]
+    counts = np.bincount(labels.ravel().astype(np.int64), minlength=num_classes)
+    rows = []
+    for c, n in enumerate(counts):
+        name = "background" if c == 0 else "foreground" if num_classes == 2 else f"class {c}"
+        objects = str(ndimage.label(labels == c)[1]) if c else "-"
+        rows.append([name, int(n), round(100 * n / total, 2), objects])
+    return rows

@@ -1,0 +1,169 @@
+"""What the app runs on and which models it offers: chosen once, each model loaded once per process.
+
+The device is CUDA when there is one, else the CPU. Precision per task was measured against
+fp32 on the bundled models and examples (2-core CPU with AVX512-BF16):
+
+| task | bf16 against fp32 | speed | used |
+| --- | --- | --- | --- |
+| faces (bundled restorer) | 62 dB PSNR between the outputs | 1.5x | bf16 where native |
+| translate (restorer) | 63 dB, at most 1 grey level apart | 1.45x | bf16 where native |
+| sketch (colorizer) | 54 dB | | bf16 where native |
+| segmentation (nuclei) | up to 2% of the foreground flips (scratch-assay example) | | fp32 everywhere |
+
+so segmentation keeps the fp32 of ``restore segment`` (its network is small; fp32 costs little),
+and the other tasks take ``gan.precision``'s "auto": bf16 on a CPU that has it natively (else
+fp32), bf16 on a GPU that supports it, else fp16.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan.distributed import cpu_has_bf16
+from gan.precision import resolve_precision
+from restore.imageio import DEFAULT_MAX_PIXELS
+from restore.weights import converted_path, is_downloadable, manifest, model_file
+
+TASKS = ("faces", "sketch", "segmentation", "translation")
+# Which manifest / metadata tasks each tab can use (gan.train writes "face restoration").
+MODEL_TASKS = {"faces": ("faces", "face restoration"), "sketch": ("colorization",),
+               "segmentation": ("segmentation",), "translation": ("translation",)}
+AUTO_PRECISION = {"faces": "auto", "sketch": "auto", "segmentation": "fp32", "translation": "auto"}
+MAX_UPLOADED_MODELS = 4  # generator files uploaded in the Translate tab kept loaded
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto``: the first CUDA device when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _state(name: str, entry: dict[str, Any]) -> str | None:
+    """bundled / fetched, or None when the file is not here (no hashing: that happens on load)."""
+    if not is_downloadable(entry):
+        return "bundled" if model_file(name).is_file() else None
+    return "fetched" if model_file(name).is_file() or converted_path(name).is_file() else None
+
+
+def _file_task(path: Path) -> str:
+    from gan.serialize import read_metadata
+
+    try:
+        return read_metadata(path).get("task", "")
+    except Exception:  # noqa: BLE001 - not a safetensors model: the loader will say so
+        return ""
+
+
+class Runtime:
+    """The device, the precision per task, the models on offer and a cache of loaded ones.
+
+    ``precision``: "auto" (the measured choice above) or one of fp32 / bf16 / fp16 for every
+    task. ``models``: extra weight files (.safetensors of this toolkit) offered beside the
+    manifest's; their task comes from their metadata. ``max_pixels``: the largest image accepted.
+    """
+
+    def __init__(self, device: str = "auto", precision: str = "auto", models: Iterable[str | Path] = (),
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.device = pick_device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device} asked for, but CUDA is not available")
+        self.precision = {t: resolve_precision(AUTO_PRECISION[t] if precision == "auto" else precision, self.device)
+                          for t in TASKS}
+        self.max_pixels = int(max_pixels)
+        self.extra = [Path(m).expanduser().resolve() for m in models]
+        for p in self.extra:
+            if not p.is_file():
+                raise ValueError(f"{p}: no such model file")
+        self._cache: dict[tuple, Any] = {}
+        self._uploaded: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()  # two first requests for one model load it once
+
+    # ------------------------------------------------------------------ what is on offer
+    def choices(self, task: str) -> list[tuple[str, str]]:
+        """(label, value) for a model selector: the manifest's models for ``task`` that are here
+        (bundled or fetched, with their licence), then the extra files."""
+        wanted = MODEL_TASKS[task]
+        out = []
+        for name, e in manifest().items():
+            state = _state(name, e)
+            usable = e.get("task") in wanted or (task == "faces" and name == "restorer")
+            if state and usable:
+                out.append((f"{name} ({state}, {e.get('licence', 'licence unknown')})", name))
+        for p in self.extra:
+            if _file_task(p) in wanted or (task == "faces" and _file_task(p) == "translation"):
+                out.append((f"{p.name} (your file)", str(p)))
+        return out
+
+    def licence_table(self) -> str:
+        """Markdown: every model of the manifest and the extra files, with state and licence."""
+        rows = ["| model | task | here | licence |", "| --- | --- | --- | --- |"]
+        for name, e in manifest().items():
+            state = _state(name, e) or f"no (`restore weights fetch {name}`)"
+            note = f" ({e['licence_note']})" if e.get("licence_note") else ""
+            rows.append(f"| {name} | {e.get('task', '')} | {state} | {e.get('licence', '?')}{note} |")
+        rows += [f"| {p.name} | {_file_task(p)} | your file | yours |" for p in self.extra]
+        return "\n".join(rows)
+
+    def describe(self) -> str:
+        """One line for the page header: device and precision in use."""
+        if self.device.type == "cuda":
+            where = f"{self.device} ({torch.cuda.get_device_name(self.device)})"
+        else:
+            where = f"cpu ({torch.get_num_threads()} threads, {'native' if cpu_has_bf16() else 'no'} bf16)"
+        prec = ", ".join(f"{t} {self.precision[t]}" for t in TASKS)
+        return f"**device:** {where} · **precision:** {prec}"
+
+    # ------------------------------------------------------------------ loading, once
+    def load(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """The object cached under ``key``, made by ``make()`` on first use."""
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = make()
+            return self._cache[key]
+
+    def load_uploaded(self, path: str | Path, make: Callable[[Path], Any]) -> Any:
+        """A model from an uploaded file, cached by content (the upload's path changes every
+        time); only the last few are kept."""
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        with self._lock:
+            if digest not in self._uploaded:
+                self._uploaded[digest] = make(Path(path))
+                while len(self._uploaded) > MAX_UPLOADED_MODELS:
+                    self._uploaded.popitem(last=False)
+            self._uploaded.move_to_end(digest)
+            return self._uploaded[digest]
+
+    def faces(self, weights: str | None, detector: str):
+        from restore.faces import FACE_MODELS, FaceRestorer
+        from restore.weights import find_cached
+
+        auto = weights in (None, "", "auto")
+        # "auto" is keyed by the model it picks, so choosing that model by name loads nothing new.
+        name = next((n for n in FACE_MODELS if find_cached(n) is not None), "restorer") if auto else weights
+        # Built with bg="restorer" so every background option works from one copy (with_options).
+        # Face parsing costs more than GFP-GAN itself on a CPU: on a GPU only.
+        return self.load(("faces", name, detector), lambda: FaceRestorer(
+            None if auto else weights, detector, self.device, self.precision["faces"], bg="restorer",
+            parse="auto" if self.device.type == "cuda" else False))
+
+    def segmenter(self, weights: str):
+        from restore.segment import Segmenter
+
+        return self.load(("segmentation", weights), lambda: Segmenter(weights, self.device))
+
+    def translator(self, weights: str):
+        from restore.translate import Translator
+
+        return self.load(("translation", weights), lambda: Translator(weights, self.device))
+
+    def colorizer(self, weights: str):
+        from restore.colorize import Colorizer
+
+        return self.load(("sketch", weights), lambda: Colorizer(weights, self.device))

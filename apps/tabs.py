@@ -1,0 +1,148 @@
+"""The four tabs: inputs, options, outputs and one-click examples; each button calls one handler.
+
+Uploads are ``gr.File`` (not ``gr.Image``) so that ``restore.imageio`` decodes them: TIFF,
+16-bit and EXIF orientation as the CLI reads them, and a bad file gets its one-line reason.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from restore.imageio import IMAGE_EXTS
+
+from .handlers import AREA_HEADERS, Handlers
+from .runtime import Runtime
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+IMAGE_TYPES = sorted(IMAGE_EXTS)
+
+
+def _examples(*examples: tuple[str, list]) -> dict[str, list]:
+    """label -> example row, for the rows whose files are all here (they ship with a checkout)."""
+    def ok(v) -> bool:
+        return all(map(ok, v)) if isinstance(v, list) else not isinstance(v, Path) or v.is_file()
+
+    def plain(v):
+        return [plain(x) for x in v] if isinstance(v, list) else str(v) if isinstance(v, Path) else v
+
+    return {label: plain(row) for label, row in examples if ok(row)}
+
+
+def _wire(button: gr.Button, examples: dict[str, list], example_inputs: list, fn, inputs: list, outputs: list,
+          api_name: str, queue: dict) -> None:
+    """The button is the named API endpoint; clicking an example fills its inputs and runs
+    the same handler, in the same per-device queue."""
+    button.click(fn, inputs, outputs, api_name=api_name, **queue)
+    if examples:
+        ex = gr.Examples(list(examples.values()), example_inputs, example_labels=list(examples), examples_per_page=8)
+        ex.load_input_event.then(fn, inputs, outputs, api_visibility="private", **queue)
+
+
+def _choice(choices: list[tuple[str, str]], preferred: str) -> str | None:
+    values = [v for _, v in choices]
+    return preferred if preferred in values else (values[0] if values else None)
+
+
+def faces_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
+    with gr.Row():
+        with gr.Column(scale=2):
+            photos = gr.File(label="Photo(s)", file_count="multiple", file_types=IMAGE_TYPES, elem_id="faces-photos")
+            auto = ("auto: GFP-GAN when fetched, else restorer", "auto")
+            weights = gr.Dropdown([auto] + rt.choices("faces"), value="auto", label="Face model")
+            detector = gr.Radio(["auto", "retinaface", "mtcnn"], value="auto", label="Face detector",
+                                info="auto: RetinaFace when fetched, else MTCNN")
+            fidelity = gr.Slider(0, 1, value=1.0, step=0.05, label="Fidelity",
+                                 info="1: fully restored faces; 0: the input's")
+            upscale = gr.Radio([1, 2, 4], value=1, label="Upscale")
+            background = gr.Radio(["restorer", "resize", "none"], value="restorer", label="Background",
+                                  info="restorer: the bundled restorer; none: the input's own pixels")
+            button = gr.Button("Restore faces", variant="primary", elem_id="faces-run")
+        with gr.Column(scale=3):
+            slider = gr.ImageSlider(label="Before / after", type="numpy", format="png")
+            crops = gr.Image(label="Faces, aligned: input | restored", format="png")
+            files = gr.File(label="Restored photos (PNG)", file_count="multiple")
+            status = gr.Markdown(elem_id="faces-status")
+    d = EXAMPLES / "faces"
+    examples = _examples(("astronaut", [[d / "astronaut_degraded.jpg"]]),
+                         ("two faces, small", [[d / "two_faces_small.jpg"]]),
+                         ("old grey portrait", [[d / "hopper_old_grey.png"]]))
+    _wire(button, examples, [photos], h.faces,
+          [photos, weights, detector, fidelity, upscale, background], [slider, crops, files, status], "faces", queue)
+
+
+def sketch_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
+    with gr.Row():
+        with gr.Column(scale=2):
+            image = gr.File(label="Sketch, or a colour image to extract one from", file_types=IMAGE_TYPES)
+            extract = gr.Radio([("as is: it is a sketch", "none"), ("XDoG", "xdog"),
+                                ("edges of flat colours", "threshold"), ("HED (learned)", "hed")],
+                               value="none", label="Sketch extraction")
+            style = gr.File(label="Style reference (colours and style to use)", file_types=IMAGE_TYPES)
+            with gr.Accordion("Colour hints (optional)", open=False):
+                hints = gr.File(label="RGBA PNG: its opaque pixels are the colours wanted there (or strokes on white)",
+                                file_types=IMAGE_TYPES, height=140)
+            choices = rt.choices("sketch")
+            weights = gr.Dropdown(choices, value=_choice(choices, "colorizer"), label="Colorizer",
+                                  info=None if choices else "no colorizer here yet (scripts/train_colorizer.sh)")
+            button = gr.Button("Colour", variant="primary")
+        with gr.Column(scale=3):
+            result = gr.Image(label="Result", format="png")
+            compare = gr.Image(label="Sketch | reference | result", format="png")
+            file = gr.File(label="Download (PNG)")
+            status = gr.Markdown(elem_id="sketch-status")
+    d = EXAMPLES / "sketch"
+    examples = _examples(("line art + its colours", [d / "monkey_lineart.png", "none", d / "monkey.png"]),
+                         ("dog (XDoG) in ladybug colours", [d / "dog.png", "xdog", d / "ladybug.png"]),
+                         ("monkey (edges) in dog colours", [d / "monkey.png", "threshold", d / "dog.png"]))
+    _wire(button, examples, [image, extract, style], h.sketch, [image, extract, style, hints, weights],
+          [result, compare, file, status], "sketch", queue)
+
+
+def segmentation_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
+    with gr.Row():
+        with gr.Column(scale=2):
+            file = gr.File(label="Image or TIFF (a multi-page TIFF is a volume)", file_types=IMAGE_TYPES)
+            choices = rt.choices("segmentation")
+            weights = gr.Dropdown(choices, value=_choice(choices, "nuclei"), label="Model")
+            tile = gr.Radio([256, 512, 1024], value=512, label="Tile (px)", info="overlap-tile inference")
+            diameter = gr.Textbox("auto", label="Object diameter (px)",
+                                  info="'auto' measures it and rescales; 'none' uses the image as it is")
+            with gr.Row():
+                instances = gr.Checkbox(True, label="Split touching objects")
+                fill_holes = gr.Checkbox(False, label="Fill holes")
+                crf = gr.Checkbox(False, label="Dense-CRF refinement")
+            min_size = gr.Number(16, precision=0, minimum=0, label="Remove objects smaller than (px)")
+            button = gr.Button("Segment", variant="primary")
+        with gr.Column(scale=3):
+            shown = gr.Image(label="Overlay", format="png")
+            mask = gr.File(label="Mask (PNG; TIFF for volumes)")
+            table = gr.Dataframe(headers=AREA_HEADERS, label="Areas", interactive=False)
+            status = gr.Markdown(elem_id="segment-status")
+    d = EXAMPLES / "nuclei"
+    examples = _examples(("DSB2018 nuclei", [d / "dsb2018_heldout.png"]),
+                         ("cells3d slice (16-bit)", [d / "cells3d_z34_heldout.png"]),
+                         ("scratch assay (unseen)", [d / "scratch_assay_unseen.png"]),
+                         ("neuron nucleus (unseen)", [d / "neuron_dapi_unseen.png"]))
+    _wire(button, examples, [file], h.segment, [file, weights, tile, diameter, instances, min_size, fill_holes, crf],
+          [shown, mask, table, status], "segment", queue)
+
+
+def translate_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
+    with gr.Row():
+        with gr.Column(scale=2):
+            image = gr.File(label="Image", file_types=IMAGE_TYPES)
+            choices = rt.choices("translation")
+            weights = gr.Dropdown(choices, value=_choice(choices, "restorer"), label="Generator")
+            generator = gr.File(label="...or your own generator file (restore train pix2pix: generator.safetensors)",
+                                file_types=[".safetensors"], height=140)
+            button = gr.Button("Translate", variant="primary")
+        with gr.Column(scale=3):
+            slider = gr.ImageSlider(label="Before / after", type="numpy", format="png")
+            file = gr.File(label="Download (PNG)")
+            status = gr.Markdown(elem_id="translate-status")
+    d = EXAMPLES / "faces"
+    examples = _examples(("two faces, small", [d / "two_faces_small.jpg"]),
+                         ("astronaut", [d / "astronaut_degraded.jpg"]))
+    _wire(button, examples, [image], h.translate, [image, weights, generator],
+          [slider, file, status], "translate", queue)
