@@ -28,6 +28,11 @@ demo: $(STAMP)
 	@echo "Restored photos are in demo_out/faces/restored/, each face (input | restored) in"
 	@echo "demo_out/faces/faces/, what was found in demo_out/faces/report.json, and every photo"
 	@echo "beside its restored version in demo_out/faces/before_after.jpg."
+	$(VENV)/bin/restore sketch examples/sketch/monkey_lineart.png --style examples/sketch/monkey.png -o demo_out/sketch
+	$(VENV)/bin/restore sketch examples/sketch/dog.png --extract --style examples/sketch/ladybug.png -o demo_out/sketch
+	@echo
+	@echo "Coloured sketches are in demo_out/sketch/: <name>.png, and <name>_compare.png"
+	@echo "(sketch | reference | result): the monkey's line art in its own colours, the dog's in the ladybug's."
 	@echo "The app (all tasks in one page): $(VENV)/bin/restore app, then open http://127.0.0.1:7860"
 
 test: $(STAMP)

@@ -1,13 +1,13 @@
 """What the app runs on and which models it offers: chosen once, each model loaded once per process.
 
 The device is CUDA when there is one, else the CPU. Precision per task was measured against
-fp32 on the bundled models and examples (2-core CPU with AVX512-BF16):
+fp32 on the bundled models and examples (2-core CPU with AVX512-BF16; the sketch row on an AVX2 CPU, bf16 emulated):
 
 | task | bf16 against fp32 | speed | used |
 | --- | --- | --- | --- |
 | faces (bundled restorer) | 62 dB PSNR between the outputs | 1.5x | bf16 where native |
 | translate (restorer) | 63 dB, at most 1 grey level apart | 1.45x | bf16 where native |
-| sketch (colorizer) | 54 dB | | bf16 where native |
+| sketch (bundled colorizer) | 57 dB, at most 2 grey levels apart (3 examples) | | bf16 where native |
 | segmentation (nuclei) | up to 2% of the foreground flips (scratch-assay example) | | fp32 everywhere |
 
 so segmentation keeps the fp32 of ``restore segment`` (its network is small; fp32 costs little),

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Reproduce the bundled `colorizer` model: fetch the clip art, train, score, export.
-#   bash scripts/train_colorizer.sh [RUN_DIR]          (STEPS=8000 by default)
-# About 30-50 min on 2 CPU cores: a step of 8 crops of 128 px took 0.23 s on idle cores and
-# 0.37 s beside light load (see weights/colorizer.md for the time of the bundled run).
+#   bash scripts/train_colorizer.sh [RUN_DIR]          (STEPS=4000 by default, the bundled run)
+# About 15-75 min on 2 CPU cores: a step of 8 crops of 128 px took 0.23 s on a CPU with native
+# bf16 and 1.09 s on an AVX2-only one, where the bundled run took 73 min (weights/colorizer.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/colorizer}
 PY=${PY:-.venv/bin/python}
-STEPS=${STEPS:-8000}
+STEPS=${STEPS:-4000}
 
 $PY scripts/fetch_clipart.py --out data/clipart
 # Validation (model selection) holds out every 10th training image; data/clipart/test is

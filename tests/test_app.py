@@ -253,8 +253,7 @@ def test_translate_uploaded_generator(client, tmp_path):
 
 @pytest.mark.parametrize("bundled", [False, True], ids=["tiny", "bundled"])
 def test_sketch(client, tiny_colorizer, bundled):
-    if bundled and not _bundled_colorizer():
-        pytest.skip("weights/colorizer.safetensors is not exported yet (scripts/train_colorizer.sh)")
+    assert _bundled_colorizer() or not bundled, "weights/colorizer.safetensors is missing"
     weights = "colorizer" if bundled else str(tiny_colorizer)
     d = EXAMPLES / "sketch"
     result, compare, file, status = client.predict(
