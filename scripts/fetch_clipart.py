@@ -52,22 +52,23 @@ NEAR = 5.0  # thumbnails closer than this (0-255 scale, mean over pixels) are on
 TEST_EVERY = 10  # a name goes to test when its sha1 is 0 modulo this
 
 
-def download_deb(dest: Path, any_version: bool) -> dict:
+def download_deb(dest: Path, any_version: bool, package: str = PACKAGE, version: str = VERSION,
+                 expected: str = DEB_SHA256) -> dict:
     """`apt-get download` the pinned .deb into ``dest`` (cached) and check its sha256."""
-    found = sorted(dest.glob(f"{PACKAGE}_*.deb"))
+    found = sorted(dest.glob(f"{package}_*.deb"))
     if not found:
-        cmd = ["apt-get", "download", PACKAGE if any_version else f"{PACKAGE}={VERSION}"]
+        cmd = ["apt-get", "download", package if any_version else f"{package}={version}"]
         print("$", " ".join(cmd), flush=True)
         if subprocess.run(cmd, cwd=dest).returncode != 0:
             if os.geteuid() == 0:  # the package lists may be missing (fresh container)
                 subprocess.run(["apt-get", "update"], check=True)
             subprocess.run(cmd, cwd=dest, check=True)
-        found = sorted(dest.glob(f"{PACKAGE}_*.deb"))
+        found = sorted(dest.glob(f"{package}_*.deb"))
     deb = found[-1]
     got = sha256(deb)
-    if got != DEB_SHA256 and not any_version:
+    if got != expected and not any_version:
         deb.unlink()  # never keep an unverified file under the real name
-        sys.exit(f"sha256 mismatch for {deb.name}: expected {DEB_SHA256}, got {got} (--any-version accepts it)")
+        sys.exit(f"sha256 mismatch for {deb.name}: expected {expected}, got {got} (--any-version accepts it)")
     version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True,
                              check=True).stdout.strip()
     return {"file": deb.name, "version": version, "sha256": got, "path": deb}
@@ -125,12 +126,13 @@ def _save(array: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def select(root: Path) -> tuple[list[dict], dict[str, int]]:
-    """Walk the extracted package; returns the kept items and a count of each reason to drop."""
+def select(root: Path, member_root: str = ROOT, known: np.ndarray | None = None) -> tuple[list[dict], dict[str, int]]:
+    """Walk the extracted package; returns the kept items and a count of each reason to drop.
+    ``known``: thumbnails (N x 16 x 16 x 3) of pictures kept elsewhere, dropped as near duplicates."""
     kept, dropped = [], {"link or identical file": 0, "too small": 0, "little foreground": 0,
                          "not colourful": 0, "near duplicate": 0, "unreadable or over 179 MP": 0}
     seen_md5: set[str] = set()
-    thumbs = np.zeros((0, 16, 16, 3), np.float32)
+    thumbs = np.zeros((0, 16, 16, 3), np.float32) if known is None else np.asarray(known, np.float32)
     for f in sorted(root.rglob("*.png")):
         rel = f.relative_to(root)
         data = f.read_bytes()  # a link reads its target: the md5 catches it
@@ -161,13 +163,13 @@ def select(root: Path) -> tuple[list[dict], dict[str, int]]:
             continue
         thumbs = np.concatenate([thumbs, thumb[None]])
         name = f"{rel.parts[0]}_{f.stem}"
-        kept.append({"name": name, "member": f"{ROOT}/{rel}", "source_md5": md5, "source_size": list(fg.shape[::-1]),
+        kept.append({"name": name, "member": f"{member_root}/{rel}", "source_md5": md5, "source_size": list(fg.shape[::-1]),
                      "rgb": rgb, "fg": fg})
     names = [k["name"] for k in kept]
     if len(set(names)) != len(names):  # one stem in two sub-folders of a category: add the folder
         for k in kept:
             if names.count(k["name"]) > 1:
-                k["name"] = k["member"][len(ROOT) + 1:-4].replace("/", "_")
+                k["name"] = k["member"][len(member_root) + 1:-4].replace("/", "_")
     return kept, dropped
 
 

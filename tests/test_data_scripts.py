@@ -133,3 +133,35 @@ def test_baseline_finds_noisy_disks_and_drops_specks(tmp_path):
     result = baseline.evaluate([tmp_path], sigma=1.0)
     assert set(result["sources"]) == {"disks", "flat"} and result["mean"]["n"] == 2
     assert result["mean_of_sources"]["iou"] > 0.9
+
+
+def test_clipart_selection_rules_and_known_pictures(tmp_path):
+    """scripts/fetch_clipart.select (also fetch_stamps'): colour art >= 128 px with enough
+    foreground is kept, alpha over white; grey, small, copied pictures and those near a
+    ``known`` thumbnail (the training collection, for fetch_stamps) are dropped."""
+    from PIL import Image
+    from skimage.draw import disk as draw_disk
+
+    clip = _load("fetch_clipart")
+
+    def art(colour, size=160) -> Image.Image:
+        rgba = np.zeros((size, size, 4), np.uint8)
+        rgba[draw_disk((size // 2, size // 2), size // 3, shape=(size, size))] = (*colour, 255)
+        return Image.fromarray(rgba)
+
+    cat = tmp_path / "animals"
+    cat.mkdir()
+    art((220, 40, 30)).save(cat / "red.png")
+    art((30, 60, 220)).save(cat / "blue.png")
+    art((128, 128, 128)).save(cat / "grey.png")  # not colourful
+    art((20, 200, 40), size=64).save(cat / "small.png")  # under 128 px
+    (cat / "zcopy.png").write_bytes((cat / "red.png").read_bytes())  # an identical file
+    items, dropped = clip.select(tmp_path, "root")
+    assert sorted(i["name"] for i in items) == ["animals_blue", "animals_red"]
+    assert dropped["not colourful"] == 1 and dropped["too small"] == 1 and dropped["link or identical file"] == 1
+    red = next(i for i in items if i["name"] == "animals_red")
+    assert red["member"] == "root/animals/red.png" and red["rgb"][0, 0].tolist() == [255, 255, 255]  # over white
+    assert red["fg"].mean() > 0.12 and red["rgb"][80, 80].tolist() == [220, 40, 30]
+    known = clip.thumbnail(red["rgb"])[None]
+    items, dropped = clip.select(tmp_path, "root", known)
+    assert [i["name"] for i in items] == ["animals_blue"] and dropped["near duplicate"] == 1
