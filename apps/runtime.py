@@ -7,7 +7,7 @@ fp32 on the bundled models and examples (2-core CPU with AVX512-BF16; the sketch
 | --- | --- | --- | --- |
 | faces (bundled restorer) | 62 dB PSNR between the outputs | 1.5x | bf16 where native |
 | translate (restorer) | 63 dB, at most 1 grey level apart | 1.45x | bf16 where native |
-| sketch (bundled colorizer) | 57 dB, at most 2 grey levels apart (3 examples) | | bf16 where native |
+| sketch (bundled colorizer) | 56-58 dB, at most 3 grey levels apart (3 examples) | | bf16 where native |
 | segmentation (nuclei) | up to 2% of the foreground flips (scratch-assay example) | | fp32 everywhere |
 
 so segmentation keeps the fp32 of ``restore segment`` (its network is small; fp32 costs little),
