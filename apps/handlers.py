@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from gan.precision import autocast
-from restore.imageio import ImageError, is_volume, read_image, read_volume, to_uint8, write_png, write_tiff
+from restore.imageio import ImageError, is_volume, read_image, read_volume, to_rgb8, write_png, write_tiff
 
 from .runtime import Runtime
 
@@ -56,12 +56,6 @@ def user_errors(fn: Callable) -> Callable:
             raise gr.Error(f"unexpected error ({type(e).__name__}): {_one_line(e)}", print_exception=False) from None
 
     return wrapper
-
-
-def _display(image: np.ndarray) -> np.ndarray:
-    """Any layout and depth -> RGB uint8 for the page (16-bit scaled, grey repeated)."""
-    img = to_uint8(np.asarray(image))
-    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
 
 
 def _stack(pairs: list[np.ndarray], height: int = 256, gap: int = 4) -> np.ndarray | None:
@@ -137,11 +131,11 @@ class Handlers:
             path_out = out / f"{Path(name).stem}_restored.png"
             write_png(path_out, result.image)
             files.append(str(path_out))
-            after = _display(result.image)
+            after = to_rgb8(result.image)
             if slider is None:
                 from restore.facealign import resize_to
 
-                slider = (resize_to(_display(image), *after.shape[:2], "lanczos"), after)
+                slider = (resize_to(to_rgb8(image), *after.shape[:2], "lanczos"), after)
             crops += [np.concatenate([f.cropped, f.restored], axis=1) for f in result.faces]
             small = f", {result.small_faces} too small, left as they are" if result.small_faces else ""
             if result.faces:

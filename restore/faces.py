@@ -24,7 +24,7 @@ from gan.precision import autocast, cast_model, resolve_precision, run
 
 from .detect import Detection, center_face, detect, make_detector
 from .facealign import estimate_affine, load_parser, parse_mask, paste, resize_to, template, warp_face
-from .imageio import to_uint8
+from .imageio import to_rgb8, to_uint8
 
 BACKGROUNDS = ("restorer", "resize", "none")
 FACE_MODELS = ("gfpgan-v1.4", "gfpgan-v1.3")  # best first
@@ -106,11 +106,6 @@ def _split(image: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]:
         image, alpha = image[..., :-1], image[..., -1]
         image = image[..., 0] if image.shape[2] == 1 else image
     return np.ascontiguousarray(image), image.ndim == 2, alpha
-
-
-def _rgb8(image: np.ndarray) -> np.ndarray:
-    rgb = to_uint8(image)
-    return np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb
 
 
 def _as_layout(rgb8: np.ndarray, grey: bool, dtype: np.dtype) -> np.ndarray:
@@ -229,7 +224,7 @@ class FaceRestorer:
         t = {"detect": 0.0, "align": 0.0, "net_faces": 0.0, "net_background": 0.0, "net_parse": 0.0, "paste": 0.0}
         t0 = time.perf_counter()
         colour, grey, alpha = _split(image)
-        rgb8 = _rgb8(colour)
+        rgb8 = to_rgb8(colour)
         h, w = colour.shape[:2]
         found = detect(self.detector, rgb8, self.detect_size)
         small = sum(1 for d in found if d.size < self.min_face)
@@ -270,7 +265,7 @@ class FaceRestorer:
         ``restore``), at ``size`` (height, width; default: the input's). The crop is resized
         to the network's size and back."""
         colour, grey, alpha = _split(face)
-        rgb8 = _rgb8(colour)
+        rgb8 = to_rgb8(colour)
         h, w = rgb8.shape[:2]
         s = self.face_size
         crop = resize_to(rgb8, s, s, "area" if min(h, w) > s else "lanczos")

@@ -336,6 +336,13 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.rint(x * 255).astype(np.uint8)
 
 
+def to_rgb8(arr: np.ndarray) -> np.ndarray:
+    """Any image -> RGB uint8 HxWx3 for display: intensities as ``to_uint8``, grey repeated,
+    alpha dropped."""
+    img = to_uint8(np.asarray(arr))
+    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
+
+
 # --------------------------------------------------------------------------- writing
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[Path]:

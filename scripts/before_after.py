@@ -19,12 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from restore.facealign import resize_to
-from restore.imageio import IMAGE_EXTS, read_image, to_uint8
-
-
-def rgb8(image: np.ndarray) -> np.ndarray:
-    img = to_uint8(image)
-    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
+from restore.imageio import IMAGE_EXTS, read_image, to_rgb8
 
 
 def before_after(inputs: Path, out: Path, height: int = 300, gap: int = 4) -> np.ndarray:
@@ -34,7 +29,7 @@ def before_after(inputs: Path, out: Path, height: int = 300, gap: int = 4) -> np
         restored = out / "restored" / f"{path.stem}.png"
         if not restored.is_file():
             continue
-        a, b = rgb8(read_image(path)), rgb8(read_image(restored))
+        a, b = to_rgb8(read_image(path)), to_rgb8(read_image(restored))
         w = round(a.shape[1] * height / a.shape[0])
         a = resize_to(a, height, w, "area" if a.shape[0] > height else "lanczos")
         b = resize_to(b, height, w, "area" if b.shape[0] > height else "lanczos")

@@ -299,3 +299,13 @@ def test_normalize():
     f = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
     f[0, 0] = np.nan
     assert np.isfinite(normalize(f)).all()
+
+
+def test_to_rgb8_for_display():
+    from restore.imageio import to_rgb8
+
+    grey16 = np.full((2, 3), 65535, np.uint16)
+    assert to_rgb8(grey16).shape == (2, 3, 3) and to_rgb8(grey16).dtype == np.uint8 and to_rgb8(grey16).min() == 255
+    rgba = np.zeros((2, 3, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 10
+    assert to_rgb8(rgba).shape == (2, 3, 3) and to_rgb8(rgba)[..., 0].min() == 200  # alpha dropped
