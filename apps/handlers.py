@@ -21,7 +21,10 @@ import numpy as np
 import torch
 
 from gan.precision import autocast
-from restore.imageio import ImageError, is_volume, read_image, read_volume, to_rgb8, write_png, write_tiff
+from restore.colour import to_rgb8
+from restore.imageio import ImageError, is_volume, read_image, read_volume
+from restore.imagewrite import write_png, write_tiff
+from restore.notes import collect_notes
 
 from .runtime import Runtime
 
@@ -96,9 +99,13 @@ class Handlers:
         if not path:
             raise gr.Error(f"Upload {what} first.", print_exception=False)
         try:
-            return reader(path, max_pixels=self.rt.max_pixels, **kw)
+            with collect_notes() as notes:
+                image = reader(path, max_pixels=self.rt.max_pixels, **kw)
         except ImageError as e:
             raise gr.Error(f"{_name(path)}: {e}", print_exception=False) from None
+        for message in notes:  # e.g. only the first frame of an animated GIF was read
+            gr.Info(f"{_name(path)}: {message}")
+        return image
 
     # ------------------------------------------------------------------ faces
     @user_errors

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from restore.imageio import IMAGE_EXTS
+from restore.formats import IMAGE_EXTS
 
 from .handlers import AREA_HEADERS, Handlers
 from .runtime import Runtime

@@ -95,7 +95,8 @@ def run_model(model: str, photos: list[Path], args, tmp: Path) -> dict:
 
     from restore.facebatch import read_alpha
     from restore.faces import FaceRestorer
-    from restore.imageio import read_image, write_png
+    from restore.imageio import read_image
+    from restore.imagewrite import write_png
 
     faces_w, bg_w, name = stand_ins(tmp, model)
     fr = FaceRestorer(faces_w, args.detector, args.device, args.precision, upscale=args.upscale, bg=args.bg,

@@ -1,8 +1,16 @@
 """The batch runner every CLI command uses: find inputs, process each, report, never half-write.
 
-    items = find_inputs(args.paths, exclude=[out])             # UsageError -> exit 2
-    report = run_batch(items, process, outputs, skip_existing=args.skip_existing, desc="segment")
+    found = scan_inputs(args.paths, exclude=[out])             # UsageError -> exit 2
+    report = run_batch(found.items, process, outputs, skip_existing=args.skip_existing,
+                       desc="segment", ignored=found.ignored)
     return report.exit_code                                     # 0 all good, 1 some failed
+
+Every file under an input folder ends in exactly one of four counts of the summary line: done,
+skipped (its outputs exist, ``--skip-existing``), failed (one ``error:`` line with the reason)
+or ignored (not an image: one ``ignored:`` line each). Images are told by content
+(``restore.formats``), so a ``.HEIC``, a ``.gif`` or a JPEG without an extension is read, and a
+``notes.txt`` or ``.DS_Store`` is named, never silently dropped. What a reader had to do to a
+file (only the first frame of an animation, say) is one ``note:`` line for that file.
 
 ``process(file, rel)`` does one input and writes its outputs under ``OUT / rel`` (with
 ``atomic_write`` / ``write_png``); ``outputs(file, rel)`` names those outputs, which is how
@@ -12,19 +20,25 @@ Inputs found inside a folder argument keep their sub-folder under OUT (``rel``),
 """
 from __future__ import annotations
 
+import argparse
 import os
+import stat
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from tqdm import tqdm
 
-from restore.imageio import IMAGE_EXTS, ImageError
+from restore.formats import is_image_file
+from restore.imageio import ImageError
+from restore.imagewrite import OUTPUT_FORMATS
+from restore.notes import collect_notes
 
-__all__ = ["BatchReport", "UsageError", "describe_error", "find_inputs", "output_path", "run_batch"]
+__all__ = ["BatchReport", "Inputs", "UsageError", "add_output_args", "describe_error", "find_inputs",
+           "output_ext", "output_path", "run_batch", "scan_inputs"]
 
 Item = tuple[Path, Path]  # (input file, output sub-folder relative to OUT)
 
@@ -33,46 +47,118 @@ class UsageError(Exception):
     """The command line itself is wrong (missing path, nothing to do): exit status 2."""
 
 
-def find_inputs(paths: Sequence[str | os.PathLike], exts: Iterable[str] = IMAGE_EXTS, *,
-                exclude: Iterable[str | os.PathLike] = (), allow_empty: bool = False) -> list[Item]:
-    """List (file, relative output folder) for files and folders (searched recursively, sorted).
+@dataclass
+class Inputs:
+    """What a search of the command line's paths found."""
+    items: list[Item] = field(default_factory=list)  # (image file, output sub-folder) to process
+    ignored: list[tuple[Path, str]] = field(default_factory=list)  # (path, why it is not an input)
 
-    A file named explicitly is used whatever its extension (it may then fail as a bad file).
-    In folders, only ``exts`` count, and hidden files/folders (our own ``.*.tmp`` included) and
-    anything under ``exclude`` (e.g. the output folder) are skipped. The same file reached
-    twice is listed once. Raises UsageError for a path that does not exist, or when nothing
-    is found (unless ``allow_empty``).
+
+def scan_inputs(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str | os.PathLike] = (),
+                allow_empty: bool = False) -> Inputs:
+    """Images to process (sorted, each once) and everything else found, with the reason.
+
+    A file named explicitly is used whatever it holds (it may then fail as a bad file). In
+    folders (searched recursively, symlinks followed, loops cut), a file is an input when its
+    content is an image or its extension an image format's; hidden files and folders (``.*``,
+    our own ``.*.tmp`` included) and other files are ignored, one entry each (a hidden folder is
+    one entry, not searched). Anything under ``exclude`` (the output folder) is neither.
+    Raises UsageError for a path that does not exist, or when no image is found (unless
+    ``allow_empty``).
     """
     if not paths:
         raise UsageError("no input files or folders given")
-    exts = {e.lower() for e in exts}
     skip_dirs = [Path(p).resolve() for p in exclude]
     seen: set[Path] = set()
-    items: list[Item] = []
+    found = Inputs()
+
+    def excluded(path: Path) -> bool:
+        key = path.resolve()
+        return any(key.is_relative_to(d) for d in skip_dirs)
 
     def add(file: Path, rel: Path) -> None:
         key = file.resolve()
-        if key not in seen and not any(key.is_relative_to(d) for d in skip_dirs):
+        if key not in seen and not excluded(file):
             seen.add(key)
-            items.append((file, rel))
+            found.items.append((file, rel))
 
     for arg in map(Path, paths):
         if arg.is_dir():
-            found = []
-            for f in arg.rglob("*"):
-                rel = f.relative_to(arg)
-                if (f.suffix.lower() in exts and not any(p.startswith(".") for p in rel.parts)
-                        and f.is_file()):
-                    found.append(rel)
-            for rel in sorted(found, key=lambda r: r.parts):
-                add(arg / rel, rel.parent)
+            entries = sorted(_walk(arg, excluded), key=lambda e: e[0].relative_to(arg).parts)
+            for path, reason in entries:
+                if reason is None:
+                    add(path, path.relative_to(arg).parent)
+                else:
+                    found.ignored.append((path, reason))
         elif arg.exists():
             add(arg, Path("."))
         else:
             raise UsageError(f"{arg}: no such file or folder")
-    if not items and not allow_empty:
-        raise UsageError("no image files found in: " + ", ".join(map(str, paths)))
-    return items
+    if not found.items and not allow_empty:
+        others = (f" ({len(found.ignored)} other file(s) ignored, e.g. {found.ignored[0][0].name}: "
+                  f"{found.ignored[0][1]})") if found.ignored else ""
+        raise UsageError("no image files found in: " + ", ".join(map(str, paths)) + others)
+    return found
+
+
+def _walk(root: Path, excluded: Callable[[Path], bool]) -> Iterator[tuple[Path, str | None]]:
+    """(path, None) for each image file under ``root``; (path, reason) for what is not one."""
+    visited: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(dirpath)
+        real = os.path.realpath(dirpath)
+        if real in visited or excluded(here):  # a symlink loop, or the output folder
+            dirnames[:] = []
+            continue
+        visited.add(real)
+        for name in [n for n in dirnames if n.startswith(".")]:
+            yield here / name, "hidden folder (not searched)"
+        dirnames[:] = [n for n in dirnames if not n.startswith(".")]
+        for name in filenames:
+            path = here / name
+            if excluded(path):
+                continue
+            if name.startswith("."):
+                yield path, "hidden file"
+                continue
+            try:
+                regular = stat.S_ISREG(path.stat().st_mode)
+            except OSError:
+                yield path, "broken link or unreadable entry"
+                continue
+            if not regular:
+                yield path, "not a regular file"
+            elif is_image_file(path):
+                yield path, None
+            else:
+                yield path, "not an image"
+
+
+def find_inputs(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str | os.PathLike] = (),
+                allow_empty: bool = False) -> list[Item]:
+    """The image files of ``scan_inputs`` alone (for readers of training folders)."""
+    return scan_inputs(paths, exclude=exclude, allow_empty=allow_empty).items
+
+
+def add_output_args(parser: argparse.ArgumentParser, what: str = "images") -> None:
+    """``--format png|jpg|webp`` and ``--quality`` for a command's photo-like outputs."""
+    parser.add_argument("--format", default="png", choices=sorted(OUTPUT_FORMATS),
+                        help=f"file format of the output {what} (default png, lossless; jpg and webp are "
+                             "8-bit and several times smaller; JPEG flattens transparency onto white)")
+    parser.add_argument("--quality", type=_quality, default=95,
+                        help="JPEG/WebP quality 1-100 (default 95; webp 100 is lossless)")
+
+
+def output_ext(args: argparse.Namespace) -> str:
+    """The extension of the photo-like outputs chosen by ``--format`` (".png" without it)."""
+    return OUTPUT_FORMATS[getattr(args, "format", None) or "png"]
+
+
+def _quality(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError("quality must be in 1..100")
+    return value
 
 
 def output_path(out_dir: str | os.PathLike, rel: str | os.PathLike, file: str | os.PathLike,
@@ -86,6 +172,8 @@ class BatchReport:
     done: int = 0
     skipped: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    ignored: list[tuple[Path, str]] = field(default_factory=list)  # found, but not images
+    notes: dict[Path, list[str]] = field(default_factory=dict)  # done files: what was done to them
 
     @property
     def exit_code(self) -> int:
@@ -94,7 +182,8 @@ class BatchReport:
 
     def summary(self, desc: str = "") -> str:
         head = f"{desc}: " if desc else ""
-        return f"{head}done {self.done}, skipped {self.skipped}, failed {len(self.failed)}"
+        return (f"{head}done {self.done}, skipped {self.skipped}, failed {len(self.failed)}, "
+                f"ignored {len(self.ignored)}")
 
 
 def describe_error(exc: BaseException) -> str:
@@ -133,8 +222,12 @@ def _remove_new(outs: list[Path], before: list[int | None]) -> None:
 
 def run_batch(items: Sequence[Item], process: Callable[[Path, Path], None],
               outputs: Callable[[Path, Path], list[Path]], *, skip_existing: bool = False,
-              desc: str = "", quiet: bool = False, stream: TextIO | None = None) -> BatchReport:
+              desc: str = "", quiet: bool = False, stream: TextIO | None = None,
+              ignored: Sequence[tuple[Path, str]] = ()) -> BatchReport:
     """Run ``process`` on every item; one ``error: <path>: <reason>`` line per failure, go on.
+
+    ``ignored`` (from ``scan_inputs``) is listed first, one ``ignored: <path>: <reason>`` line
+    each, and counted; the notes a file's reading or writing made are one ``note:`` line.
 
     Expected failures (ImageError, OSError, ValueError) print their message; anything else
     prints its type too, plus the traceback when the environment has RESTORE_DEBUG=1.
@@ -144,8 +237,11 @@ def run_batch(items: Sequence[Item], process: Callable[[Path, Path], None],
     """
     stream = sys.stderr if stream is None else stream
     debug = os.environ.get("RESTORE_DEBUG", "") not in ("", "0")
-    report = BatchReport()
+    report = BatchReport(ignored=list(ignored))
     claimed: dict[Path, Path] = {}
+    if not quiet:
+        for path, reason in report.ignored:
+            print(f"ignored: {path}: {reason}", file=stream)
     bar = tqdm(items, desc=desc or None, unit="file", file=stream, leave=False,
                disable=quiet or not _isatty(stream))
 
@@ -169,7 +265,8 @@ def run_batch(items: Sequence[Item], process: Callable[[Path, Path], None],
             continue
         before = [_stamp(o) for o in outs]
         try:
-            process(file, rel)
+            with collect_notes() as notes:
+                process(file, rel)
         except KeyboardInterrupt:
             _remove_new(outs, before)
             bar.close()
@@ -189,6 +286,10 @@ def run_batch(items: Sequence[Item], process: Callable[[Path, Path], None],
             fail(file, "produced no " + ", ".join(map(str, missing)))
             continue
         report.done += 1
+        if notes:
+            report.notes[file] = notes
+            if not quiet:
+                bar.write(f"note: {file}: {'; '.join(notes)}", file=stream)
     bar.close()
     if not quiet:
         print(report.summary(desc), file=stream)

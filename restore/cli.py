@@ -9,6 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .batch import add_output_args
+
 
 def _diameter(text: str) -> float | str | None:
     if text in ("auto", "none"):
@@ -33,6 +35,7 @@ def _add_segment(sub) -> None:
     p.add_argument("--diameter", type=_diameter, default="auto",
                    help="object diameter in px in your images, 'auto' (default) or 'none' to not rescale")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    add_output_args(p, "overlays (masks stay PNG, or TIFF for volumes)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
 
@@ -131,6 +134,7 @@ def _add_translate(sub) -> None:
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--overlap", type=float, default=0.25)
     p.add_argument("--device", default="cpu")
+    add_output_args(p)
     p.add_argument("--skip-existing", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
@@ -182,6 +186,7 @@ def _add_faces(sub) -> None:
     p.add_argument("--tile", type=int, default=512, help="tile side for the background restorer")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "auto"])
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    add_output_args(p, "photos and face crops")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
 
@@ -218,14 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_segment(args) -> int:
-    from .batch import UsageError, find_inputs, run_batch
-    from .imageio import is_volume, read_image, read_volume, write_png, write_tiff
+    from .batch import UsageError, output_ext, run_batch, scan_inputs
+    from .imageio import is_volume, read_image, read_volume
+    from .imagewrite import write_image, write_png, write_tiff
     from .overlay import overlay
     from .segment import Segmenter
     from .weights import WeightsError
 
     try:
-        items = find_inputs(args.paths)
+        found = scan_inputs(args.paths, exclude=[args.out])
         seg = Segmenter(args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
                         diameter=args.diameter)
     except (UsageError, WeightsError, ValueError) as e:
@@ -234,7 +240,7 @@ def run_segment(args) -> int:
 
     def outputs(path: Path, sub: Path) -> list[Path]:
         ext = ".tif" if is_volume(path) else ".png"
-        return [args.out / sub / f"{path.stem}_mask{ext}", args.out / sub / f"{path.stem}_overlay.png"]
+        return [args.out / sub / f"{path.stem}_mask{ext}", args.out / sub / f"{path.stem}_overlay{output_ext(args)}"]
 
     def process(path: Path, sub: Path) -> None:
         image = read_volume(path) if is_volume(path) else read_image(path)
@@ -245,46 +251,48 @@ def run_segment(args) -> int:
         if labels.ndim == 3:  # a volume: the mask as a TIFF stack, the middle slice as overlay
             write_tiff(mask_path, labels.astype(dtype))
             mid = labels.shape[0] // 2
-            write_png(overlay_path, overlay(image[mid], labels[mid]))
+            write_image(overlay_path, overlay(image[mid], labels[mid]), quality=args.quality)
         else:
             write_png(mask_path, labels.astype(dtype))
-            write_png(overlay_path, overlay(image, labels))
+            write_image(overlay_path, overlay(image, labels), quality=args.quality)
 
-    report = run_batch(items, process, outputs, skip_existing=args.skip_existing, desc="segment", quiet=args.quiet)
+    report = run_batch(found.items, process, outputs, skip_existing=args.skip_existing, desc="segment",
+                       quiet=args.quiet, ignored=found.ignored)
     return report.exit_code
 
 
 def run_translate(args) -> int:
-    from .batch import UsageError, find_inputs, run_batch
-    from .imageio import read_image, write_png
+    from .batch import UsageError, output_ext, run_batch, scan_inputs
+    from .imageio import read_image
+    from .imagewrite import write_image
     from .translate import Translator
     from .weights import WeightsError
 
     try:
-        items = find_inputs(args.paths)
+        found = scan_inputs(args.paths, exclude=[args.out])
         translator = Translator(args.weights, device=args.device, tile=args.tile, overlap=args.overlap)
     except (UsageError, WeightsError, ValueError) as e:
         print(f"restore translate: error: {e}", file=sys.stderr)
         return 2
 
     def outputs(path: Path, sub: Path) -> list[Path]:
-        return [args.out / sub / f"{path.stem}.png"]
+        return [args.out / sub / f"{path.stem}{output_ext(args)}"]
 
     def process(path: Path, sub: Path) -> None:
-        write_png(outputs(path, sub)[0], translator(read_image(path, mode="rgb8")))
+        write_image(outputs(path, sub)[0], translator(read_image(path, mode="rgb8")), quality=args.quality)
 
-    return run_batch(items, process, outputs, skip_existing=args.skip_existing, desc="translate",
-                     quiet=args.quiet).exit_code
+    return run_batch(found.items, process, outputs, skip_existing=args.skip_existing, desc="translate",
+                     quiet=args.quiet, ignored=found.ignored).exit_code
 
 
 def run_faces(args) -> int:
-    from .batch import UsageError, find_inputs
+    from .batch import UsageError, output_ext, scan_inputs
     from .facebatch import run_faces_batch
     from .faces import FaceRestorer
     from .weights import WeightsError
 
     try:
-        items = find_inputs(args.paths, exclude=[args.out])
+        found = scan_inputs(args.paths, exclude=[args.out])
         fr = FaceRestorer(args.weights, args.detector, args.device, args.precision, upscale=args.upscale,
                           bg=args.bg, fidelity=args.fidelity, min_face=args.min_face,
                           only_center_face=args.only_center_face, parse=False if args.no_parse else "auto",
@@ -293,10 +301,11 @@ def run_faces(args) -> int:
         print(f"restore faces: error: {e}", file=sys.stderr)
         return 2
     if not args.quiet:
-        found = "" if args.aligned else f"; faces found by {fr.detector_info}"
-        print(f"restore faces: restoring with {fr.model_info}{found}", file=sys.stderr)
-    return run_faces_batch(fr, items, args.out, aligned=args.aligned, skip_existing=args.skip_existing,
-                           quiet=args.quiet).exit_code
+        by = "" if args.aligned else f"; faces found by {fr.detector_info}"
+        print(f"restore faces: restoring with {fr.model_info}{by}", file=sys.stderr)
+    return run_faces_batch(fr, found.items, args.out, aligned=args.aligned, skip_existing=args.skip_existing,
+                           quiet=args.quiet, ignored=found.ignored, ext=output_ext(args),
+                           quality=args.quality).exit_code
 
 
 def run_eval_segment(args) -> int:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import IMAGE_EXTS, ImageError, is_volume, read_image, read_volume
+from .formats import is_image_file
+from .imageio import ImageError, is_volume, read_image, read_volume
 from .preprocess import median_diameter, prepare_image, rescale
 
 MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_seg", "_gt")
@@ -22,7 +23,7 @@ class Pair:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file() and is_image_file(p))
 
 
 def _folder_pairs(root: Path) -> list[Pair]:

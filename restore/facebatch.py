@@ -2,10 +2,12 @@
 
 For each input ``DIR/sub/x.jpg`` (``rel`` = ``sub``) it writes
 
-    OUT/restored/sub/x.png     the restored photo (its layout: grey, RGB, RGBA; 8 or 16 bit)
+    OUT/restored/sub/x.png     the restored photo (its layout: grey, RGB, RGBA; 8 or 16 bit;
+                               .jpg / .webp with --format: 8-bit, JPEG's alpha flattened on white)
     OUT/faces/sub/x_<k>.png    face k, aligned: the input crop | the restored crop
     OUT/report.json            one object per input: input, output, faces (box, landmarks,
-                               score), small_faces, seconds, error (null or the reason)
+                               score), small_faces, seconds, error (null or the reason), notes
+                               (what reading or writing it involved, e.g. the first frame of a GIF)
 
 through ``restore.batch.run_batch`` (bad files reported in one line, atomic writes,
 ``--skip-existing``). The report is written atomically at the end (also after Ctrl-C); with
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,8 @@ from PIL import Image, ImageOps
 
 from .batch import BatchReport, Item, run_batch
 from .faces import FaceRestorer
-from .imageio import atomic_write, read_image, write_png
+from .imageio import read_image
+from .imagewrite import atomic_write, write_image
 
 REPORT = "report.json"
 
@@ -58,8 +62,10 @@ def write_report(path: Path, entries: list[dict]) -> None:
 
 
 def run_faces_batch(fr: FaceRestorer, items: list[Item], out: Path, *, aligned: bool = False,
-                    skip_existing: bool = False, quiet: bool = False) -> BatchReport:
-    """Restore every input; returns run_batch's report (its ``exit_code`` is the command's)."""
+                    skip_existing: bool = False, quiet: bool = False, ignored: Sequence[tuple[Path, str]] = (),
+                    ext: str = ".png", quality: int = 95) -> BatchReport:
+    """Restore every input; returns run_batch's report (its ``exit_code`` is the command's).
+    ``ext`` (".png", ".jpg", ".webp") is the format of the restored photos and face crops."""
     report_path = out / REPORT
     previous = load_report(report_path) if skip_existing else {}
     entries: dict[str, dict] = {}
@@ -67,7 +73,7 @@ def run_faces_batch(fr: FaceRestorer, items: list[Item], out: Path, *, aligned: 
     n_faces = n_small = 0
 
     def outputs(path: Path, rel: Path) -> list[Path]:
-        return [out / "restored" / rel / f"{path.stem}.png"]
+        return [out / "restored" / rel / f"{path.stem}{ext}"]
 
     def process(path: Path, rel: Path) -> None:
         nonlocal n_faces, n_small
@@ -90,15 +96,15 @@ def run_faces_batch(fr: FaceRestorer, items: list[Item], out: Path, *, aligned: 
                 pairs = [np.concatenate([f.cropped, f.restored], axis=1) for f in result.faces]
             crop_dir = out / "faces" / rel
             for k, pair in enumerate(pairs):
-                written.append(crop_dir / f"{path.stem}_{k}.png")
-                write_png(written[-1], pair, compress_level=1)
+                written.append(crop_dir / f"{path.stem}_{k}{ext}")
+                write_image(written[-1], pair, compress_level=1, quality=quality)
             k = len(pairs)
-            while (stale := crop_dir / f"{path.stem}_{k}.png").exists():  # from an earlier run
+            while (stale := crop_dir / f"{path.stem}_{k}{ext}").exists():  # from an earlier run
                 stale.unlink()
                 k += 1
             if restored.ndim == 3 and restored.shape[2] == 2:  # grey + alpha: PNG as RGBA
                 restored = restored[..., [0, 0, 0, 1]]
-            write_png(outputs(path, rel)[0], restored, compress_level=1)
+            write_image(outputs(path, rel)[0], restored, compress_level=1, quality=quality)
         except BaseException:
             for p in written:  # no half set of crops beside a failed input
                 p.unlink(missing_ok=True)
@@ -112,7 +118,8 @@ def run_faces_batch(fr: FaceRestorer, items: list[Item], out: Path, *, aligned: 
 
     report = BatchReport()
     try:
-        report = run_batch(items, process, outputs, skip_existing=skip_existing, desc="faces", quiet=quiet)
+        report = run_batch(items, process, outputs, skip_existing=skip_existing, desc="faces", quiet=quiet,
+                           ignored=ignored)
     finally:
         failed = dict((str(p), reason) for p, reason in report.failed)
         merged = dict(previous)
@@ -122,7 +129,7 @@ def run_faces_batch(fr: FaceRestorer, items: list[Item], out: Path, *, aligned: 
                 merged[key] = {"input": key, "output": None, "faces": [], "small_faces": 0,
                                "seconds": seconds.get(key), "error": failed[key]}
             elif key in entries:
-                merged[key] = entries[key]
+                merged[key] = {**entries[key], "notes": report.notes.get(path, [])}
             elif key not in merged and skip_existing and done.exists():  # skipped, no earlier entry
                 merged[key] = {"input": key, "output": str(done), "faces": None, "small_faces": None,
                                "seconds": None, "error": None, "skipped": True}

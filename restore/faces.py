@@ -24,7 +24,7 @@ from gan.precision import autocast, cast_model, resolve_precision, run
 
 from .detect import Detection, center_face, detect, make_detector
 from .facealign import estimate_affine, load_parser, parse_mask, paste, resize_to, template, warp_face
-from .imageio import to_rgb8, to_uint8
+from .colour import to_rgb8, to_uint8
 
 BACKGROUNDS = ("restorer", "resize", "none")
 FACE_MODELS = ("gfpgan-v1.4", "gfpgan-v1.3")  # best first

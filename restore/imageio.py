@@ -12,18 +12,21 @@ Conventions (so every command sees the same thing):
   (default ``DEFAULT_MAX_PIXELS`` = 2**28 = 268 MP); larger images are refused from their header,
   before anything is decoded. Truncated files are an error, never padded with grey.
 * Multi-page TIFFs are volumes: ``read_image`` refuses them, ``read_volume`` reads them.
-* Writes are atomic (temporary name in the same folder, fsync, rename): a crash or Ctrl-C
-  never leaves a half-written file under the real name.
+* Formats are told by content (``restore.formats``): every still format Pillow reads, HEIC/HEIF
+  through pillow-heif, AVIF through Pillow. Animated GIF/PNG/WebP (and MPO, multi-image HEIF)
+  give their first frame, and say so in a ``note``.
+* Embedded ICC colour profiles other than sRGB are converted to sRGB (8-bit images; for 16-bit
+  and float data a note says the profile was not applied).
+* ``note(msg)``: what a reader or writer did that the user should hear of (the first frame of an
+  animation, a profile not applied); ``with collect_notes() as notes:`` gathers them for one file,
+  which is how the batch runner prints one ``note:`` line per file. Writing: ``restore.imagewrite``.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import struct
 import threading
 import warnings
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,25 +34,22 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
 
-__all__ = [
-    "DEFAULT_MAX_PIXELS", "IMAGE_EXTS", "ImageError", "atomic_write", "is_volume",
-    "normalize", "read_image", "read_volume", "write_png", "write_tiff",
-]
+from .colour import is_srgb, srgb_array, to_srgb, to_uint8
+from .formats import pil_formats_for
+from .notes import note
+
+__all__ = ["DEFAULT_MAX_PIXELS", "ImageError", "is_volume", "read_image", "read_volume"]
 
 
 class ImageError(ValueError):
     """A user-facing reason why a file can't be used (message names no traceback)."""
 
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 DEFAULT_MAX_PIXELS = 2**28  # 268 MP (16384^2): ~1 GB as RGB uint8, a sane ceiling for one image
 MODES = ("keep", "grey", "rgb", "rgb8")
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-# Formats we let Pillow sniff (JPEG covers MPO). Restricting them keeps e.g. EPS, which runs
-# Ghostscript, out.
-_PIL_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF", "PPM")
 _PIL_LOCK = threading.Lock()
 
 
@@ -141,12 +141,14 @@ def _decode_error(e: BaseException) -> ImageError:
     return ImageError(f"corrupt image data ({msg})")
 
 
-def _open_pil(path: Path) -> Image.Image:
+def _open_pil(path: Path, head: bytes) -> Image.Image:
+    formats = pil_formats_for(head, path.suffix)
+    if not formats:
+        raise ImageError("not an image file (or not a format Pillow or pillow-heif reads)")
     try:
-        return Image.open(path, formats=_PIL_FORMATS)
+        return Image.open(path, formats=formats)
     except UnidentifiedImageError:
-        raise ImageError("not an image file (or not a supported format: PNG, JPEG, TIFF, BMP, "
-                         "WebP)") from None
+        raise ImageError("not an image file (or not a format Pillow or pillow-heif reads)") from None
     except OSError as e:
         raise ImageError(f"cannot read file: {e.strerror or e}") from None
     except Exception as e:  # plugins raise SyntaxError/ValueError/struct.error on broken headers
@@ -154,24 +156,38 @@ def _open_pil(path: Path) -> Image.Image:
 
 
 def _read_pil(path: Path, max_pixels: int, head: bytes) -> np.ndarray:
-    with _pillow_guard(), _open_pil(path) as im:
+    with _pillow_guard(), _open_pil(path, head) as im:
         _check_size(*im.size, max_pixels)
         try:
-            im.load()
+            im.load()  # frame 0 of an animation, the primary image of an MPO/HEIF
         except MemoryError:
             raise
         except Exception as e:  # OSError, SyntaxError, zlib.error, ... all mean a broken file
             raise _decode_error(e) from None
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            note(f"{_kind(im)} of {frames} frames: only the first frame was read")
+        icc = im.info.get("icc_profile")
         # Pillow has no 48/64-bit colour modes and would quietly drop 16-bit colour to 8 bit.
         if len(head) > 25 and head[:8] == _PNG_SIG and head[24] == 16 and head[25] in (2, 4, 6):
             arr = _read_png16_colour(path, head[25])
             if arr is not None:
+                if icc and not is_srgb(icc):
+                    note("its ICC colour profile was not applied (16-bit colour)")
                 return _orient(arr, im.getexif().get(0x0112, 1))
         try:
             im = ImageOps.exif_transpose(im)
         except Exception:  # a broken EXIF block should not cost the image; keep it as stored
             pass
+        if icc:
+            im = to_srgb(im, icc)
         return _pil_to_array(im)
+
+
+def _kind(im: Image.Image) -> str:
+    """'animated GIF', 'animated PNG (APNG)', 'MPO', ... for the first-frame note."""
+    fmt = {"PNG": "PNG (APNG)", "WEBP": "WebP"}.get(im.format or "", im.format or "image")
+    return f"animated {fmt}" if getattr(im, "is_animated", False) and im.format in ("GIF", "PNG", "WEBP") else fmt
 
 
 def _read_png16_colour(path: Path, colour_type: int) -> np.ndarray | None:
@@ -254,6 +270,8 @@ def _read_tiff(path: Path, max_pixels: int, *, volume: bool) -> np.ndarray:
         page = series.keyframe
         tag = page.tags.get(274)  # Orientation, which tifffile leaves to us
         orientation = int(tag.value) if tag is not None else 1
+        icc_tag = page.tags.get(34675)  # InterColorProfile
+        icc = bytes(icc_tag.value) if icc_tag is not None else None
         if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
             return _read_tiff_pil(path, max_pixels, volume)
         try:
@@ -273,11 +291,13 @@ def _read_tiff(path: Path, max_pixels: int, *, volume: bool) -> np.ndarray:
         c = arr.shape[-1]
         arr = arr[..., 0] if c in (1, 2) else arr[..., :3]
     arr = _orient(_fix_dtype(arr), orientation, yaxis=1)
+    if icc and arr.ndim == 4:
+        arr = np.stack([srgb_array(plane, icc) for plane in arr])
     return arr if volume else arr[0]
 
 
 def _read_tiff_pil(path: Path, max_pixels: int, volume: bool) -> np.ndarray:
-    with _pillow_guard(), _open_pil(path) as im:
+    with _pillow_guard(), _open_pil(path, _head(path)) as im:
         n = getattr(im, "n_frames", 1)
         _check_size(*im.size, max_pixels, n if volume else 1)
         if n > 1 and not volume:
@@ -286,7 +306,9 @@ def _read_tiff_pil(path: Path, max_pixels: int, volume: bool) -> np.ndarray:
         try:
             for frame in ImageSequence.Iterator(im):
                 frame.load()
-                planes.append(_pil_to_array(ImageOps.exif_transpose(frame)))
+                icc = frame.info.get("icc_profile")
+                plane = ImageOps.exif_transpose(frame)
+                planes.append(_pil_to_array(to_srgb(plane, icc) if icc else plane))
         except MemoryError:
             raise
         except Exception as e:
@@ -322,129 +344,3 @@ def _to_mode(arr: np.ndarray, mode: str) -> np.ndarray:
     if mode == "rgb8":
         return to_uint8(arr)
     return arr
-
-
-def to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Scale 16-bit (/257) or float ([0, 1] if it fits, else min-max) intensities to uint8."""
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == np.uint16:
-        return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    x = np.nan_to_num(arr.astype(np.float32))
-    if x.min() < 0 or x.max() > 1:
-        x = (x - x.min()) / max(float(x.max() - x.min()), 1e-12)
-    return np.rint(x * 255).astype(np.uint8)
-
-
-def to_rgb8(arr: np.ndarray) -> np.ndarray:
-    """Any image -> RGB uint8 HxWx3 for display: intensities as ``to_uint8``, grey repeated,
-    alpha dropped."""
-    img = to_uint8(np.asarray(arr))
-    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
-
-
-# --------------------------------------------------------------------------- writing
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync it and rename it onto ``path``.
-
-    On any failure (Ctrl-C included) the temporary file is deleted and ``path`` is untouched.
-    The temporary name is ``.<name>.<random>.tmp`` (hidden, so folder searches skip it); it has
-    no image extension, so writers must be told the format explicitly.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the data is on disk before the name points at it
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # persist the rename too (POSIX; not possible on Windows)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-def write_png(path: str | os.PathLike, array: np.ndarray, *, compress_level: int = 6) -> None:
-    """Write a uint8/uint16 (bool -> 0/255) grey, RGB or RGBA array as PNG, atomically."""
-    arr = np.asarray(array)
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8) * 255
-    if arr.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"write_png needs uint8 or uint16, got {arr.dtype}")
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))) or 0 in arr.shape:
-        raise ValueError(f"write_png needs HxW, HxWx3 or HxWx4, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr)
-    with atomic_write(path) as tmp:
-        if arr.dtype == np.uint16 and arr.ndim == 3:
-            tmp.write_bytes(_encode_png16_colour(arr, compress_level))
-        else:
-            Image.fromarray(arr).save(tmp, format="PNG", compress_level=compress_level)
-
-
-def write_tiff(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write an array (a 2D image or a stack, e.g. 3D labels) as a zlib-compressed TIFF, atomically."""
-    arr = np.ascontiguousarray(array)
-    with atomic_write(path) as tmp:
-        tifffile.imwrite(tmp, arr, compression="zlib")
-
-
-def _encode_png16_colour(arr: np.ndarray, level: int) -> bytes:
-    """Minimal PNG encoder for 16-bit RGB(A): Pillow has no 48/64-bit modes to save from."""
-    h, w, c = arr.shape
-    rows = np.frombuffer(arr.astype(">u2").tobytes(), np.uint8).reshape(h, w * c * 2)
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1)  # filter byte 0 per row
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2 if c == 3 else 6, 0, 0, 0)
-    return (_PNG_SIG + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
-            + chunk(b"IEND", b""))
-
-
-# --------------------------------------------------------------------------- intensity
-def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8, *,
-              per_channel: bool = False, clip: bool = False) -> np.ndarray:
-    """Scale intensities so the ``low``/``high`` percentiles map to 0/1 (float32).
-
-    Channels share one scale unless ``per_channel`` (shared keeps colour balance). A constant
-    image gives zeros; when the percentiles coincide (sparse images) min/max are used instead.
-    Non-finite input values become 0.
-    """
-    x = np.asarray(image, dtype=np.float32)
-    reduce = (0, 1) if per_channel and x.ndim == 3 else None
-    sample = x
-    if x.shape[0] * x.shape[1] > 2**22:
-        # percentiles of a regular subsample of >= 4 MP match the full image's to far below
-        # one grey level, at a fraction of np.percentile's cost on a 100+ MP image
-        step = int(np.ceil(np.sqrt(x.shape[0] * x.shape[1] / 2**22)))
-        sample = x[::step, ::step]
-    finite = np.isfinite(sample).all()
-    pct = np.percentile if finite else np.nanpercentile
-    sample = sample if finite else np.where(np.isfinite(sample), sample, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN image: handled below
-        lo, hi = (pct(sample, q, axis=reduce, keepdims=True) for q in (low, high))
-        flat = hi <= lo
-        if np.any(flat):
-            mn = np.nanmin(sample, axis=reduce, keepdims=True)
-            mx = np.nanmax(sample, axis=reduce, keepdims=True)
-            lo, hi = np.where(flat, mn, lo), np.where(flat, mx, hi)
-    lo = np.nan_to_num(lo)
-    scale = np.where(np.nan_to_num(hi - lo) > 0, hi - lo, 1.0).astype(np.float32)
-    out = (x - lo.astype(np.float32)) / scale
-    out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
-    return np.clip(out, 0.0, 1.0) if clip else out.astype(np.float32, copy=False)

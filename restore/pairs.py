@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .batch import find_inputs
-from .imageio import IMAGE_EXTS, ImageError, read_image
+from .imageio import ImageError, read_image
 
 LAYOUTS = ("auto", "ab", "clean", "side")
 
@@ -43,7 +43,7 @@ class PairSet:
 
 
 def _images(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p, _ in find_inputs([folder], allow_empty=True) if p.suffix.lower() in IMAGE_EXTS}
+    return {p.stem: p for p, _ in find_inputs([folder], allow_empty=True)}
 
 
 def detect_layout(root: Path, degrade: str | None) -> str:

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .imageio import normalize
+from .colour import normalize
 
 
 def to_channels(image: np.ndarray, in_channels: int, dims: int = 2) -> np.ndarray:

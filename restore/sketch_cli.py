@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .batch import add_output_args
 from .sketch import METHODS
 
 
@@ -30,6 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", default="colorizer", help="bundled model name, run folder or .safetensors file")
     p.add_argument("--max-side", type=int, default=1024, help="colour larger sketches at this size, then upsample")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    add_output_args(p, "pictures")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
 
@@ -75,9 +77,9 @@ def add_train_parser(tsub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``restore sketch``; exit status 0 all done, 1 some inputs failed, 2 usage error."""
-    from .batch import UsageError, find_inputs, run_batch
+    from .batch import UsageError, output_ext, run_batch, scan_inputs
     from .colorize import Colorizer, compare_panel, read_hints, read_rgb, read_sketch
-    from .imageio import write_png
+    from .imagewrite import write_image
     from .sketch import extract
     from .weights import WeightsError
 
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if args.hints is not None and args.style is None:
         return usage("--hints needs --style")
     try:
-        items = find_inputs(args.paths, exclude=[args.out])
+        found = scan_inputs(args.paths, exclude=[args.out])
         colorizer = reference = hints_file = None
         if args.style is not None:
             colorizer = Colorizer(args.weights, device=args.device, max_side=args.max_side)
@@ -107,10 +109,12 @@ def run(args: argparse.Namespace) -> int:
     except (UsageError, WeightsError, ValueError) as e:
         return usage(str(e))
 
+    ext = output_ext(args)
+
     def outputs(path: Path, rel: Path) -> list[Path]:
         if colorizer is None:
-            return [args.out / rel / f"{path.stem}_sketch.png"]
-        return [args.out / rel / f"{path.stem}.png", args.out / rel / f"{path.stem}_compare.png"]
+            return [args.out / rel / f"{path.stem}_sketch{ext}"]
+        return [args.out / rel / f"{path.stem}{ext}", args.out / rel / f"{path.stem}_compare{ext}"]
 
     def hints_for(path: Path, rel: Path) -> np.ndarray | None:
         if args.hints is None or not args.hints.is_dir():
@@ -124,12 +128,14 @@ def run(args: argparse.Namespace) -> int:
         sketch = extract(read_rgb(path), args.method, **({"device": args.device} if args.method == "hed" else {})) \
             if args.extract else read_sketch(path)
         if colorizer is None:
-            write_png(outputs(path, rel)[0], (np.clip(sketch, 0, 1) * 255).round().astype(np.uint8))
+            write_image(outputs(path, rel)[0], (np.clip(sketch, 0, 1) * 255).round().astype(np.uint8),
+                        quality=args.quality)
             return
         result = colorizer(sketch, reference, hints_for(path, rel))
         out, compare = outputs(path, rel)
-        write_png(out, result)
-        write_png(compare, compare_panel(sketch, reference, result))
+        write_image(out, result, quality=args.quality)
+        write_image(compare, compare_panel(sketch, reference, result), quality=args.quality)
 
     desc = "sketch" if colorizer is not None else "extract"
-    return run_batch(items, process, outputs, skip_existing=args.skip_existing, desc=desc, quiet=args.quiet).exit_code
+    return run_batch(found.items, process, outputs, skip_existing=args.skip_existing, desc=desc, quiet=args.quiet,
+                     ignored=found.ignored).exit_code

@@ -19,13 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from restore.facealign import resize_to
-from restore.imageio import IMAGE_EXTS, read_image, to_rgb8
+from restore.colour import to_rgb8
+from restore.formats import is_image_file
+from restore.imageio import read_image
 
 
 def before_after(inputs: Path, out: Path, height: int = 300, gap: int = 4) -> np.ndarray:
     """Each input that has a restored photo beside it (input | restored), white gaps, RGB uint8."""
     rows = []
-    for path in sorted(p for p in inputs.iterdir() if p.suffix.lower() in IMAGE_EXTS):
+    for path in sorted(p for p in inputs.iterdir() if p.is_file() and is_image_file(p)):
         restored = out / "restored" / f"{path.stem}.png"
         if not restored.is_file():
             continue

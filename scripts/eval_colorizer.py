@@ -34,7 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.colorize import Colorizer, flat_fill, psnr, read_rgb  # noqa: E402
-from restore.imageio import read_image, write_png  # noqa: E402
+from restore.imageio import read_image  # noqa: E402
+from restore.imagewrite import write_png  # noqa: E402
 from restore.sketch import extract  # noqa: E402
 
 

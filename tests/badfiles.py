@@ -4,10 +4,13 @@
 
     from tests.badfiles import make_mixed_folder, BAD_REASONS
     files = make_mixed_folder(tmp_path)
-    files["good"]     # 2D images every reader must accept
+    files["good"]     # 2D images every reader must accept: PNG, JPEG (also .JPG, no extension,
+                      # CMYK, ICC-tagged), TIFF, GIF, PPM/PGM, AVIF, HEIC, WebP, TGA, ICO, ...
+    files["animated"] # the animated ones among them (GIF, APNG, WebP): first frame, with a note
     files["volume"]   # multi-page TIFF: read_volume reads it, read_image refuses it
     files["bad"]      # each must fail with an ImageError containing BAD_REASONS[path.name]
-    files["ignored"]  # a folder search must not pick these up (README, hidden, our '.tmp')
+    files["ignored"]  # a folder search must name but not read these (README, .DS_Store, hidden,
+                      # our '.tmp')
 
 Stems are unique within each folder (``grey8.png`` exists in both ``root`` and ``sub/``, on
 purpose), so ``<stem>_mask.png`` outputs never collide. The files are written here with Pillow,
@@ -23,6 +26,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 import tifffile
 from PIL import Image
 
@@ -80,6 +84,45 @@ def png16_colour(rgb: np.ndarray) -> bytes:
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
     return (PNG_SIG + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw))
             + _chunk(b"IEND", b""))
+
+
+def _s15(x: float) -> bytes:
+    return struct.pack(">i", round(x * 65536))
+
+
+@functools.lru_cache(maxsize=1)
+def linear_rgb_icc() -> bytes:
+    """An ICC v2 RGB profile with sRGB's primaries and a linear tone curve: stored 128 is
+    sRGB 188 (64 -> 137, 200 -> 229), so a reader that applies the profile is easy to tell."""
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + _s15(x) + _s15(y) + _s15(z)
+
+    text = b"Linear RGB (test)\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67)
+    curve = b"curv" + bytes(4) + struct.pack(">I", 0)  # no entries: the identity curve
+    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249)), (b"rXYZ", xyz(0.4361, 0.2225, 0.0139)),
+            (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)), (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve), (b"cprt", b"text" + bytes(4) + b"CC0\0")]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = struct.pack(">I", len(tags)), b""
+    for sig, body in tags:
+        body += bytes(-len(body) % 4)
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", offset + len(data)) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntrRGB XYZ "
+              + bytes(12) + b"acspAPPL" + bytes(24) + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + bytes(48))
+    assert len(header) == 128
+    return header + table + data
+
+
+ICC_STORED, ICC_SRGB = (128, 64, 200), (188, 137, 229)  # linear_rgb_icc: stored -> sRGB
+
+
+def colour_frames(n: int = 3) -> list[np.ndarray]:
+    """n distinct RGB frames (frame k: a different flat colour with a grey ramp)."""
+    ramp = np.linspace(0, 120, W, dtype=np.uint8)[None, :, None].repeat(H, 0)
+    return [np.clip(ramp + np.array([60 * k, 200 - 50 * k, 90], np.uint8), 0, 255).astype(np.uint8)
+            for k in range(n)]
 
 
 def grey8() -> np.ndarray:
@@ -146,6 +189,28 @@ def make_mixed_folder(root: Path, big: bool = False) -> dict[str, list[Path]]:
     (sub / "rgb16.png").write_bytes(png16_colour(rgb16()))
     good.append(sub / "rgb16.png")
     good.append(_save(Image.fromarray(grey8()), sub / "lzw.tif", compression="tiff_lzw"))
+
+    # what a phone, a camera or a web archive gives (issue 12): by content, any case
+    frames = [Image.fromarray(f) for f in colour_frames()]
+    good.append(_save(frames[0].convert("P", palette=Image.Palette.ADAPTIVE), root / "static.gif"))
+    animated = [_save(frames[0], root / "anim_gif.gif", save_all=True, append_images=frames[1:], duration=80,
+                      loop=0),
+                _save(frames[0], root / "anim_apng.png", save_all=True, append_images=frames[1:], duration=80),
+                _save(frames[0], sub / "anim_webp.webp", save_all=True, append_images=frames[1:], duration=80,
+                      lossless=True)]
+    good += animated
+    good.append(_save(frames[1], root / "pixmap.ppm"))
+    good.append(_save(Image.fromarray(grey8()), sub / "greymap.pgm"))
+    good.append(_save(frames[1], root / "photo.avif", quality=90))
+    pillow_heif.register_heif_opener()
+    good.append(_save(frames[2], root / "phone.heic", quality=90))
+    good.append(_save(frames[1], root / "UPPER.JPG", quality=95))
+    good.append(_save(frames[2], sub / "camera_file", format="JPEG", quality=95))  # no extension at all
+    good.append(_save(Image.new("RGB", (W, H), ICC_STORED), root / "icc_linear.jpg", quality=98,
+                      icc_profile=linear_rgb_icc()))
+    good.append(_save(frames[0], sub / "targa.tga"))
+    good.append(_save(frames[1], sub / "icon.ico", sizes=[(32, 32)]))
+    good.append(_save(frames[2], sub / "bitmap.BMP"))
     if big:
         (root / "enormous.png").write_bytes(zero_png(ENORMOUS, ENORMOUS))
         good.append(root / "enormous.png")
@@ -169,11 +234,13 @@ def make_mixed_folder(root: Path, big: bool = False) -> dict[str, list[Path]]:
 
     (root / "README.txt").write_text("not an image; folder search must skip it\n")
     (root / "notes.md").write_text("# notes\n")
+    (sub / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))  # a video: not an image
     Image.fromarray(grey8()).save(root / ".hidden.png")
+    (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(2048))  # what macOS leaves
     (sub / ".grey8_mask.png.123-abcd.tmp").write_bytes(b"half-written")
-    ignored = [root / "README.txt", root / "notes.md", root / ".hidden.png",
-               sub / ".grey8_mask.png.123-abcd.tmp"]
-    return {"good": good, "volume": volume, "bad": bad, "ignored": ignored}
+    ignored = [root / "README.txt", root / "notes.md", sub / "clip.mp4", root / ".hidden.png",
+               root / ".DS_Store", sub / ".grey8_mask.png.123-abcd.tmp"]
+    return {"good": good, "animated": animated, "volume": volume, "bad": bad, "ignored": ignored}
 
 
 def _png_bytes(im: Image.Image, format: str = "PNG", **kw) -> bytes:

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from restore.batch import (
-    BatchReport, UsageError, describe_error, find_inputs, output_path, run_batch,
+    BatchReport, UsageError, describe_error, find_inputs, output_path, run_batch, scan_inputs,
 )
-from restore.imageio import ImageError, is_volume, read_image, read_volume, write_png
+from restore.imageio import ImageError, is_volume, read_image, read_volume
+from restore.imagewrite import write_png
 from tests.badfiles import BAD_REASONS, make_mixed_folder
 
 
@@ -51,6 +52,33 @@ def test_find_inputs_folder(mixed):
     assert rels["grey8.png"] == Path(".") and rels["sub/grey8.png"] == Path("sub")
 
 
+def test_scan_names_every_file(mixed, tmp_path):
+    """Every file of the folder is an input or ignored with a reason: nothing vanishes."""
+    root, files = mixed
+    found = scan_inputs([root])
+    ignored = dict(found.ignored)
+    assert sorted(ignored) == sorted(files["ignored"])
+    assert ignored[root / ".DS_Store"] == "hidden file"
+    assert ignored[root / "README.txt"] == ignored[root / "sub" / "clip.mp4"] == "not an image"
+    every = {p for p in root.rglob("*") if p.is_file()}
+    assert every == {f for f, _ in found.items} | set(ignored)
+    # by content: a JPEG without an extension and an upper-case .JPG are inputs
+    names = {f.name for f, _ in found.items}
+    assert {"camera_file", "UPPER.JPG", "phone.heic", "photo.avif", "anim_gif.gif", "pixmap.ppm"} <= names
+    # a hidden folder is one entry, not searched; an empty folder with only junk says so
+    (root / ".thumbnails").mkdir()
+    write_png(root / ".thumbnails" / "t.png", np.zeros((4, 4), np.uint8))
+    assert dict(scan_inputs([root]).ignored)[root / ".thumbnails"] == "hidden folder (not searched)"
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("hello")
+    with pytest.raises(UsageError, match=r"no image files found .*1 other file\(s\) ignored, e\.g\. notes\.txt"):
+        scan_inputs([junk])
+    # a symlink loop is cut, not followed for ever
+    (root / "sub" / "loop").symlink_to(root, target_is_directory=True)
+    assert len(scan_inputs([root]).items) == len(found.items)
+
+
 def test_find_inputs_files_and_errors(mixed, tmp_path):
     root, _ = mixed
     readme = root / "README.txt"
@@ -78,7 +106,8 @@ def test_mixed_folder_batch(mixed, tmp_path, capsys):
     root, files = mixed
     out = tmp_path / "out"
     seg = Segmenter(out)
-    report = run_batch(find_inputs([root]), seg, seg.outputs, desc="segment")
+    found = scan_inputs([root])
+    report = run_batch(found.items, seg, seg.outputs, desc="segment", ignored=found.ignored)
     err = capsys.readouterr().err
     ok = files["good"] + files["volume"]
     assert report.done == len(ok) and report.skipped == 0
@@ -91,8 +120,18 @@ def test_mixed_folder_batch(mixed, tmp_path, capsys):
         [line] = [ln for ln in lines if ln.startswith(f"error: {bad}: ")]
         assert BAD_REASONS[bad.name] in line
     assert "Traceback" not in err
-    summary = f"segment: done {len(ok)}, skipped 0, failed {len(files['bad'])}"
+    summary = (f"segment: done {len(ok)}, skipped 0, failed {len(files['bad'])}, "
+               f"ignored {len(files['ignored'])}")
     assert err.strip().splitlines()[-1] == summary
+    # each ignored file named once; each animated file one note saying only frame 1 was used
+    assert sorted(ln for ln in err.splitlines() if ln.startswith("ignored: ")) == sorted(
+        f"ignored: {p}: {r}" for p, r in found.ignored)
+    notes = [ln for ln in err.splitlines() if ln.startswith("note: ")]
+    assert len(notes) == len(files["animated"])
+    for path in files["animated"]:
+        [line] = [ln for ln in notes if ln.startswith(f"note: {path}: ")]
+        assert "of 3 frames: only the first frame was read" in line
+    assert report.notes.keys() == set(files["animated"])
     # outputs mirror the input folders: same stem in two folders does not collide
     assert (out / "grey8_mask.png").exists() and (out / "sub" / "grey8_mask.png").exists()
     assert not np.array_equal(read_image(out / "grey8_mask.png"),
@@ -121,7 +160,7 @@ def test_all_good_exit_0_and_skip_existing(mixed, tmp_path, capsys):
     seg4 = Segmenter(out)
     assert run_batch(items, seg4, seg4.outputs).done == len(items)
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last == f"done {len(items)}, skipped 0, failed 0"
+    assert last == f"done {len(items)}, skipped 0, failed 0, ignored 0"
 
 
 def test_failure_leaves_no_partial_output(tmp_path, capsys):
@@ -203,7 +242,7 @@ def test_collisions_and_missing_outputs(tmp_path, capsys):
 def test_quiet_and_report():
     assert BatchReport(done=3).exit_code == 0
     assert BatchReport(done=3, failed=[(Path("x"), "bad")]).exit_code == 1
-    assert BatchReport(1, 2, []).summary("faces") == "faces: done 1, skipped 2, failed 0"
+    assert BatchReport(1, 2, []).summary("faces") == "faces: done 1, skipped 2, failed 0, ignored 0"
     assert describe_error(ImageError("empty file (0 bytes)")) == "empty file (0 bytes)"
     assert describe_error(PermissionError(13, "Permission denied", "o/x.png")) == \
         "Permission denied: o/x.png"

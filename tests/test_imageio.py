@@ -10,10 +10,9 @@ import tifffile
 from PIL import Image, ImageFile, ImageOps
 
 from restore import imageio
-from restore.imageio import (
-    DEFAULT_MAX_PIXELS, ImageError, atomic_write, is_volume, normalize, read_image, read_volume,
-    write_png,
-)
+from restore.colour import normalize
+from restore.imageio import DEFAULT_MAX_PIXELS, ImageError, is_volume, read_image, read_volume
+from restore.imagewrite import atomic_write, write_png
 from tests import badfiles
 from tests.badfiles import BAD_REASONS, H, W, make_mixed_folder
 
@@ -302,7 +301,7 @@ def test_normalize():
 
 
 def test_to_rgb8_for_display():
-    from restore.imageio import to_rgb8
+    from restore.colour import to_rgb8
 
     grey16 = np.full((2, 3), 65535, np.uint16)
     assert to_rgb8(grey16).shape == (2, 3, 3) and to_rgb8(grey16).dtype == np.uint8 and to_rgb8(grey16).min() == 255
