@@ -63,7 +63,10 @@ def _add_train(sub) -> None:
     s.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
     s.add_argument("--epochs", type=int, help="epochs (one epoch ~ every training pixel seen once); default 50")
     s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--crop", type=int, default=256, help="training crop side (3D: use e.g. 64)")
+    s.add_argument("--crop", type=int, default=None,
+                   help="training crop side (default: 256, or, for smaller images or volumes, the largest multiple "
+                        "of the U-Net's size divisor that every image allows; never resized, since that would "
+                        "change the objects' scale: images below one divisor have their borders mirrored)")
     s.add_argument("--lr", type=float, default=1e-3)
     s.add_argument("--loss", default="dice_ce", choices=["ce", "wce", "dice", "dice_ce"])
     s.add_argument("--zoom", type=float, nargs=2, default=(0.6, 1.7), metavar=("MIN", "MAX"),
@@ -99,7 +102,11 @@ def _add_pix2pix(tsub) -> None:
     s.add_argument("--spectral-norm", action="store_true", help="spectral norm in the discriminator")
     s.add_argument("--steps", type=int, default=20000)
     s.add_argument("--batch-size", type=int, default=4)
-    s.add_argument("--crop", type=int, default=256, help="training crop side")
+    s.add_argument("--crop", type=int, default=None,
+                   help="training crop side (default: 256, or, for smaller images, the largest multiple of the "
+                        "generator's size divisor that every pair allows; pairs below one divisor, e.g. 256 px for "
+                        "the default 8-level U-Net, are resized up to it, as pix2pix does). Given, pairs smaller "
+                        "than it are unusable")
     s.add_argument("--scale", type=float, nargs=2, default=(1.0, 1.0), metavar=("MIN", "MAX"),
                    help="random resize of the crops (e.g. 0.5 1.0)")
     s.add_argument("--lr", type=float, default=2e-4)

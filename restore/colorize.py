@@ -18,22 +18,15 @@ import torch
 from gan.colorizer import Colorizer as ColorizerNet
 from gan.serialize import load_model
 
-from .imageio import DEFAULT_MAX_PIXELS, read_image
+from .imageio import DEFAULT_MAX_PIXELS, read_alpha, read_image
 from .sketch import luminance, to_float
 from .weights import resolve_weights
 
 
 def _alpha(path: str | os.PathLike) -> np.ndarray | None:
-    """The alpha channel of a PNG/WebP/TIFF as float HxW in [0, 1], or None without one."""
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("RGBA", "LA", "PA") and not (im.mode == "P" and "transparency" in im.info):
-                return None
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGBA"))[..., 3].astype(np.float32) / 255
-    except (OSError, ValueError):
-        return None
+    """The alpha channel as float HxW in [0, 1], or None without one."""
+    alpha = read_alpha(path)
+    return None if alpha is None else alpha.astype(np.float32) / 255
 
 
 def read_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

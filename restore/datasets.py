@@ -112,13 +112,18 @@ def load_pairs(pairs: list[Pair], dims: int, in_channels: int = 1, diameter: flo
     return images, masks, diameters
 
 
+def holdout_indices(n: int, fraction: float = 0.2) -> set[int]:
+    """The images ``split_holdout`` holds out when there are enough (every k-th)."""
+    k = max(2, round(1 / fraction))
+    return set(range(k - 1, n, k)) if n >= 5 else set()
+
+
 def split_holdout(images: list[np.ndarray], masks: list[np.ndarray], fraction: float = 0.2
                   ) -> tuple[tuple[list, list], tuple[list, list]]:
     """Hold out whole images when there are enough (every k-th), otherwise the last
     ``fraction`` of every image along its width, so validation never sees training pixels."""
     if len(images) >= 5:
-        k = max(2, round(1 / fraction))
-        val = set(range(k - 1, len(images), k))
+        val = holdout_indices(len(images), fraction)
         pick = lambda seq, keep: [a for i, a in enumerate(seq) if (i in val) == keep]  # noqa: E731
         return (pick(images, False), pick(masks, False)), (pick(images, True), pick(masks, True))
     tr_i, tr_m, va_i, va_m = [], [], [], []

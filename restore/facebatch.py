@@ -22,28 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
 from .batch import BatchReport, Item, run_batch
 from .faces import FaceRestorer
-from .imageio import read_image
+from .imageio import read_alpha, read_image
 from .imagewrite import atomic_write, write_image
 
 REPORT = "report.json"
-
-
-def read_alpha(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
-    """The alpha channel of an image file (``read_image`` drops it), oriented like the image;
-    None when there is none. Only the header is read for files without alpha."""
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and "transparency" not in im.info:
-                return None
-            im = ImageOps.exif_transpose(im.convert("RGBA"))
-            alpha = np.array(im.getchannel("A"))
-    except Exception:  # noqa: BLE001 - read_image already vouched for the pixels; alpha is extra
-        return None
-    return alpha if alpha.shape == shape else None
 
 
 def load_report(path: Path) -> dict[str, dict]:

@@ -38,7 +38,7 @@ from .colour import is_srgb, srgb_array, to_srgb, to_uint8
 from .formats import pil_formats_for
 from .notes import note
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageError", "is_volume", "read_image", "read_volume"]
+__all__ = ["DEFAULT_MAX_PIXELS", "ImageError", "is_volume", "read_alpha", "read_image", "read_volume"]
 
 
 class ImageError(ValueError):
@@ -77,6 +77,20 @@ def _read(path: Path, max_pixels: int, volume: bool) -> np.ndarray:
         return _read_tiff(path, max_pixels, volume=volume)
     arr = _read_pil(path, max_pixels, head)
     return arr[None] if volume else arr
+
+
+def read_alpha(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+    """The alpha channel (uint8 HxW, oriented like the image) that ``read_image`` drops; None
+    when the file has none (only its header is read then), or when it is not ``shape``."""
+    try:
+        path = Path(path)
+        with _pillow_guard(), _open_pil(path, _head(path)) as im:
+            if im.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and "transparency" not in im.info:
+                return None
+            alpha = np.array(ImageOps.exif_transpose(im.convert("RGBA")).getchannel("A"))
+    except Exception:  # noqa: BLE001 - read_image vouches for the pixels; alpha is extra
+        return None
+    return alpha if shape is None or alpha.shape == tuple(shape) else None
 
 
 def is_volume(path: str | os.PathLike) -> bool:

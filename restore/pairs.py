@@ -15,24 +15,29 @@ from pathlib import Path
 
 import numpy as np
 
-from .batch import find_inputs
+from .batch import scan_inputs
+from .crops import fit_crop, resize_up, size_hint
 from .imageio import ImageError, read_image
 
 LAYOUTS = ("auto", "ab", "clean", "side")
 
 
-def report_unusable(problems: list[tuple[Path, str]], usable: int, skip_bad: bool, what: str) -> None:
+def report_unusable(problems: list[tuple[Path, str]], usable: int, skip_bad: bool, what: str,
+                    fix: str = "") -> None:
     """Say which training files are unusable and why, before any training (one line each);
-    stop unless told to skip them, or when nothing usable is left."""
+    stop unless told to skip them, or when nothing usable is left. ``fix`` says what to change
+    when that is not the files themselves (e.g. "pass --crop 96"); ``--skip-bad`` is suggested
+    only when it would leave something to train on."""
     for path, reason in problems:
         print(f"error: {path}: {reason}", file=sys.stderr)
+    if not usable:
+        listed = f"; all {len(problems)} file(s) are unusable (listed above)" if problems else ""
+        raise ValueError(f"no usable images in the {what} data{listed}" + (f": {fix}" if fix else ""))
     if problems and not skip_bad:
         raise ValueError(f"{len(problems)} unusable file(s) in the {what} data (listed above); "
-                         "fix them, or pass --skip-bad to train without them")
+                         f"{fix + ', ' if fix else ''}fix them, or pass --skip-bad to train on the other {usable}")
     if problems:
         print(f"skipping {len(problems)} unusable file(s) in the {what} data")
-    if not usable:
-        raise ValueError(f"no usable images in the {what} data")
 
 
 @dataclass
@@ -40,10 +45,45 @@ class PairSet:
     pairs: list[tuple[np.ndarray | None, np.ndarray]] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     problems: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
+    paths: list[Path] = field(default_factory=list)  # the file of each pair (its input's for A/ + B/)
+    ignored: int = 0  # files found that are not images (README, .DS_Store)
 
 
-def _images(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p, _ in find_inputs([folder], allow_empty=True)}
+def fit_pair_crop(data: PairSet, requested: int | None, default: int, divisor: int,
+                  hint: str = "") -> tuple[int, str, bool]:
+    """(crop, fix, resized) for these pairs (see ``restore.crops``): with ``requested`` None the
+    crop adapts (and the smaller pairs are resized up, ``resized``, when even one divisor is too
+    big); with a crop given, the pairs smaller than it move to ``problems`` and ``fix`` names the
+    crop that would fit."""
+    sizes = [t.shape[:2] for _, t in data.pairs]
+    if not sizes:
+        return requested or default, "", False
+    if requested is None:
+        fit = fit_crop(sizes, [str(p) for p in data.paths], default, divisor, hint=hint)
+        print(fit.message)
+        if fit.resize_up:
+            resize_pairs(data, fit.crop)
+        return fit.crop, "", fit.resize_up
+    small = [k for k, s in enumerate(sizes) if min(s) < requested]
+    if not small:
+        return requested, "", False
+    for k in small:
+        h, w = sizes[k]
+        data.problems.append((data.paths[k], f"{w}x{h} is smaller than the {requested}-px crop"))
+    keep = [k for k in range(len(sizes)) if k not in set(small)]
+    data.pairs, data.names, data.paths = ([seq[k] for k in keep] for seq in (data.pairs, data.names, data.paths))
+    return requested, size_hint(sizes, divisor, requested), False
+
+
+def resize_pairs(data: PairSet, side: int) -> None:
+    """Resize the pairs whose shorter side is below ``side`` up to it, both images alike."""
+    data.pairs = [(None if i is None else resize_up(i, side), resize_up(t, side)) for i, t in data.pairs]
+
+
+def _images(folder: Path, out: PairSet) -> dict[str, Path]:
+    found = scan_inputs([folder], allow_empty=True)
+    out.ignored += len(found.ignored)
+    return {p.stem: p for p, _ in found.items}
 
 
 def detect_layout(root: Path, degrade: str | None) -> str:
@@ -81,9 +121,10 @@ def load_pair_folder(root: str | Path, layout: str = "auto", degrade: str | None
         else:
             out.pairs.append((inp, tgt))
             out.names.append(name)
+            out.paths.append(path)
 
     if layout == "ab":
-        a, b = _images(root / "A"), _images(root / "B")
+        a, b = _images(root / "A", out), _images(root / "B", out)
         for stem in sorted(set(a) - set(b)):
             out.problems.append((a[stem], "has no target in B/"))
         for stem in sorted(set(b) - set(a)):
@@ -93,7 +134,9 @@ def load_pair_folder(root: str | Path, layout: str = "auto", degrade: str | None
             if inp is not None and tgt is not None:
                 check(stem, a[stem], inp, tgt)
     else:
-        for path, _ in find_inputs([root], allow_empty=True):
+        found = scan_inputs([root], allow_empty=True)
+        out.ignored += len(found.ignored)
+        for path, _ in found.items:
             img = read(path)
             if img is None:
                 continue

@@ -55,7 +55,9 @@ def add_train_parser(tsub) -> None:
     s.add_argument("--max-side", type=int, default=256, help="downscale larger images to this (0: keep)")
     s.add_argument("--steps", type=int, default=10000)
     s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--crop", type=int, default=128, help="training crop side")
+    s.add_argument("--crop", type=int, default=128,
+                   help="training crop side (default 128; smaller images are padded with white, the clip-art "
+                        "background, so images of any and mixed sizes train as they are)")
     s.add_argument("--scale", type=float, nargs=2, default=(0.5, 1.0), metavar=("MIN", "MAX"),
                    help="random resize of the crops")
     s.add_argument("--lr", type=float, default=2e-4)

@@ -16,7 +16,10 @@ from gan.data import SegBatches, class_target, make_samples
 from gan.presets import segmenter_config
 from gan.train import TrainConfig, train
 
-from .datasets import find_pairs, load_pairs, split_holdout
+DEFAULT_CROP = 256
+
+from .crops import fit_crop
+from .datasets import find_pairs, holdout_indices, load_pairs, split_holdout
 from .metrics import segmentation_scores
 from .overlay import overlay
 from .tiling import tiled_inference
@@ -63,6 +66,16 @@ def make_evaluate(images: list[np.ndarray], masks: list[np.ndarray], num_classes
     return evaluate
 
 
+def training_crop(images: list[np.ndarray], names: list[str], args) -> int:
+    """The crop when ``--crop`` is left out: 256, or the largest multiple of the network's
+    divisor every training image (C, *spatial) allows (``restore.crops.fit_crop``, no resizing)."""
+    cfg = segmenter_config(args.preset, args.model, args.dims, args.in_channels, args.classes)
+    divisor = cfg.patch_size if args.model == "unetr" else 2**cfg.depth
+    fit = fit_crop([x.shape[1:] for x in images], names, DEFAULT_CROP, divisor, can_resize=False)
+    print(fit.message)
+    return fit.crop
+
+
 def train_segmenter_cli(args) -> dict[str, Any]:
     """Everything ``restore train segmenter`` does, from parsed arguments."""
     if args.threads:
@@ -79,9 +92,15 @@ def train_segmenter_cli(args) -> dict[str, Any]:
         train_split, (val_images, val_masks) = split_holdout(images, masks, args.val_fraction)
         print(f"no --val given: holding out {len(val_images)} part(s) of the data for validation")
 
+    if args.crop is None:  # name the training images as fit_crop's line may quote one
+        names = [str(p.image) for p in pairs] if len(pairs) == len(images) else [
+            f"{args.data} image {i}" for i in range(len(images))]
+        held = holdout_indices(len(images), args.val_fraction) if not args.val else set()
+        crop = training_crop(train_split[0], [n for i, n in enumerate(names) if i not in held], args)
+    else:
+        crop = args.crop
     model_cfg = segmenter_config(args.preset, args.model, args.dims, args.in_channels, args.classes,
-                                 **({"img_size": args.crop} if args.model == "unetr" else {}))
-    crop = args.crop
+                                 **({"img_size": crop} if args.model == "unetr" else {}))
     if getattr(model_cfg, "padding", "same") == "valid":
         crop = model_cfg.valid_input_size(crop)
     aug_cfg = augment_config(crop, args.zoom, args.augment)

@@ -97,6 +97,10 @@ def train_colorizer_cli(args) -> dict[str, Any]:
         print(f"no --val given: holding out {len(val)} of {len(val) + len(images)} images for validation")
     val = val[: args.val_count]
     print(f"data: {len(images)} training images; sketches: {args.sketch}")
+    small = sum(min(im.shape[:2]) < args.crop for im in images)
+    if small:
+        print(f"crop: {args.crop} px; {small} of {len(images)} images are smaller and are padded with white "
+              "(the clip-art background)")
 
     gen = COLORIZER_PRESETS[args.preset]
     if args.style_encoder:

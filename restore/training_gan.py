@@ -17,14 +17,39 @@ from gan.restorer import RestorerConfig
 from gan.train import TrainConfig, train
 
 from .metrics import lpips_metric, psnr_ssim
-from .pairs import PairSet, load_pair_folder, report_unusable
+from .pairs import PairSet, fit_pair_crop, load_pair_folder, report_unusable, resize_pairs
 
 VAL_SEED = 20261125  # the degraded validation inputs are drawn once, at this seed
+DEFAULT_CROP = 256  # pix2pix's
 
 
-def report_problems(data: PairSet, skip_bad: bool, what: str) -> None:
+def report_problems(data: PairSet, skip_bad: bool, what: str, fix: str = "") -> None:
     """Unusable files listed before any training (see ``report_unusable``)."""
-    report_unusable(data.problems, len(data.pairs), skip_bad, what)
+    if data.ignored:
+        print(f"{what} data: ignored {data.ignored} file(s) that are not images")
+    report_unusable(data.problems, len(data.pairs), skip_bad, what, fix)
+
+
+def generator_config(args):
+    """(config, arch name) of the generator the flags ask for."""
+    gen = PIX2PIX_PRESETS[args.preset]
+    arch = "Restorer" if isinstance(gen, RestorerConfig) else "UNetGenerator"
+    if (args.num_downs or args.init) and arch != "UNetGenerator":
+        raise ValueError(f"--num-downs and --init apply to the pix2pix generator, not preset {args.preset!r}")
+    if args.num_downs:
+        gen = replace(gen, num_downs=args.num_downs)
+    if args.init:
+        gen = replace(gen, init=args.init)
+    return gen, arch
+
+
+def _native_size_hint(gen, arch: str, data: PairSet) -> str:
+    """How to train small images at their own size instead of resizing them up."""
+    if arch != "UNetGenerator" or not data.pairs:
+        return ""
+    smallest = min(min(t.shape[:2]) for _, t in data.pairs) // gen.pixel_unshuffle
+    downs = max(1, smallest.bit_length() - 1)  # 2**downs <= smallest
+    return f"--num-downs {downs} trains at their own size"
 
 
 def val_crops(data: PairSet, size: int, degrade: Degradation | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -82,11 +107,16 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     rank, _ = dist.init()
     degrade = Degradation(args.degrade) if args.degrade else None
-    data = load_pair_folder(args.data, args.layout, args.degrade, min_size=args.crop)
-    report_problems(data, args.skip_bad, "training")
+    gen, arch = generator_config(args)
+    data = load_pair_folder(args.data, args.layout, args.degrade)
+    crop, fix, resized = fit_pair_crop(data, args.crop, DEFAULT_CROP, gen.size_divisor,
+                                       _native_size_hint(gen, arch, data))
+    report_problems(data, args.skip_bad, "training", fix)
     if args.val:
         val = load_pair_folder(args.val, args.layout, args.degrade, min_size=1)
         report_problems(val, args.skip_bad, "validation")
+        if resized:  # score at the scale it trains at
+            resize_pairs(val, crop)
     elif len(data.pairs) < 2:
         val = data
         print("warning: a single training pair, so validation uses it too (pass --val for a real score)")
@@ -99,14 +129,6 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
         print(f"no --val given: holding out {len(val.pairs)} of {len(val.pairs) + len(data.pairs)} pairs for validation")
     print(f"data: {len(data.pairs)} training pairs" + (f", inputs made by the '{args.degrade}' degradation" if degrade else ""))
 
-    gen = PIX2PIX_PRESETS[args.preset]
-    arch = "Restorer" if isinstance(gen, RestorerConfig) else "UNetGenerator"
-    if (args.num_downs or args.init) and arch != "UNetGenerator":
-        raise ValueError(f"--num-downs and --init apply to the pix2pix generator, not preset {args.preset!r}")
-    if args.num_downs:
-        gen = replace(gen, num_downs=args.num_downs)
-    if args.init:
-        gen = replace(gen, init=args.init)
     disc = replace(PATCHGAN_PRESETS[args.preset], n_layers=args.n_layers or PATCHGAN_PRESETS[args.preset].n_layers,
                    spectral_norm=args.spectral_norm or PATCHGAN_PRESETS[args.preset].spectral_norm)
     initial = None
@@ -123,7 +145,7 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
         print(f"generator initialised from {args.init_weights}")
     perceptual = PerceptualLoss(args.perceptual, weights=args.perceptual_weights) if args.perceptual_weight else None
     print(perceptual.describe() if perceptual is not None else "perceptual loss off (--perceptual-weight 0)")
-    batches = PairBatches(data.pairs, args.crop, args.batch_size, args.seed, degrade=degrade,
+    batches = PairBatches(data.pairs, crop, args.batch_size, args.seed, degrade=degrade,
                           scale=tuple(args.scale), rotate=args.rotate, rank=rank, world_size=dist.world_size())
     cfg = TrainConfig(task="gan", arch=arch, model=gen.to_dict(), disc_arch="PatchDiscriminator",
                       disc=disc.to_dict(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
@@ -132,7 +154,7 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
                       perceptual_weight=args.perceptual_weight if perceptual is not None and perceptual.enabled else 0.0,
                       r1_weight=args.r1_weight, r1_every=args.r1_every, ema=args.ema, amp=args.amp,
                       val_every=args.val_every, image_every=args.val_every, seed=args.seed)
-    meta = {"degrade": args.degrade or "", "data": str(args.data), "crop": args.crop, "rotate": args.rotate,
+    meta = {"degrade": args.degrade or "", "data": str(args.data), "crop": crop, "rotate": args.rotate,
             "perceptual": perceptual.describe() if perceptual is not None else "off",
             "init_weights": str(args.init_weights or "")}
     evaluate = make_evaluate(val_crops(val, args.val_size, degrade))

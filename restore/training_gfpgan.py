@@ -26,7 +26,8 @@ from .pairs import report_unusable
 def add_train_parser(tsub) -> None:
     s = tsub.add_parser("gfpgan", help="train or fine-tune the GFP-GAN face restorer on aligned faces")
     src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", type=Path, help="aligned face images (FFHQ layout: a folder of square crops)")
+    src.add_argument("--data", type=Path, help="aligned face images (FFHQ layout: a folder of square crops of any "
+                                                "and mixed sizes, each resized to the preset's side)")
     src.add_argument("--pairs", type=Path, nargs=2, metavar=("A_DIR", "B_DIR"),
                      help="explicit (degraded, clean) aligned faces, matched by file name")
     s.add_argument("--val", type=Path, help="held-out clean faces, degraded once at a fixed seed "

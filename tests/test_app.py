@@ -197,6 +197,19 @@ def test_faces(client):
     assert "1 face(s) restored" in status and "restorer" in status
 
 
+def test_faces_heic_phone_photo(client, tmp_path):
+    """A phone's HEIC (upper-case extension, as iPhones name them) goes through the same reader."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    photo = tmp_path / "IMG_0001.HEIC"
+    Image.open(EXAMPLES / "faces" / "astronaut_degraded.jpg").save(photo, format="HEIF", quality=92)
+    (before, after), crops, files, status = client.predict(
+        [handle_file(photo)], "auto", "mtcnn", 1.0, 1, "resize", api_name="/faces")
+    assert rgb(before).shape == (512, 512, 3) and rgb(crops).shape == (256, 512, 3)
+    assert Path(files[0]).name == "IMG_0001_restored.png" and "1 face(s) restored" in status
+
+
 def test_faces_without_a_face(client, tmp_path):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(100, 140, (96, 128, 3), dtype=np.uint8)).save(tmp_path / "wall.png")
