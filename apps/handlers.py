@@ -63,7 +63,7 @@ def user_errors(fn: Callable) -> Callable:
 
 def _stack(pairs: list[np.ndarray], height: int = 256, gap: int = 4) -> np.ndarray | None:
     """Face pairs (input | restored, aligned) one above the other, ``height`` px each."""
-    from restore.facealign import resize_to
+    from restore.faces.align import resize_to
 
     if not pairs:
         return None
@@ -140,7 +140,7 @@ class Handlers:
             files.append(str(path_out))
             after = to_rgb8(result.image)
             if slider is None:
-                from restore.facealign import resize_to
+                from restore.faces.align import resize_to
 
                 slider = (resize_to(to_rgb8(image), *after.shape[:2], "lanczos"), after)
             crops += [np.concatenate([f.cropped, f.restored], axis=1) for f in result.faces]
@@ -165,9 +165,9 @@ class Handlers:
         """Colour a sketch (or the sketch extracted from a colour image) in the style of a
         reference -> (result, sketch | reference | result, PNG file, summary). Without a
         reference, the extracted sketch itself."""
-        from restore.colorize import compare_panel, read_hints, read_rgb
-        from restore.sketch import extract as extract_sketch
-        from restore.sketch import luminance
+        from restore.sketch.colorizer import compare_panel, read_hints, read_rgb
+        from restore.sketch.extract import extract as extract_sketch
+        from restore.sketch.extract import luminance
 
         colour = self._read(image, "a sketch or a colour image", read_rgb)
         if extract and extract != "none":
@@ -206,7 +206,7 @@ class Handlers:
     def segment(self, file: str | None, weights: str, tile: int, diameter: str, instances: bool, min_size: int,
                 fill_holes: bool, crf: bool, progress: gr.Progress = gr.Progress()):
         """Segment an image (or a multi-page TIFF) -> (overlay, mask file, areas table, summary)."""
-        from restore.overlay import overlay
+        from restore.segment.overlay import overlay
 
         volume = bool(file) and is_volume(file)
         image = self._read(file, "an image or a TIFF", read_volume if volume else read_image)

@@ -25,10 +25,9 @@ from typing import Any
 
 import torch
 
-from gan.distributed import cpu_has_bf16
-from gan.precision import resolve_precision
+from gan.precision import cpu_has_bf16, resolve_precision
 from restore.imageio import DEFAULT_MAX_PIXELS
-from restore.weights import converted_path, is_downloadable, manifest, model_file
+from restore.models.manifest import converted_path, is_downloadable, manifest, model_file
 
 TASKS = ("faces", "sketch", "segmentation", "translation")
 # Which manifest / metadata tasks each tab can use (gan.train writes "face restoration").
@@ -141,8 +140,8 @@ class Runtime:
             return self._uploaded[digest]
 
     def faces(self, weights: str | None, detector: str):
-        from restore.faces import FACE_MODELS, FaceRestorer
-        from restore.weights import find_cached
+        from restore.faces.restorer import FACE_MODELS, FaceRestorer
+        from restore.models.cache import find_cached
 
         auto = weights in (None, "", "auto")
         # "auto" is keyed by the model it picks, so choosing that model by name loads nothing new.
@@ -154,7 +153,7 @@ class Runtime:
             parse="auto" if self.device.type == "cuda" else False))
 
     def segmenter(self, weights: str):
-        from restore.segment import Segmenter
+        from restore.segment.segmenter import Segmenter
 
         return self.load(("segmentation", weights), lambda: Segmenter(weights, self.device))
 
@@ -164,6 +163,6 @@ class Runtime:
         return self.load(("translation", weights), lambda: Translator(weights, self.device))
 
     def colorizer(self, weights: str):
-        from restore.colorize import Colorizer
+        from restore.sketch.colorizer import Colorizer
 
         return self.load(("sketch", weights), lambda: Colorizer(weights, self.device))

@@ -1,7 +1,7 @@
 """`restore faces` end to end on a folder of real photos: photos/s, faces/s, and how much of
 the time is spent outside the networks (decode, detect, align, paste-back, encode).
 
-Per photo it does what the CLI does (``restore.facebatch``): read the file (EXIF, alpha),
+Per photo it does what the CLI does (``restore.faces.folder``): read the file (EXIF, alpha),
 ``FaceRestorer.restore``, write the restored photo and one side-by-side crop per face. The
 networks (face restorer, background restorer, face parser) are timed apart from the rest by
 ``FaceRestorer``'s own stage timings; detection counts as "outside", as the issue asks.
@@ -67,11 +67,12 @@ def stand_ins(tmp: Path, model: str):
     """(face weights, background weights, description): the real ones where present."""
     import torch
 
-    from gan.gfpgan import GFPGAN, GFPGANConfig
+    from gan.nets.gfpgan import GFPGAN, GFPGANConfig
+    from gan.nets.restorer import Restorer
     from gan.presets import PIX2PIX_PRESETS
-    from gan.restorer import Restorer
     from gan.serialize import save_model
-    from restore.weights import WeightsError, find_cached, resolve_weights
+    from restore.models.cache import find_cached, resolve_weights
+    from restore.models.manifest import WeightsError
 
     try:
         bg, bg_name = str(resolve_weights("restorer")), "bundled restorer"
@@ -93,8 +94,8 @@ def run_model(model: str, photos: list[Path], args, tmp: Path) -> dict:
     import numpy as np
     import torch
 
-    from restore.facebatch import read_alpha
-    from restore.faces import FaceRestorer
+    from restore.faces.folder import read_alpha
+    from restore.faces.restorer import FaceRestorer
     from restore.imageio import read_image
     from restore.imagewrite import write_png
 

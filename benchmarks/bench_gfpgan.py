@@ -1,4 +1,4 @@
-"""GFP-GAN forward, 512 x 512, batch 1, on the CPU: gfpgan's GFPGANv1Clean against gan.gfpgan
+"""GFP-GAN forward, 512 x 512, batch 1, on the CPU: gfpgan's GFPGANv1Clean against gan.nets.gfpgan
 with the same weights, in one run.
 
     python benchmarks/bench_gfpgan.py                          # random weights (see below)
@@ -7,7 +7,7 @@ with the same weights, in one run.
 
 Methods (all under torch.inference_mode, stored noise, no intermediate RGBs):
 - ref-fp32: gfpgan 1.3.8's GFPGANv1Clean as gfpgan's own GFPGANer runs it (NCHW, fp32);
-- ours-fp32: gan.gfpgan.GFPGAN through gan.precision.run after cast_model(.., "fp32")
+- ours-fp32: gan.nets.gfpgan.GFPGAN through gan.precision.run after cast_model(.., "fp32")
   (channels-last weights and input);
 - ours-bf16: the same after cast_model(.., "bf16") (on CPUs with AVX512-BF16/AMX);
 - with --decompose: ours-fp32-nchw (no channels-last anywhere) and ours-bf16-autocast
@@ -44,9 +44,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import gan  # noqa: E402,F401  (the torchvision shim, before gfpgan imports basicsr)
-from gan.distributed import cpu_has_bf16  # noqa: E402
-from gan.gfpgan import GFPGAN_PRESETS, load_published  # noqa: E402
-from gan.precision import cast_model, run  # noqa: E402
+from gan.nets.gfpgan import GFPGAN_PRESETS, load_published  # noqa: E402
+from gan.precision import (  # noqa: E402
+    cast_model,
+    cpu_has_bf16,  # noqa: E402
+    run,
+)
 
 REFERENCE_ARGS = dict(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
                       fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
@@ -186,9 +189,9 @@ def main() -> None:
         "model": {"config": GFPGAN_PRESETS["published"].to_dict(), "input": [1, 3, 512, 512],
                   "parameters": sum(t.numel() for t in ours32.parameters()), "gflop_per_face": 395.5},
         "methods": {"ref-fp32": "gfpgan 1.3.8 GFPGANv1Clean, NCHW fp32",
-                    "ours-fp32": "gan.gfpgan.GFPGAN, cast_model fp32 (channels-last) + precision.run",
+                    "ours-fp32": "gan.nets.gfpgan.GFPGAN, cast_model fp32 (channels-last) + precision.run",
                     "ours-bf16": "the same, cast_model bf16",
-                    "ours-fp32-nchw": "gan.gfpgan.GFPGAN as loaded, NCHW input",
+                    "ours-fp32-nchw": "gan.nets.gfpgan.GFPGAN as loaded, NCHW input",
                     "ours-bf16-autocast": "the float32 model under CPU bf16 autocast"},
         "settings": {"repeats": a.repeats, "threads": a.threads, "decompose": a.decompose, "faces": FACES},
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "bf16": bf16,

@@ -43,7 +43,7 @@ def build_model():
 
         model, _ = load_model(WEIGHTS)
         return model.eval(), f"{WEIGHTS.relative_to(ROOT)}"
-    from gan.unet import UNet, UNetConfig
+    from gan.nets.unet import UNet, UNetConfig
 
     torch.manual_seed(0)
     model = UNet(UNetConfig(**STAND_IN)).eval()

@@ -28,11 +28,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gan import distributed as dist  # noqa: E402
-from gan.data import PairBatches  # noqa: E402
-from gan.degrade import Degradation  # noqa: E402
+from gan.data.batches import PairBatches  # noqa: E402
+from gan.data.degrade import Degradation  # noqa: E402
 from gan.presets import PATCHGAN_PRESETS, PIX2PIX_PRESETS  # noqa: E402
-from gan.train import TrainConfig, train  # noqa: E402
+from gan.train import distributed as dist  # noqa: E402
+from gan.train.loop import TrainConfig, train  # noqa: E402
 
 
 def photos(crop: int, n: int = 8) -> tuple[list, str]:

@@ -39,8 +39,8 @@ def aligned_faces(size: int) -> list[np.ndarray]:
     from PIL import Image
     from skimage.data import astronaut
 
-    from restore.detect import detect, make_detector
-    from restore.facealign import estimate_affine, warp_face
+    from restore.faces.align import estimate_affine, warp_face
+    from restore.faces.detect import detect, make_detector
 
     photos = [astronaut(), np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))]
     examples = sorted((ROOT / "examples" / "faces").glob("*.[jp][pn]g"))
@@ -55,14 +55,14 @@ def aligned_faces(size: int) -> list[np.ndarray]:
 
 def child(args) -> dict:
     """One configuration, in this process: returns its timings and memory."""
-    from gan.arcface import ResNetArcFace
-    from gan.degrade import Degradation
-    from gan.face_data import FaceBatches
-    from gan.gfpgan_train import train_settings
-    from gan.perceptual import GFPGAN_VGG_LAYERS, PerceptualLoss
+    from gan.data.degrade import Degradation
+    from gan.data.faces import FaceBatches
+    from gan.losses.perceptual import GFPGAN_VGG_LAYERS, PerceptualLoss
+    from gan.nets.arcface import ResNetArcFace
     from gan.presets import GFPGAN_TRAIN_PRESETS
-    from gan.train import TrainConfig, train
-    from restore.facealign import template
+    from gan.train.gfpgan import train_settings
+    from gan.train.loop import TrainConfig, train
+    from restore.faces.align import template
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -108,7 +108,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args)))
         return
-    from gan.distributed import cpu_has_bf16
+    from gan.precision import cpu_has_bf16
 
     runs = {}
     base = [sys.executable, __file__, "--child", "--preset", args.preset, "--batch-size", str(args.batch_size),

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .colorizer import ACPatchGANConfig, ColorizerConfig
-from .components import ComponentDiscriminatorConfig
-from .gfpgan import GFPGAN_PRESETS, GFPGANConfig
-from .pix2pix import PatchGANConfig, Pix2PixConfig
-from .restorer import RestorerConfig
-from .stylegan2 import StyleGAN2DiscriminatorConfig
-from .unet import UNetConfig
-from .unetr import UNETRConfig
+from gan.nets.colorizer import ACPatchGANConfig, ColorizerConfig
+from gan.nets.components import ComponentDiscriminatorConfig
+from gan.nets.gfpgan import GFPGAN_PRESETS, GFPGANConfig
+from gan.nets.pix2pix import PatchGANConfig, Pix2PixConfig
+from gan.nets.restorer import RestorerConfig
+from gan.nets.stylegan2_disc import StyleGAN2DiscriminatorConfig
+from gan.nets.unet import UNetConfig
+from gan.nets.unetr import UNETRConfig
 
 UNET_PRESETS: dict[str, UNetConfig] = {
     "tiny": UNetConfig(base_channels=8, depth=2),
@@ -27,7 +27,7 @@ UNETR_PRESETS: dict[str, UNETRConfig] = {
 
 PIX2PIX_PRESETS: dict[str, Pix2PixConfig | RestorerConfig] = {
     "tiny": Pix2PixConfig(base_channels=8, num_downs=4, max_channels=32),
-    # The bundled blind restorer (gan/restorer.py: a DRUNet-shaped residual U-Net rather than
+    # The bundled blind restorer (gan/nets/restorer.py: a DRUNet-shaped residual U-Net rather than
     # pix2pix's strided one, which computes nothing at full detail): 2x pixel-unshuffle, two
     # residual blocks per level, widths 32-256, no norm (so overlapping tiles agree), a
     # correction of the input. 4.26 M parameters, 17 MB in float32; inputs padded to a
@@ -50,7 +50,7 @@ PATCHGAN_PRESETS: dict[str, PatchGANConfig] = {
     "paper": PatchGANConfig(),
 }
 
-# The sketch colorizer (gan/colorizer.py) and its AC PatchGAN; the discriminator's style_dim is
+# The sketch colorizer (gan/nets/colorizer.py) and its AC PatchGAN; the discriminator's style_dim is
 # set from the colorizer's config when a run is built.
 COLORIZER_PRESETS: dict[str, ColorizerConfig] = {
     "tiny": ColorizerConfig(base_channels=8, depth=2, middle_blocks=1, max_channels=32, style_channels=16,

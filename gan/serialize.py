@@ -15,15 +15,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .colorizer import ACPatchDiscriminator, ACPatchGANConfig, Colorizer, ColorizerConfig
-from .pix2pix import PatchDiscriminator, PatchGANConfig, Pix2PixConfig, UNetGenerator
-from .checkpoint import atomic_path
-from .components import ComponentDiscriminatorConfig, FacialComponentDiscriminator
-from .gfpgan import GFPGAN, GFPGANConfig
-from .stylegan2 import StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig
-from .restorer import Restorer, RestorerConfig
-from .unet import UNet, UNetConfig
-from .unetr import UNETR, UNETRConfig
+from gan.nets.colorizer import ACPatchDiscriminator, ACPatchGANConfig, Colorizer, ColorizerConfig
+from gan.nets.components import ComponentDiscriminatorConfig, FacialComponentDiscriminator
+from gan.nets.gfpgan import GFPGAN, GFPGANConfig
+from gan.nets.pix2pix import PatchDiscriminator, PatchGANConfig, Pix2PixConfig, UNetGenerator
+from gan.nets.restorer import Restorer, RestorerConfig
+from gan.nets.stylegan2_disc import StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig
+from gan.nets.unet import UNet, UNetConfig
+from gan.nets.unetr import UNETR, UNETRConfig
+
+from .weightio import atomic_path
 
 ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
     "UNet": (UNetConfig, UNet),

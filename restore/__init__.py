@@ -9,15 +9,15 @@ __all__ = ["Colorizer", "FaceRestorer", "Segmenter", "Translator"]
 def __getattr__(name: str):
     # Lazy, so ``import restore`` stays cheap for the CLI's --help.
     if name == "Segmenter":
-        from .segment import Segmenter
+        from restore.segment.segmenter import Segmenter
 
         return Segmenter
     if name == "FaceRestorer":
-        from .faces import FaceRestorer
+        from restore.faces.restorer import FaceRestorer
 
         return FaceRestorer
     if name == "Colorizer":
-        from .colorize import Colorizer
+        from restore.sketch.colorizer import Colorizer
 
         return Colorizer
     if name == "Translator":

@@ -1,15 +1,18 @@
 """Apply a trained image-to-image generator (pix2pix, the bundled restorer) to photos."""
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gan.serialize import load_model
+from restore.models.cache import resolve_weights
 
+from .batch import add_output_args
 from .tiling import tiled_inference
-from .weights import resolve_weights
 
 
 class Translator:
@@ -38,3 +41,42 @@ class Translator:
         y = tiled_inference(net, x, self.tile, overlap=self.overlap, batch_size=self.batch_size,
                             device=self.device, out_channels=self.model.config.out_channels)
         return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("translate", help="apply a trained generator (pix2pix, the restorer) to images")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    p.add_argument("-o", "--out", required=True, type=Path)
+    p.add_argument("--weights", required=True, help="run folder, generator .safetensors, or a bundled name (restorer)")
+    p.add_argument("--tile", type=int, default=512)
+    p.add_argument("--overlap", type=float, default=0.25)
+    p.add_argument("--device", default="cpu")
+    add_output_args(p)
+    p.add_argument("--skip-existing", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """``restore translate``: exit status 0 all done, 1 some inputs failed, 2 usage error."""
+    from restore.models.manifest import WeightsError
+
+    from .batch import UsageError, output_ext, run_batch, scan_inputs
+    from .imageio import read_image
+    from .imagewrite import write_image
+
+    try:
+        found = scan_inputs(args.paths, exclude=[args.out])
+        translator = Translator(args.weights, device=args.device, tile=args.tile, overlap=args.overlap)
+    except (UsageError, WeightsError, ValueError) as e:
+        print(f"restore translate: error: {e}", file=sys.stderr)
+        return 2
+
+    def outputs(path: Path, sub: Path) -> list[Path]:
+        return [args.out / sub / f"{path.stem}{output_ext(args)}"]
+
+    def process(path: Path, sub: Path) -> None:
+        write_image(outputs(path, sub)[0], translator(read_image(path, mode="rgb8")), quality=args.quality)
+
+    return run_batch(found.items, process, outputs, skip_existing=args.skip_existing, desc="translate",
+                     quiet=args.quiet, ignored=found.ignored).exit_code

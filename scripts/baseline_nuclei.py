@@ -39,7 +39,7 @@ def baseline_segment(image: np.ndarray, sigma: float = 1.5, min_size: int = 30) 
 
 
 def iou_dice(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """Foreground IoU and Dice of two masks (written here because restore.metrics is not
+    """Foreground IoU and Dice of two masks (written here because restore.segment.scores is not
     there yet; both are 1.0 when both masks are empty)."""
     pred, truth = pred.astype(bool), truth.astype(bool)
     inter = np.logical_and(pred, truth).sum()

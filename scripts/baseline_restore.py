@@ -5,7 +5,7 @@
                                        [--preset gfpgan] [--json out.json]
 
 For each photo of the folder (made by scripts/fetch_photos.py) and each degradation preset of
-gan.degrade (default: "mild" and "gfpgan", i.e. heavy), a degraded copy is made with a seed
+gan.data.degrade (default: "mild" and "gfpgan", i.e. heavy), a degraded copy is made with a seed
 derived from the file name and --seed, so every run and every model sees the same inputs.
 Then the PSNR/SSIM against the clean photo of
 
@@ -34,8 +34,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
-from gan.degrade import DEGRADE_PRESETS, Degradation  # noqa: E402  (also installs the basicsr shim)
-from restore.metrics import psnr_ssim  # noqa: E402,F401  (re-exported for the model evaluation)
+from gan.data.degrade import DEGRADE_PRESETS, Degradation  # noqa: E402  (also installs the basicsr shim)
+from restore.quality import psnr_ssim  # noqa: E402,F401  (re-exported for the model evaluation)
 
 # Tuned on 256-px centre crops of training photos (never the test set). NLM strength follows
 # the estimated noise: h = 0.7 x sigma, at least 3 (on white noise of sigma 5-20 the best

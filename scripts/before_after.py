@@ -18,10 +18,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from restore.facealign import resize_to
-from restore.colour import to_rgb8
-from restore.formats import is_image_file
-from restore.imageio import read_image
+from restore.colour import to_rgb8  # noqa: E402
+from restore.faces.align import resize_to  # noqa: E402
+from restore.formats import is_image_file  # noqa: E402
+from restore.imageio import read_image  # noqa: E402
 
 
 def before_after(inputs: Path, out: Path, height: int = 300, gap: int = 4) -> np.ndarray:

@@ -10,7 +10,7 @@ crop) against the truth, over all pixels and over the foreground (the alpha mask
 test_masks/, when given):
 
 - model:                 the colorizer's output;
-- flat_fill_region:      restore.colorize.flat_fill(sketch, truth): line pixels (sketch < 0.5)
+- flat_fill_region:      restore.sketch.colorizer.flat_fill(sketch, truth): line pixels (sketch < 0.5)
                          keep the sketch's grey; every 4-connected region of the other pixels
                          is filled with the truth's mean colour over that region. With the
                          truth as the reference this is an oracle for flat-colour art: it is
@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from restore.colorize import Colorizer, flat_fill, psnr, read_rgb  # noqa: E402
 from restore.imageio import read_image  # noqa: E402
 from restore.imagewrite import write_png  # noqa: E402
-from restore.sketch import extract  # noqa: E402
+from restore.sketch.colorizer import Colorizer, flat_fill, psnr, read_rgb  # noqa: E402
+from restore.sketch.extract import extract  # noqa: E402
 
 
 def random_hints(truth: np.ndarray, sketch: np.ndarray, k: int, seed: int) -> np.ndarray:

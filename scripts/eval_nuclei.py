@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_nuclei import baseline_segment  # noqa: E402
 
 from restore import Segmenter  # noqa: E402
-from restore.datasets import find_pairs  # noqa: E402
 from restore.imageio import read_image  # noqa: E402
-from restore.metrics import segmentation_scores  # noqa: E402
+from restore.segment.scores import segmentation_scores  # noqa: E402
+from restore.train.seg_data import find_pairs  # noqa: E402
 
 
 def main() -> None:

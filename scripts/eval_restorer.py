@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from baseline_restore import classical_baseline, degraded_test_pair  # noqa: E402
 
-from restore.metrics import psnr_ssim  # noqa: E402
+from restore.quality import psnr_ssim  # noqa: E402
 from restore.translate import Translator  # noqa: E402
 
 

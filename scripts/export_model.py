@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gan.serialize import load_model  # noqa: E402
-from restore.weights import MANIFEST, WEIGHTS_DIR, manifest, sha256  # noqa: E402
+from restore.models.manifest import MANIFEST, WEIGHTS_DIR, manifest, sha256  # noqa: E402
 
 
 def toml_value(v) -> str:

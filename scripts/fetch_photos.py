@@ -52,7 +52,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
-from restore.weights import read_archive_member as read_member, sha256  # noqa: E402
+from restore.models.manifest import read_archive_member as read_member, sha256  # noqa: E402
 
 MAX_SIDE = 1024
 DEBS: dict[str, tuple[str, str]] = {  # package -> (Debian bookworm version, sha256 of the .deb)
@@ -116,7 +116,6 @@ TEST = {"lomiri_friends_by_Aitzol_Berasategi", "lomiri_picosdeeuropa_by_Aitzol_B
         "plasma_EveningGlow", "opencv_fruits", "opencv_leuvenA", "opencv_leuvenB", "opencv_messi5",
         "opencv_scenetext06", "sporco_kodim23", "skimage_chelsea", "skimage_coffee", "skimage_camera",
         "mahotas_luispedro", "imgaug_quokka"}
-
 
 
 def _check(path: Path, digest: str, any_version: bool) -> str:
@@ -240,8 +239,6 @@ def deb_photos(archives: dict[str, dict], tmp: Path) -> list[dict]:
             items.append({"name": name, "data": f.read_bytes(), "archive": pkg,
                           "member": str(f.relative_to(root)), "licence": licence})
     return items
-
-
 
 
 def pip_photos(archives: dict[str, dict]) -> list[dict]:

@@ -15,7 +15,7 @@ from matplotlib import cbook
 from PIL import Image
 from skimage import data
 
-from gan.degrade import DegradeConfig, degrade
+from gan.data.degrade import DegradeConfig, degrade
 
 HERE = Path(__file__).resolve().parent
 

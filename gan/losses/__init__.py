@@ -1,0 +1,1 @@
+"""Losses: segmentation (and the U-Net border weight map), adversarial (and R1), perceptual."""

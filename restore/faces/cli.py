@@ -1,0 +1,70 @@
+"""``restore faces``: restore the faces (and the background) of photos in files and folders."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from restore.batch import add_output_args
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be in [0, 1]")
+    return value
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("faces", help="restore the faces (and the background) of photos")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    p.add_argument("-o", "--out", required=True, type=Path,
+                   help="output folder: restored/, faces/ (aligned input | restored) and report.json")
+    p.add_argument("--weights", default=None,
+                   help="face model: gfpgan-v1.4, gfpgan-v1.3, restorer, or a .pth / .safetensors file "
+                        "(default: GFPGANv1.4 or v1.3 when in the weights cache, else the bundled restorer)")
+    p.add_argument("--detector", default="auto", choices=["auto", "retinaface", "mtcnn"],
+                   help="auto: RetinaFace when its weights are in the cache, else MTCNN")
+    p.add_argument("--bg", default="restorer", choices=["restorer", "resize", "none"],
+                   help="background: the bundled restorer in tiles, a Lanczos resize, or none (input pixels kept)")
+    p.add_argument("--upscale", type=int, default=1, choices=[1, 2, 4])
+    p.add_argument("--fidelity", type=_fraction, default=1.0,
+                   help="blend of restored (1) and input (0) face, in [0, 1] (default 1)")
+    p.add_argument("--min-face", type=float, default=16, help="skip (and count) faces smaller than this (px)")
+    p.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the centre")
+    p.add_argument("--aligned", action="store_true", help="inputs are already aligned face crops")
+    p.add_argument("--no-parse", action="store_true",
+                   help="feathered square mask even when the parsenet weights are cached (parsing is slow on a CPU)")
+    p.add_argument("--detect-size", type=int, default=1600,
+                   help="detect faces on a copy at most this many px on its longer side (0: full size)")
+    p.add_argument("--tile", type=int, default=512, help="tile side for the background restorer")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "auto"])
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    add_output_args(p, "photos and face crops")
+    p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """``restore faces``: exit status 0 all done, 1 some inputs failed, 2 usage error."""
+    from restore.batch import UsageError, output_ext, scan_inputs
+    from restore.faces.folder import run_faces_batch
+    from restore.faces.restorer import FaceRestorer
+    from restore.models.manifest import WeightsError
+
+    try:
+        found = scan_inputs(args.paths, exclude=[args.out])
+        fr = FaceRestorer(args.weights, args.detector, args.device, args.precision, upscale=args.upscale,
+                          bg=args.bg, fidelity=args.fidelity, min_face=args.min_face,
+                          only_center_face=args.only_center_face, parse=False if args.no_parse else "auto",
+                          tile=args.tile, detect_size=args.detect_size)
+    except (UsageError, WeightsError, ValueError) as e:
+        print(f"restore faces: error: {e}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        by = "" if args.aligned else f"; faces found by {fr.detector_info}"
+        print(f"restore faces: restoring with {fr.model_info}{by}", file=sys.stderr)
+    return run_faces_batch(fr, found.items, args.out, aligned=args.aligned, skip_existing=args.skip_existing,
+                           quiet=args.quiet, ignored=found.ignored, ext=output_ext(args),
+                           quality=args.quality).exit_code

@@ -1,0 +1,279 @@
+"""Face restoration of whole photos: detect -> align -> restore -> paste back, background too.
+
+    fr = FaceRestorer()                        # best face model present, RetinaFace or MTCNN
+    result = fr.restore(rgb)                   # RGB uint8 HxWx3 -> result.image, result.faces
+    face = fr.restore_aligned(crop)            # an already aligned face crop -> restored crop
+
+The face network is GFP-GAN (``gan.nets.gfpgan``) when the published GFPGANv1.4/v1.3 weights are in
+the weights cache (or given as a file), else the bundled ``restorer``, which then restores the
+background too. Faces are aligned to the FFHQ 5-point template at the network's size (512),
+restored in batches, blended with the aligned input by ``fidelity`` and pasted back with a
+feathered mask (a face-parsing mask when ``parsenet`` is cached). See ``restore.faces.align``.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan.precision import autocast, cast_model, resolve_precision, run
+from restore.colour import to_rgb8, to_uint8
+
+from .align import estimate_affine, load_parser, parse_mask, paste, resize_to, template, warp_face
+from .detect import Detection, center_face, detect, make_detector
+
+BACKGROUNDS = ("restorer", "resize", "none")
+FACE_MODELS = ("gfpgan-v1.4", "gfpgan-v1.3")  # best first
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def load_face_model(weights: str | Path | torch.nn.Module | None, device: torch.device) -> tuple[torch.nn.Module, str]:
+    """The face network and one line saying which it is and why.
+
+    ``weights``: None (GFPGANv1.4, else v1.3, from the weights cache, else the bundled
+    ``restorer``), a manifest name, a run folder, a ``.safetensors`` file, a published
+    GFP-GAN ``.pth`` (read with ``weights_only=True``), or a network object. Never downloads."""
+    from restore.models.cache import find_cached, load_network
+
+    if isinstance(weights, torch.nn.Module):
+        return weights.to(device).eval(), f"the given {type(weights).__name__}"
+    if weights is None:
+        for name in FACE_MODELS:
+            if find_cached(name) is not None:
+                return load_network(name, device)[0], f"{name} (found in the weights cache)"
+        model = load_network("restorer", device)[0]
+        return model, ("bundled restorer (no GFPGANv1.4/v1.3 in the weights cache; "
+                       "`restore weights fetch gfpgan-v1.4` for sharper faces)")
+    path = Path(weights).expanduser()
+    if path.suffix == ".pth" and path.is_file():
+        from gan.nets.gfpgan import load_published
+
+        return load_published(path).to(device).eval(), f"GFP-GAN from {path}"
+    model = load_network(weights, device)[0]
+    return model, f"{weights} ({type(model).__name__})"
+
+
+@dataclass
+class RestoredFace:
+    """One face: where it was found, its aligned input crop and the restored crop (S x S x 3)."""
+
+    box: np.ndarray  # x0, y0, x1, y1 in input pixels
+    landmarks: np.ndarray  # (5, 2)
+    score: float | None
+    affine: np.ndarray  # 2x3: input pixels -> aligned face pixels
+    cropped: np.ndarray
+    restored: np.ndarray
+
+    def to_dict(self) -> dict:
+        d = Detection(self.box, self.landmarks, 0.0).to_dict()
+        d["score"] = None if self.score is None else round(float(self.score), 4)
+        return d
+
+
+@dataclass
+class FaceResult:
+    image: np.ndarray  # restored photo: the input's layout and dtype, ``upscale`` x its size
+    faces: list[RestoredFace]
+    small_faces: int = 0  # detected, but smaller than ``min_face``: left as they are
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage; net_* = networks
+
+
+def _check_options(upscale: int, bg: str, fidelity: float) -> None:
+    if upscale not in (1, 2, 4):
+        raise ValueError(f"upscale must be 1, 2 or 4, not {upscale}")
+    if bg not in BACKGROUNDS:
+        raise ValueError(f"bg must be one of {', '.join(BACKGROUNDS)}, not {bg!r}")
+    if not 0 <= fidelity <= 1:
+        raise ValueError(f"fidelity must be in [0, 1], not {fidelity}")
+
+
+def _split(image: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]:
+    """(colour HxWx3 or grey HxW in uint8/uint16, is_grey, alpha or None)."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (2, 3, 4)) or 0 in image.shape:
+        raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {image.shape}")
+    if image.dtype not in (np.uint8, np.uint16):
+        image = to_uint8(image)
+    alpha = None
+    if image.ndim == 3 and image.shape[2] in (2, 4):
+        image, alpha = image[..., :-1], image[..., -1]
+        image = image[..., 0] if image.shape[2] == 1 else image
+    return np.ascontiguousarray(image), image.ndim == 2, alpha
+
+
+def _as_layout(rgb8: np.ndarray, grey: bool, dtype: np.dtype) -> np.ndarray:
+    """An RGB uint8 network output in the input's layout: grey by luma, 16-bit by x257."""
+    out = np.rint(rgb8.astype(np.float32) @ _LUMA).astype(np.uint8) if grey else rgb8
+    return out.astype(np.uint16) * 257 if dtype == np.uint16 else out
+
+
+class FaceRestorer:
+    """Restores the faces in photos (and their background); RGB uint8 arrays in and out.
+
+    ``weights``: see :func:`load_face_model`. ``detector``: auto | retinaface | mtcnn.
+    ``precision``: fp32 | bf16 | fp16 | auto (``gan.precision``: bf16 where it is native, fp16 on
+    CUDA only). ``upscale``: 1, 2 or 4.
+    ``bg``: restorer (``bg_weights``, the bundled restorer, in tiles, then resized), resize
+    (Lanczos) or none (the input's own pixels, repeated when upscaling: nothing outside the
+    faces changes). An image-to-image face model given by name or file restores the background
+    itself.
+    ``fidelity`` in [0, 1]: each face is ``fidelity * restored + (1 - fidelity) * input``
+    (GFP-GAN's ``weight`` argument is ignored by its networks; this blend is real).
+    ``min_face``: faces whose box is smaller (shorter side, px) are left alone and counted.
+    ``parse``: use the face-parsing mask when ``parsenet`` is cached (auto) or never (False).
+    """
+
+    def __init__(self, weights: str | Path | torch.nn.Module | None = None, detector: str = "auto",
+                 device: str | torch.device = "cpu", precision: str = "fp32", *, upscale: int = 1,
+                 bg: str = "restorer", bg_weights: str | Path = "restorer", fidelity: float = 1.0, min_face: float = 16,
+                 only_center_face: bool = False, parse: bool | str = "auto", tile: int = 512,
+                 detect_size: int = 1600, batch_size: int = 4) -> None:
+        _check_options(upscale, bg, fidelity)
+        self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)  # an impossible one fails now
+        self.upscale, self.bg, self.fidelity = upscale, bg, float(fidelity)
+        self.min_face, self.only_center_face = min_face, only_center_face
+        self.detect_size, self.batch_size = detect_size, batch_size
+        self.model, self.model_info = load_face_model(weights, self.device)
+        config = getattr(self.model, "config", None)
+        self.face_size = int(getattr(config, "out_size", 512))  # GFP-GAN's size; the restorer takes any
+        self.is_gfpgan = hasattr(config, "out_size")
+        self.translator = None
+        if bg == "restorer":
+            from restore.translate import Translator
+
+            # An image-to-image face model given by name or file (the restorer) does the
+            # background too; otherwise ``bg_weights`` (the bundled restorer) does.
+            own = not self.is_gfpgan and hasattr(config, "size_divisor") and not isinstance(weights, torch.nn.Module)
+            self.translator = Translator((weights or "restorer") if own else bg_weights, self.device, tile)
+            if own:
+                self.model = self.translator.model  # one copy of the network, not two
+        if self.is_gfpgan:  # not shared with the tiler: cast once (no per-call weight casts), channels-last
+            cast_model(self.model, self.precision, self.device)
+        self.detector, self.detector_info = make_detector(detector, self.device)
+        self.parser = None
+        if parse:
+            from restore.models.cache import find_cached
+
+            path = find_cached("parsenet")
+            if path is not None:
+                self.parser = load_parser(path, self.device)
+            elif parse is True:
+                raise ValueError("face parsing needs parsenet in the weights cache (restore weights fetch parsenet)")
+
+    def with_options(self, *, upscale: int | None = None, bg: str | None = None,
+                     fidelity: float | None = None) -> FaceRestorer:
+        """A copy that shares this restorer's networks and detector but restores with other
+        per-photo options (None: keep this one's). Nothing is loaded again, so a server can keep
+        one restorer per model. ``bg="restorer"`` needs one built with ``bg="restorer"``."""
+        new = copy.copy(self)
+        new.upscale = self.upscale if upscale is None else int(upscale)
+        new.bg = bg or self.bg
+        new.fidelity = self.fidelity if fidelity is None else float(fidelity)
+        _check_options(new.upscale, new.bg, new.fidelity)
+        if new.bg == "restorer" and new.translator is None:
+            raise ValueError("bg='restorer' needs a FaceRestorer built with bg='restorer'")
+        return new
+
+    # ------------------------------------------------------------------ the networks
+    def _restore_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Aligned RGB uint8 S x S faces -> restored ones, blended by ``fidelity``."""
+        out = []
+        for i in range(0, len(crops), self.batch_size):
+            batch = np.stack(crops[i:i + self.batch_size])
+            x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+            y = run(self.model, x, self.precision)  # autocast or the cast model; float32 out
+            y = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            out.extend(y)
+        if self.fidelity < 1:
+            w = self.fidelity
+            out = [np.rint(w * r.astype(np.float32) + (1 - w) * c.astype(np.float32)).astype(np.uint8)
+                   for r, c in zip(out, crops)]
+        return out
+
+    def _background(self, image: np.ndarray, rgb8: np.ndarray, grey: bool) -> np.ndarray:
+        h, w = image.shape[:2]
+        H, W = h * self.upscale, w * self.upscale
+        if self.bg == "none":
+            return resize_to(image, H, W, "nearest")
+        if self.bg == "resize":
+            return resize_to(image, H, W, "lanczos")
+        with autocast(self.precision, self.device):
+            restored = self.translator(rgb8)
+        return resize_to(_as_layout(restored, grey, image.dtype), H, W, "lanczos")
+
+    def _sync(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    # ------------------------------------------------------------------ public API
+    def restore(self, image: np.ndarray) -> FaceResult:
+        """Restore every face (and the background) of a photo.
+
+        ``image``: RGB uint8 HxWx3; also grey HxW (restored in colour, returned grey), RGBA
+        (alpha kept, resized with the image) and 16-bit (faces restored at 8 bit; the
+        background keeps 16 bit unless restored). Returns the photo ``upscale`` times larger."""
+        t = {"detect": 0.0, "align": 0.0, "net_faces": 0.0, "net_background": 0.0, "net_parse": 0.0, "paste": 0.0}
+        t0 = time.perf_counter()
+        colour, grey, alpha = _split(image)
+        rgb8 = to_rgb8(colour)
+        h, w = colour.shape[:2]
+        found = detect(self.detector, rgb8, self.detect_size)
+        small = sum(1 for d in found if d.size < self.min_face)
+        found = [d for d in found if d.size >= self.min_face]
+        if self.only_center_face:
+            found = center_face(found, h, w)
+        t1 = time.perf_counter()
+        t["detect"] = t1 - t0
+
+        affines = [estimate_affine(d.landmarks, self.face_size) for d in found]
+        crops = [warp_face(rgb8, a, self.face_size) for a in affines]
+        t2 = self._sync()
+        t["align"] = t2 - t1
+        restored = self._restore_crops(crops) if crops else []
+        t3 = self._sync()
+        t["net_faces"] = t3 - t2
+
+        canvas = self._background(colour, rgb8, grey)
+        t4 = self._sync()
+        t["net_background" if self.bg == "restorer" else "paste"] += t4 - t3
+        masks = [parse_mask(self.parser, f, self.device) if self.parser is not None else None for f in restored]
+        t5 = self._sync()
+        t["net_parse"] = t5 - t4
+        for face, a, mask in zip(restored, affines, masks):
+            paste(canvas, face, a, self.upscale, mask)
+        if alpha is not None:
+            a = resize_to(alpha, *canvas.shape[:2], "nearest" if self.bg == "none" else "lanczos")
+            canvas = np.dstack([canvas, a])
+        t["paste"] += time.perf_counter() - t5
+        faces = [RestoredFace(d.box, d.landmarks, d.score, a, c, r)
+                 for d, a, c, r in zip(found, affines, crops, restored)]
+        return FaceResult(canvas, faces, small, t)
+
+    def restore_aligned(self, face: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+        """Restore a face crop that is already aligned (FFHQ-style, any size).
+
+        RGB uint8 in and out (grey, RGBA and 16-bit come back as they went in, as with
+        ``restore``), at ``size`` (height, width; default: the input's). The crop is resized
+        to the network's size and back."""
+        colour, grey, alpha = _split(face)
+        rgb8 = to_rgb8(colour)
+        h, w = rgb8.shape[:2]
+        s = self.face_size
+        crop = resize_to(rgb8, s, s, "area" if min(h, w) > s else "lanczos")
+        out = self._restore_crops([crop])[0]
+        H, W = size or (h, w)
+        out = _as_layout(resize_to(out, H, W, "area" if max(H, W) < s else "lanczos"), grey, colour.dtype)
+        return out if alpha is None else np.dstack([out, resize_to(alpha, H, W, "lanczos")])
+
+    def aligned_face_record(self, height: int, width: int) -> dict:
+        """What report.json says about an input that is itself an aligned face."""
+        pts = template(512) * [width / 512, height / 512]
+        return RestoredFace(np.array([0, 0, width, height], float), pts, None, np.eye(2, 3), None, None).to_dict()

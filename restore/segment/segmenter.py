@@ -1,0 +1,131 @@
+"""Apply a trained segmentation network to images of any size: ``restore.Segmenter``."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan.serialize import load_model
+from restore.models.cache import resolve_weights
+from restore.tiling import tiled_inference
+
+from .postprocess import dense_crf, remove_small, split_instances
+from .postprocess import fill_holes as fill_holes_fn
+from .preprocess import median_diameter, prepare_image, rescale
+
+
+class Segmenter:
+    """A segmentation model ready for inference.
+
+    ``diameter``: the typical object diameter in the input, in pixels; ``"auto"`` measures
+    it from a first pass and, when it differs from the diameter the model was trained at by
+    more than 25%, segments again at the matching scale; ``None`` uses the image as it is.
+    """
+
+    def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu",
+                 tile: int = 512, overlap: float = 0.25, batch_size: int = 4, blend: str = "gaussian",
+                 diameter: float | str | None = "auto") -> None:
+        self.path = resolve_weights(weights or "nuclei")
+        self.device = torch.device(device)
+        self.model, self.meta = load_model(self.path, self.device)
+        cfg = self.model.config
+        self.dims, self.in_channels, self.num_classes = cfg.dims, cfg.in_channels, cfg.out_channels
+        self.model_diameter = float(self.meta.get("diameter") or 0) or None
+        self.diameter = diameter
+        self.overlap, self.batch_size, self.blend = overlap, batch_size, blend
+        self.tile = self._fit_tile(tile)
+
+    def with_options(self, *, tile: int | None = None, overlap: float | None = None,
+                     diameter: float | str | None = "keep") -> Segmenter:
+        """A copy sharing this one's network, with another tile, overlap or diameter (``"keep"``:
+        this one's), so a server loads each model once and varies these per request."""
+        new = copy.copy(self)
+        if tile is not None:
+            new.tile = self._fit_tile(int(tile))
+        if overlap is not None:
+            new.overlap = float(overlap)
+        if diameter != "keep":
+            if diameter is not None and diameter != "auto" and not float(diameter) > 0:
+                raise ValueError(f"diameter must be 'auto', None or a positive number, not {diameter!r}")
+            new.diameter = diameter
+        return new
+
+    def _fit_tile(self, tile: int) -> int:
+        """Round the tile up to a size the network accepts (multiple of 2**depth or 16)."""
+        cfg = self.model.config
+        if getattr(cfg, "padding", "same") == "valid":
+            return cfg.valid_input_size(tile)
+        m = 2 ** cfg.depth if hasattr(cfg, "depth") else cfg.patch_size
+        return max(m, -(-tile // m) * m)
+
+    # -- probabilities -------------------------------------------------------------------
+    def _probs_at(self, x: np.ndarray, factor: float) -> np.ndarray:
+        """Class probabilities of normalised (C, *spatial) ``x`` seen zoomed by ``factor``."""
+        size = x.shape[1:]
+        if factor != 1:
+            x, _ = rescale(x, None, factor)
+        logits = tiled_inference(self.model, torch.from_numpy(np.ascontiguousarray(x)), self.tile,
+                                 overlap=self.overlap, blend=self.blend, batch_size=self.batch_size,
+                                 device=self.device)
+        if factor != 1:
+            logits = torch.nn.functional.interpolate(
+                logits[None], size=size, mode="bilinear" if self.dims == 2 else "trilinear", align_corners=False)[0]
+        return torch.softmax(logits, 0).numpy() if self.num_classes > 1 else torch.sigmoid(logits).numpy()
+
+    def _foreground(self, probs: np.ndarray) -> np.ndarray:
+        return probs.argmax(0) > 0 if probs.shape[0] > 1 else probs[0] > 0.5
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """(K, *spatial) class probabilities for an image (H, W[, C]) or volume (D, H, W[, C])."""
+        x = prepare_image(image, self.in_channels, self.dims) if self._is_single(image) else None
+        if x is None:  # a volume given to a 2D model: slice by slice
+            return np.stack([self.probabilities(s) for s in image], axis=1)
+        if self.model_diameter and self.diameter == "auto":
+            # First pass at the image's own scale; measure the objects; segment again at the
+            # model's scale only when they are more than 25% off (else the first pass stands).
+            first = self._probs_at(x, 1.0)
+            factor = self._auto_factor(first)
+            return first if factor == 1.0 else self._probs_at(x, factor)
+        return self._probs_at(x, self._scale_factor(x))
+
+    def _is_single(self, image: np.ndarray) -> bool:
+        """True for one input of the model's rank; False for a volume given to a 2D model."""
+        spatial = image.ndim - (1 if image.ndim > 2 and image.shape[-1] in (3, 4) else 0)
+        if spatial < self.dims:
+            raise ValueError(f"a {self.dims}D model needs a {self.dims}D input, got shape {image.shape}")
+        return spatial == self.dims
+
+    def _scale_factor(self, x: np.ndarray) -> float:
+        """The zoom that brings the objects of ``x`` to the model's training diameter."""
+        if not self.model_diameter or self.diameter is None:
+            return 1.0
+        if self.diameter != "auto":
+            return self.model_diameter / float(self.diameter)
+        return self._auto_factor(self._probs_at(x, 1.0))
+
+    def _auto_factor(self, first: np.ndarray) -> float:
+        labels = split_instances(self._foreground(first), min_size=4)
+        found = median_diameter(labels)
+        if not found:
+            return 1.0
+        factor = float(np.clip(self.model_diameter / found, 0.25, 4.0))
+        return factor if abs(np.log(factor)) > np.log(1.25) else 1.0
+
+    # -- labels ----------------------------------------------------------------------------
+    def __call__(self, image: np.ndarray, *, instances: bool = False, min_size: int = 16,
+                 fill_holes: bool = False, crf: bool = False) -> np.ndarray:
+        """Label map: class index per pixel, or (``instances``) one label per object."""
+        probs = self.probabilities(image)
+        if crf and self.dims == 2 and probs.ndim == 3:
+            grey = prepare_image(image, 1, 2)[0].clip(0, 1)
+            probs = dense_crf(torch.from_numpy(probs), torch.from_numpy(grey)[None]).numpy()
+        labels = probs.argmax(0) if probs.shape[0] > 1 else (probs[0] > 0.5).astype(np.int64)
+        if min_size:
+            labels = remove_small(labels, min_size)
+        if fill_holes:
+            labels = fill_holes_fn(labels)
+        if instances:
+            return split_instances(labels > 0, min_size=min_size)
+        return labels.astype(np.uint8 if labels.max() < 256 else np.uint16)

@@ -1,0 +1,31 @@
+"""``restore app``: the Gradio app of ``apps/`` on loopback (its one entry from ``restore``)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("app", help="the Gradio app: faces, sketch, segmentation and translation in one page")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="also a public gradio.live link (needs internet)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: measured per task (bf16/fp16 where it changes nothing visible); or one for all")
+    p.add_argument("--concurrency", type=int, default=1, help="requests run at once on the device (default 1)")
+    p.add_argument("--max-file-size", default="50mb", help="largest upload: bytes, or e.g. 50mb (refused before decoding)")
+    p.add_argument("--max-pixels", type=int, default=50_000_000, help="largest decoded image (pixels)")
+    p.add_argument("--model", action="append", default=[], type=Path, metavar="FILE",
+                   help="an extra .safetensors model offered in the selectors (repeatable)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """``restore app``: serve the app until interrupted."""
+    from apps.app import launch  # the one import of apps from restore: the command that starts it
+
+    size = int(args.max_file_size) if args.max_file_size.isdigit() else args.max_file_size  # bytes, or "50mb"
+    launch(args.host, args.port, args.share, max_file_size=size, device=args.device,
+           precision=args.precision, models=args.model, max_pixels=args.max_pixels, concurrency=args.concurrency)
+    return 0

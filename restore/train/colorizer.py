@@ -1,0 +1,185 @@
+"""``restore train colorizer``: a folder of colour images -> the reference-guided sketch colorizer.
+
+(sketch, reference, target, hints) are made on the fly from the images (gan/data/sketch.py);
+the loop is gan/train/loop.py's, task ``colorize``. Validation colours whole held-out images from
+their XDoG sketch with the original as the reference and scores PSNR against the original,
+beside the flat-fill baseline (restore.sketch.colorizer.flat_fill) printed once at the start.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gan.data.sketch import ColorizeBatches
+from gan.presets import AC_PATCHGAN_PRESETS, COLORIZER_PRESETS
+from gan.train import distributed as dist
+from gan.train.loop import TrainConfig, train
+from restore.batch import UsageError, find_inputs
+from restore.sketch.colorizer import flat_fill, psnr, read_rgb
+from restore.sketch.extract import METHODS, extract, random_sketch, xdog
+
+from .pairs import report_unusable
+
+
+def load_images(folder: Path, skip_bad: bool, what: str, max_side: int = 0) -> tuple[list[np.ndarray], list[str]]:
+    """uint8 RGB images of a folder (searched recursively; alpha over white), optionally
+    downscaled to ``max_side``; unreadable files are listed and stop the run unless ``skip_bad``."""
+    import cv2
+
+    try:
+        items = find_inputs([folder])
+    except UsageError as e:
+        raise ValueError(str(e)) from None
+    images, names, problems = [], [], []
+    for path, _ in items:
+        try:
+            rgb = read_rgb(path)
+        except ValueError as e:
+            problems.append((path, str(e)))
+            continue
+        if max_side and max(rgb.shape[:2]) > max_side:
+            s = max_side / max(rgb.shape[:2])
+            rgb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s))),
+                             interpolation=cv2.INTER_AREA)
+        images.append((rgb * 255).round().astype(np.uint8))
+        names.append(str(path))
+    report_unusable(problems, len(images), skip_bad, what)
+    return images, names
+
+
+def make_evaluate(images: list[np.ndarray]):
+    """PSNR of the output against the original, the original as reference, on whole images."""
+    sketches = [xdog(img) for img in images]
+    targets = [img.astype(np.float32) / 255 for img in images]
+    region = np.mean([psnr(flat_fill(s, t), t) for s, t in zip(sketches, targets)])
+    flat = np.mean([psnr(flat_fill(s, t, per_region=False), t) for s, t in zip(sketches, targets)])
+    print(f"validation: {len(images)} images; flat-fill baselines: per region {region:.2f} dB, "
+          f"one mean colour {flat:.2f} dB")
+
+    def evaluate(model: torch.nn.Module) -> dict[str, Any]:
+        device = next(model.parameters()).device
+        scores, panels = [], []
+        with torch.no_grad():
+            for s, t in zip(sketches, targets):
+                x = torch.from_numpy(s)[None, None].to(device) * 2 - 1
+                r = torch.from_numpy(t.transpose(2, 0, 1).copy())[None].to(device) * 2 - 1
+                y = ((model(x, r).clamp(-1, 1) + 1) / 2)[0].permute(1, 2, 0).float().cpu().numpy()
+                scores.append(psnr(y, t))
+                if len(panels) < 4 and t.shape[:2] == targets[0].shape[:2]:
+                    panels.append(np.concatenate([np.repeat(s[..., None], 3, axis=2), y, t], axis=1))
+        grid = (np.concatenate(panels, axis=0) * 255).round().astype(np.uint8)
+        score = float(np.mean(scores))
+        return {"score": score, "scalars": {"psnr": score, "gain_over_flat_fill": score - region},
+                "images": {"sketch_output_target": grid}}
+
+    return evaluate
+
+
+def train_colorizer_cli(args) -> dict[str, Any]:
+    """Everything ``restore train colorizer`` does, from parsed arguments."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank, _ = dist.init()
+    images, names = load_images(args.data, args.skip_bad, "training", args.max_side)
+    if args.val:
+        val, _ = load_images(args.val, args.skip_bad, "validation", args.max_side)
+    elif len(images) < 2:
+        val = images
+        print("warning: a single training image, so validation uses it too (pass --val for a real score)")
+    else:  # hold out every 10th image (at least one)
+        k = max(2, min(10, len(images)))
+        val = [im for i, im in enumerate(images) if i % k == k - 1]
+        images = [im for i, im in enumerate(images) if i % k != k - 1]
+        print(f"no --val given: holding out {len(val)} of {len(val) + len(images)} images for validation")
+    val = val[: args.val_count]
+    print(f"data: {len(images)} training images; sketches: {args.sketch}")
+    small = sum(min(im.shape[:2]) < args.crop for im in images)
+    if small:
+        print(f"crop: {args.crop} px; {small} of {len(images)} images are smaller and are padded with white "
+              "(the clip-art background)")
+
+    gen = COLORIZER_PRESETS[args.preset]
+    if args.style_encoder:
+        gen = replace(gen, style_encoder=args.style_encoder)
+    if args.style_weights:
+        gen = replace(gen, style_weights=str(args.style_weights))
+    if args.no_hints:
+        gen = replace(gen, hints=False)
+    disc = replace(AC_PATCHGAN_PRESETS[args.preset], style_dim=gen.aux_dim)
+    print(f"style: {gen.style_encoder} encoder" + (f" ({gen.style_weights})" if gen.style_weights else "")
+          + (f" + {gen.palette_bins}^3-bin colour histogram" if gen.palette_bins else "") + f", {gen.style_dim} values")
+    if args.sketch == "hed":  # HED is ~1 s per image on a CPU: once per image, not per crop
+        sketches = [(np.clip(extract(im, "hed"), 0, 1) * 255).round().astype(np.uint8) for im in images]
+        kw: dict[str, Any] = {"sketches": sketches}
+    elif args.sketch == "random":
+        kw = {"sketch": random_sketch}
+    else:
+        kw = {"sketch": lambda img, g, m=args.sketch: extract(img, m)}
+    batches = ColorizeBatches(images, args.crop, args.batch_size, args.seed, scale=tuple(args.scale),
+                              hints=gen.hints, hint_prob=args.hint_prob, unpaired=args.unpaired, rank=rank,
+                              world_size=dist.world_size(), **kw)
+    cfg = TrainConfig(task="colorize", arch="Colorizer", model=asdict(gen), disc_arch="ACPatchDiscriminator",
+                      disc=disc.to_dict(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      betas=(args.beta1, 0.999), weight_decay=0.0, warmup=min(100, args.steps // 20),
+                      gan_loss=args.gan_loss, gan_weight=args.gan_weight, l1_weight=args.l1_weight,
+                      guide_weights=tuple(args.guide_weights), aux_weight=args.aux_weight, ema=args.ema,
+                      amp=args.amp, val_every=args.val_every, image_every=args.val_every, seed=args.seed)
+    meta = {"data": str(args.data), "crop": args.crop, "sketch": args.sketch, "images": len(images)}
+    summary = train(cfg, batches, args.out, evaluate=make_evaluate(val), resume=args.resume, meta=meta,
+                    progress=not args.quiet)
+    print(f"best validation PSNR {summary['best_score']:.2f} dB; colorizer written to "
+          f"{Path(args.out) / 'generator.safetensors'}")
+    return summary
+
+
+def add_parser(tsub) -> argparse.ArgumentParser:
+    """``restore train colorizer``."""
+    s = tsub.add_parser("colorizer", help="train the reference-guided sketch colorizer on a folder of colour images")
+    s.add_argument("--data", required=True, type=Path, help="colour images (searched recursively; alpha over white)")
+    s.add_argument("--val", type=Path, help="validation images; default: every 10th image of --data")
+    s.add_argument("--val-count", type=int, default=32, help="score at most this many validation images")
+    s.add_argument("--out", required=True, type=Path, help="run folder (generator.safetensors, checkpoint.pt, tb/)")
+    s.add_argument("--preset", default="default", choices=["tiny", "default", "paper"])
+    s.add_argument("--style-encoder", choices=["trainable", "mobilenet_v2", "vgg19", "none"],
+                   help="the reference's style vector (default: the preset's); with --style-weights for a file")
+    s.add_argument("--style-weights", type=Path, help="backbone state dict (e.g. mobilenet_v2-b0353104.pth)")
+    s.add_argument("--no-hints", action="store_true", help="a model without the colour-hint input")
+    s.add_argument("--hint-prob", type=float, default=0.5, help="share of samples given random colour hints")
+    s.add_argument("--sketch", default="random", choices=["random", *METHODS],
+                   help="training sketches: random XDoG/threshold parameters (default), one method, or hed")
+    s.add_argument("--unpaired", type=float, default=0.0,
+                   help="share of samples whose reference is another image (adversarial and style losses only)")
+    s.add_argument("--max-side", type=int, default=256, help="downscale larger images to this (0: keep)")
+    s.add_argument("--steps", type=int, default=10000)
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--crop", type=int, default=128,
+                   help="training crop side (default 128; smaller images are padded with white, the clip-art "
+                        "background, so images of any and mixed sizes train as they are)")
+    s.add_argument("--scale", type=float, nargs=2, default=(0.5, 1.0), metavar=("MIN", "MAX"),
+                   help="random resize of the crops")
+    s.add_argument("--lr", type=float, default=2e-4)
+    s.add_argument("--beta1", type=float, default=0.5)
+    s.add_argument("--gan-loss", default="vanilla", choices=["vanilla", "lsgan", "hinge", "wgan-softplus"])
+    s.add_argument("--gan-weight", type=float, default=1.0, help="0: no discriminator (L1 and guides only)")
+    s.add_argument("--l1-weight", type=float, default=100.0)
+    s.add_argument("--guide-weights", type=float, nargs=2, default=(0.3, 0.9), metavar=("GREY", "COLOUR"))
+    s.add_argument("--aux-weight", type=float, default=1.0, help="the AC-GAN style regression term")
+    s.add_argument("--ema", type=float, default=0.999)
+    s.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA and on CPUs with AVX512-BF16")
+    s.add_argument("--val-every", type=int, default=500)
+    s.add_argument("--skip-bad", action="store_true", help="train without unusable files instead of stopping")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=0)
+    s.add_argument("--resume", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+    return s
+
+
+def run(args: argparse.Namespace) -> int:
+    train_colorizer_cli(args)
+    return 0

@@ -1,0 +1,376 @@
+"""The Gradio app end to end: `restore app` in a subprocess on loopback, every endpoint through
+gradio_client with the bundled examples and models, 16 concurrent calls, bad uploads, and a
+headless Chromium that visits every tab and runs each tab's first example.
+
+RESTORE_SCREENSHOTS=docs writes the browser's screenshots to docs/app_<tab>.png (the README's).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gan.nets.colorizer import Colorizer
+from gan.presets import COLORIZER_PRESETS
+from gan.serialize import save_model
+from restore.models.manifest import manifest
+
+pytestmark = pytest.mark.slow
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file
+
+from tests import ROOT
+
+EXAMPLES = ROOT / "examples"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+MAX_PIXELS = 4_000_000  # the test server's caps, low so that oversized files are small to make
+MAX_FILE_SIZE = 1 << 20
+TABS = {"Faces": "faces", "Sketch": "sketch", "Segmentation": "segment", "Translate": "translate"}
+FIRST_EXAMPLE = {"faces": "astronaut", "sketch": "dog (XDoG) in ladybug colours", "segment": "DSB2018 nuclei",
+                 "translate": "two faces, small"}
+DONE = {"faces": "face(s) restored", "sketch": "coloured by", "segment": "nuclei.safetensors:",
+        "translate": "restorer:"}  # in each tab's summary once its example has run (not in its progress text)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bundled_colorizer() -> bool:
+    e = manifest().get("colorizer")
+    return e is not None and (ROOT / "weights" / e["file"]).is_file()
+
+
+@pytest.fixture(scope="module")
+def tiny_colorizer(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("models") / "tiny_colorizer.safetensors"
+    return save_model(Colorizer(COLORIZER_PRESETS["tiny"]), path, {"task": "colorization"})
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_colorizer):
+    """`restore app` on 127.0.0.1 and a free port, with an empty weights cache (so the faces run
+    on the bundled restorer) and a tiny colorizer offered beside the bundled one."""
+    tmp = tmp_path_factory.mktemp("app")
+    port = _free_port()
+    log = (tmp / "app.log").open("w")
+    env = {**os.environ, "RESTORE_HOME": str(tmp / "cache"), "GRADIO_ANALYTICS_ENABLED": "False",
+           "GRADIO_TEMP_DIR": str(tmp / "gradio")}
+    cmd = [sys.executable, "-m", "restore", "app", "--port", str(port), "--max-file-size", str(MAX_FILE_SIZE),
+           "--max-pixels", str(MAX_PIXELS), "--model", str(tiny_colorizer)]
+    proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"restore app exited with {proc.returncode}:\n{(tmp / 'app.log').read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"restore app did not answer in 180 s:\n{(tmp / 'app.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server, verbose=False)
+
+
+def rgb(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return 100.0 if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+# --------------------------------------------------------------------------- the parts, without a server
+def test_runtime_offers_what_is_here_with_licences(tmp_path, monkeypatch, tiny_colorizer):
+    from apps.runtime import Runtime
+
+    monkeypatch.setenv("RESTORE_HOME", str(tmp_path / "cache"))  # nothing fetched
+    rt = Runtime("cpu", models=[tiny_colorizer])
+    assert {v: k for k, v in rt.choices("segmentation")}["nuclei"] == "nuclei (bundled, Apache-2.0)"
+    assert [v for _, v in rt.choices("faces")] == ["restorer"]  # no GFP-GAN fetched
+    assert str(tiny_colorizer) in [v for _, v in rt.choices("sketch")]
+    assert str(tiny_colorizer) not in [v for _, v in rt.choices("translation")]
+    table = rt.licence_table()
+    assert "| gfpgan-v1.4 | faces | no (`restore weights fetch gfpgan-v1.4`) | Apache-2.0 (" in table
+    assert rt.describe().startswith("**device:** cpu") and "segmentation fp32" in rt.describe()
+    assert rt.precision["segmentation"] == "fp32"
+    assert Runtime("cpu", precision="fp32").precision == dict.fromkeys(rt.precision, "fp32")
+    with pytest.raises(ValueError, match="no such model file"):
+        Runtime("cpu", models=[tmp_path / "missing.safetensors"])
+
+
+def test_with_options_share_the_networks():
+    from restore.faces.restorer import FaceRestorer
+    from restore.segment.segmenter import Segmenter
+
+    fr = FaceRestorer("restorer", "mtcnn", parse=False)
+    other = fr.with_options(upscale=2, bg="none", fidelity=0.5)
+    assert other.model is fr.model and other.detector is fr.detector and other.translator is fr.translator
+    assert (other.upscale, other.bg, other.fidelity) == (2, "none", 0.5)
+    assert (fr.upscale, fr.bg, fr.fidelity) == (1, "restorer", 1.0)  # the shared one is untouched
+    assert other.restore(np.full((40, 48, 3), 90, np.uint8)).image.shape == (80, 96, 3)
+    with pytest.raises(ValueError, match="upscale"):
+        fr.with_options(upscale=3)
+    with pytest.raises(ValueError, match="bg='restorer'"):
+        FaceRestorer("restorer", "mtcnn", bg="none", parse=False).with_options(bg="restorer")  # no background net
+    seg = Segmenter("nuclei")
+    small = seg.with_options(tile=300, diameter=None)
+    assert small.model is seg.model and small.tile == 304 and small.diameter is None  # tiles: multiples of 16
+    assert seg.tile == 512 and seg.diameter == "auto"
+    with pytest.raises(ValueError, match="diameter"):
+        seg.with_options(diameter=-1)
+
+
+def test_areas_and_diameter_field():
+    from apps.handlers import _diameter, areas
+
+    labels = np.zeros((10, 10), np.uint16)
+    labels[1:3, 1:3], labels[6:9, 6:9] = 1, 2
+    assert areas(labels, True, 2) == [["background", 87, 87.0, "-"], ["objects", 13, 13.0, "2"]]
+    assert areas((labels > 0).astype(np.uint8), False, 2)[1] == ["foreground", 13, 13.0, "2"]
+    assert [_diameter(t) for t in ("auto", " None ", "24", "")] == ["auto", None, 24.0, "auto"]
+    with pytest.raises(ValueError, match="diameter"):
+        _diameter("big")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_handlers_on_cuda_match_the_cpu():
+    """The app's GPU path (bf16/fp16 by default) against the CPU in fp32, in-process."""
+    from apps.handlers import Handlers
+    from apps.runtime import Runtime
+
+    gpu, cpu = Handlers(Runtime("auto")), Handlers(Runtime("cpu", precision="fp32"))
+    assert gpu.rt.device.type == "cuda" and gpu.rt.precision["translation"] in ("bf16", "fp16")
+    image = str(EXAMPLES / "faces" / "two_faces_small.jpg")
+    assert psnr(gpu.translate(image, "restorer", None)[0][1], cpu.translate(image, "restorer", None)[0][1]) > 40
+    nuclei = str(EXAMPLES / "nuclei" / "dsb2018_heldout.png")
+    a = np.asarray(Image.open(gpu.segment(nuclei, "nuclei", 512, "auto", False, 16, False, False)[1])) > 0
+    b = np.asarray(Image.open(cpu.segment(nuclei, "nuclei", 512, "auto", False, 16, False, False)[1])) > 0
+    assert (a & b).sum() / (a | b).sum() > 0.99
+
+
+# --------------------------------------------------------------------------- the endpoints
+def test_named_endpoints(client):
+    api = client.view_api(print_info=False, return_format="dict")
+    assert {"/faces", "/sketch", "/segment", "/translate"} <= set(api["named_endpoints"])
+
+
+def test_faces(client):
+    photo = EXAMPLES / "faces" / "astronaut_degraded.jpg"
+    (before, after), crops, files, status = client.predict(
+        [handle_file(photo)], "auto", "auto", 1.0, 2, "resize", api_name="/faces")
+    assert rgb(after).shape == (1024, 1024, 3) == rgb(before).shape  # upscale 2; the slider's pair matches
+    assert rgb(crops).shape == (256, 512, 3)  # one face, aligned: input | restored
+    assert len(files) == 1 and Path(files[0]).name == "astronaut_degraded_restored.png"
+    assert rgb(files[0]).shape == (1024, 1024, 3)
+    assert "1 face(s) restored" in status and "restorer" in status
+
+
+def test_faces_heic_phone_photo(client, tmp_path):
+    """A phone's HEIC (upper-case extension, as iPhones name them) goes through the same reader."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    photo = tmp_path / "IMG_0001.HEIC"
+    Image.open(EXAMPLES / "faces" / "astronaut_degraded.jpg").save(photo, format="HEIF", quality=92)
+    (before, after), crops, files, status = client.predict(
+        [handle_file(photo)], "auto", "mtcnn", 1.0, 1, "resize", api_name="/faces")
+    assert rgb(before).shape == (512, 512, 3) and rgb(crops).shape == (256, 512, 3)
+    assert Path(files[0]).name == "IMG_0001_restored.png" and "1 face(s) restored" in status
+
+
+def test_faces_without_a_face(client, tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(100, 140, (96, 128, 3), dtype=np.uint8)).save(tmp_path / "wall.png")
+    _, crops, files, status = client.predict(
+        [handle_file(tmp_path / "wall.png")], "auto", "mtcnn", 1.0, 1, "none", api_name="/faces")
+    assert crops is None and "No face found in wall.png" in status
+    np.testing.assert_array_equal(rgb(files[0]), rgb(tmp_path / "wall.png"))  # background "none": unchanged
+
+
+def test_segment(client):
+    image = EXAMPLES / "nuclei" / "dsb2018_heldout.png"
+    shown, mask, table, status = client.predict(
+        handle_file(image), "nuclei", 512, "auto", True, 16, False, False, api_name="/segment")
+    h, w = np.asarray(Image.open(image)).shape[:2]
+    assert rgb(shown).shape == (h, w, 3)
+    labels = np.asarray(Image.open(mask))
+    assert labels.shape == (h, w)
+    n = len(np.unique(labels)) - 1
+    assert 8 <= n <= 30  # 15 nuclei in this crop
+    rows = {r[0]: r for r in table["data"]}
+    assert table["headers"] == ["class", "area (px)", "% of image", "objects"]
+    assert int(rows["objects"][3]) == n and rows["objects"][1] == np.count_nonzero(labels)
+    assert "nuclei" in status
+
+
+def test_translate(client):
+    image = EXAMPLES / "faces" / "two_faces_small.jpg"
+    (before, after), file, status = client.predict(handle_file(image), "restorer", None, api_name="/translate")
+    x, y = rgb(image), rgb(file)
+    assert y.shape == x.shape and rgb(after).shape == x.shape
+    np.testing.assert_array_equal(rgb(before), x)  # the slider's left side is the input
+    assert 25 < psnr(x, y) < 60  # changed, but the same picture
+    assert "restorer" in status
+
+
+def test_translate_uploaded_generator(client, tmp_path):
+    """Any trained generator file, uploaded: here a tiny pix2pix one."""
+    from gan.nets.restorer import Restorer
+    from gan.nets.unet import UNet
+    from gan.presets import PIX2PIX_PRESETS, segmenter_config
+
+    torch.manual_seed(0)
+    model = Restorer(PIX2PIX_PRESETS["tiny-restorer"])
+    torch.nn.init.normal_(model.tail.weight, std=0.05)  # it starts as the identity: make it do something
+    gen = save_model(model, tmp_path / "my_generator.safetensors", {"task": "translation"})
+    image = EXAMPLES / "faces" / "two_faces_small.jpg"
+    _, file, status = client.predict(handle_file(image), "restorer", handle_file(gen), api_name="/translate")
+    x, y = rgb(image), rgb(file)
+    assert y.shape == x.shape and psnr(x, y) < 60 and "my_generator.safetensors" in status
+    seg = save_model(UNet(segmenter_config("tiny")), tmp_path / "segmenter.safetensors")
+    with pytest.raises(Exception, match="not an image-to-image generator"):  # a segmentation model is refused
+        client.predict(handle_file(image), "restorer", handle_file(seg), api_name="/translate")
+
+
+@pytest.mark.parametrize("bundled", [False, True], ids=["tiny", "bundled"])
+def test_sketch(client, tiny_colorizer, bundled):
+    assert _bundled_colorizer() or not bundled, "weights/colorizer.safetensors is missing"
+    weights = "colorizer" if bundled else str(tiny_colorizer)
+    d = EXAMPLES / "sketch"
+    result, compare, file, status = client.predict(
+        handle_file(d / "dog.png"), "xdog", handle_file(d / "ladybug.png"), None, weights, api_name="/sketch")
+    h, w = np.asarray(Image.open(d / "dog.png")).shape[:2]
+    assert rgb(result).shape == (h, w, 3) and rgb(file).shape == (h, w, 3)
+    assert rgb(compare).shape[1] > 2 * w  # sketch | reference | result
+    assert "xdog" in status
+    if bundled:  # a trained model colours: the result is not grey
+        out = rgb(file).astype(np.int16)
+        assert np.abs(out[..., 0] - out[..., 2]).mean() > 5
+
+
+def test_sketch_extraction_only(client):
+    _, compare, file, _ = client.predict(
+        handle_file(EXAMPLES / "sketch" / "monkey.png"), "threshold", None, None, None, api_name="/sketch")
+    lines = np.asarray(Image.open(file))
+    assert lines.ndim == 2 and {0, 255} <= set(np.unique(lines)) and compare is None
+
+
+# --------------------------------------------------------------------------- the queue and bad input
+def test_sixteen_concurrent_calls_complete(client, tmp_path):
+    small = tmp_path / "small.png"
+    Image.fromarray(rgb(EXAMPLES / "faces" / "astronaut_degraded.jpg")[::8, ::8]).save(small)  # 64 x 64
+    jobs = [client.submit(handle_file(small), "restorer", None, api_name="/translate") for _ in range(16)]
+    results = [job.result(timeout=300) for job in jobs]
+    assert len(results) == 16
+    assert all(rgb(r[1]).shape == (64, 64, 3) for r in results)
+
+
+def test_corrupt_uploads_are_clear_errors(client, tmp_path):
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes((EXAMPLES / "faces" / "astronaut_degraded.jpg").read_bytes()[:20000])
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not an image" * 50)
+    with pytest.raises(Exception, match=r"^truncated\.jpg: .*truncated") as err:
+        client.predict(handle_file(truncated), "restorer", None, api_name="/translate")
+    assert "Traceback" not in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(Exception, match=r"^junk\.png: not an image file"):
+        client.predict([handle_file(junk)], "auto", "auto", 1.0, 1, "none", api_name="/faces")
+
+
+def test_oversized_uploads_are_clear_errors(client, server, tmp_path):
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.zeros((1000, 5000), np.uint8)).save(wide)  # 5 MP, a few kB
+    with pytest.raises(Exception, match=r"wide\.png: image too large: 5000x1000"):
+        client.predict(handle_file(wide), "nuclei", 512, "auto", True, 16, False, False, api_name="/segment")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(MAX_FILE_SIZE + 1000))
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):  # gradio_client checks first
+        client.predict(handle_file(big), "restorer", None, api_name="/translate")
+    with big.open("rb") as f:  # and the server refuses it too
+        r = httpx.post(server + "gradio_api/upload", files={"files": ("big.png", f, "image/png")})
+    assert r.status_code == 413 and "maximum" in r.text
+
+
+# --------------------------------------------------------------------------- the page, in a browser
+def _not_blank(path: Path) -> None:
+    img = np.asarray(Image.open(path).convert("RGB"))
+    assert img.shape[0] > 300 and img.shape[1] > 600
+    assert img.std() > 20 and len(np.unique(img.reshape(-1, 3)[::7], axis=0)) > 200
+
+
+def test_browser_visits_every_tab_and_runs_examples(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no {CHROMIUM} (Debian package chromium; .ci/run installs it)")
+    shots = os.environ.get("RESTORE_SCREENSHOTS")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server, wait_until="networkidle")
+            header = page.locator("#runtime").inner_text()
+            assert "device:" in header and "precision:" in header
+            for label, key in TABS.items():
+                page.get_by_role("tab", name=label).click()
+                # one click on the tab's example fills its inputs and runs it on the bundled models
+                page.get_by_role("button", name=FIRST_EXAMPLE[key], exact=True).click()
+                page.wait_for_function(f"document.querySelector('#{key}-status').innerText.includes({DONE[key]!r})"
+                                       " || document.querySelector('.toast-body') !== null", timeout=120_000)
+                toasts = page.locator(".toast-body")
+                assert toasts.count() == 0, toasts.all_inner_texts()  # an error or warning popped up
+                page.wait_for_load_state("networkidle")  # the result images
+                page.wait_for_timeout(500)
+                shot = tmp_path / f"app_{key}.png"
+                page.screenshot(path=str(shot), full_page=True)
+                _not_blank(shot)
+                if shots:
+                    Path(ROOT / shots).mkdir(exist_ok=True)
+                    shutil.copyfile(shot, ROOT / shots / shot.name)
+            # a photo without faces and a corrupt file: a message in the page, not a traceback
+            rng = np.random.default_rng(0)
+            Image.fromarray(rng.integers(100, 140, (96, 128, 3), dtype=np.uint8)).save(tmp_path / "wall.png")
+            (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"junk" * 100)
+            page.get_by_role("tab", name="Faces").click()
+            for name, message in (("wall.png", "No face found in wall.png"), ("junk.jpg", "junk.jpg: ")):
+                page.locator("#faces-photos button[aria-label='Clear']").first.click()
+                page.locator("#faces-photos input[type=file]").set_input_files(str(tmp_path / name))
+                page.locator("#faces-run").click()
+                toast = page.locator(".toast-body", has_text=message)
+                toast.first.wait_for(timeout=60_000)
+                assert "Traceback" not in toast.first.inner_text()
+        finally:
+            browser.close()
+

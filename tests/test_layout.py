@@ -1,0 +1,102 @@
+"""The layout's rules (README, "Layout"): the arrows go one way (apps -> restore -> gan), no two
+modules import each other (directly or round a longer circle, lazy imports included), no file
+passes 400 lines, and every subcommand is registered by its task package, not dispatched."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests import ROOT
+
+PACKAGES = ("gan", "restore", "apps")
+MAX_LINES = 400
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            found[name.removesuffix(".__init__")] = path
+    return found
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """The project modules ``name`` imports anywhere in its file (lazy imports included)."""
+    is_pkg = path.name == "__init__.py"
+    package = name if is_pkg else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            targets = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        for t in targets:
+            while t and t not in known:
+                t = t.rpartition(".")[0]
+            if t and t != name and not name.startswith(t + "."):  # a package's own __init__ is no edge
+                out.add(t)
+    return out
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {name: imports_of(name, path, set(mods)) for name, path in mods.items()}
+
+
+def test_arrows_go_one_way(graph):
+    for name, deps in graph.items():
+        if name.startswith("gan"):
+            assert not {d for d in deps if d.startswith(("restore", "apps"))}, name
+        if name.startswith("restore") and name != "restore.serve":  # `restore app` starts the app
+            assert not {d for d in deps if d.startswith("apps")}, name
+
+
+def test_no_import_circles(graph):
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                circle = stack[stack.index(dep):] + [dep]
+                pytest.fail("import circle: " + " -> ".join(circle))
+            if dep not in state:
+                visit(dep, stack + [dep])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+
+
+def test_no_file_past_400_lines():
+    long = {str(p.relative_to(ROOT)): n for folder in (*PACKAGES, "tests", "scripts", "benchmarks")
+            for p in (ROOT / folder).rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def test_cli_only_assembles():
+    """restore/cli.py registers each subcommand's ``run``; no chain of ``args.command ==``."""
+    text = (ROOT / "restore" / "cli.py").read_text()
+    assert "args.command ==" not in text and "args.what ==" not in text
+    from restore.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["segment", "x", "-o", "o"], ["faces", "x", "-o", "o"], ["translate", "x", "-o", "o", "--weights", "w"],
+                 ["sketch", "x", "-o", "o"], ["eval", "segment", "--pred", "p", "--gt", "g"], ["weights", "list"],
+                 ["app"], ["train", "pix2pix", "--data", "d", "--out", "o"], ["train", "segmenter", "--data", "d",
+                 "--out", "o"], ["train", "colorizer", "--data", "d", "--out", "o"],
+                 ["train", "gfpgan", "--data", "d", "--out", "o"]):
+        run = parser.parse_args(argv).run
+        package = run.__module__
+        assert package.split(".")[1] in ("segment", "faces", "translate", "sketch", "models", "serve", "train"), argv
