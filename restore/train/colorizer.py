@@ -23,6 +23,7 @@ from restore.batch import UsageError, find_inputs
 from restore.sketch.colorizer import flat_fill, psnr, read_rgb
 from restore.sketch.extract import METHODS, extract, random_sketch, xdog
 
+from .options import add_run_args
 from .pairs import report_unusable
 
 
@@ -170,13 +171,7 @@ def add_parser(tsub) -> argparse.ArgumentParser:
     s.add_argument("--guide-weights", type=float, nargs=2, default=(0.3, 0.9), metavar=("GREY", "COLOUR"))
     s.add_argument("--aux-weight", type=float, default=1.0, help="the AC-GAN style regression term")
     s.add_argument("--ema", type=float, default=0.999)
-    s.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA and on CPUs with AVX512-BF16")
-    s.add_argument("--val-every", type=int, default=500)
-    s.add_argument("--skip-bad", action="store_true", help="train without unusable files instead of stopping")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, default=0)
-    s.add_argument("--resume", action="store_true")
-    s.add_argument("--quiet", action="store_true")
+    add_run_args(s, val_every=500)
     return s
 
 

@@ -21,6 +21,7 @@ import torch
 
 from gan.presets import GFPGAN_TRAIN_PRESETS
 
+from .options import add_run_args
 from .pairs import report_unusable
 
 
@@ -68,13 +69,7 @@ def add_parser(tsub) -> argparse.ArgumentParser:
     s.add_argument("--identity-weights", type=Path, help="ArcFace arcface_resnet18.pth (identity loss; off without)")
     s.add_argument("--identity-weight", type=float, default=10.0)
     s.add_argument("--ema", type=float, default=0.5 ** (32 / 10000), help="EMA decay of the exported generator")
-    s.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA and on CPUs with AVX512-BF16")
-    s.add_argument("--val-every", type=int, default=1000)
-    s.add_argument("--skip-bad", action="store_true", help="train without unusable files instead of stopping")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, default=0)
-    s.add_argument("--resume", action="store_true")
-    s.add_argument("--quiet", action="store_true")
+    add_run_args(s, val_every=1000)
     return s
 
 

@@ -18,6 +18,7 @@ from gan.train import distributed as dist
 from gan.train.loop import TrainConfig, train
 from restore.quality import lpips_metric, psnr_ssim
 
+from .options import add_run_args
 from .pairs import PairSet, fit_pair_crop, load_pair_folder, report_unusable, resize_pairs
 
 VAL_SEED = 20261125  # the degraded validation inputs are drawn once, at this seed
@@ -207,13 +208,7 @@ def add_parser(tsub) -> argparse.ArgumentParser:
     s.add_argument("--r1-weight", type=float, default=0.0)
     s.add_argument("--r1-every", type=int, default=16)
     s.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported generator (0: off)")
-    s.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA and on CPUs with AVX512-BF16")
-    s.add_argument("--val-every", type=int, default=500)
-    s.add_argument("--skip-bad", action="store_true", help="train without unusable files instead of stopping")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, default=0)
-    s.add_argument("--resume", action="store_true")
-    s.add_argument("--quiet", action="store_true")
+    add_run_args(s, val_every=500)
     return s
 
 
