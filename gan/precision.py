@@ -10,7 +10,11 @@ Two ways to run a float32 model in lower precision:
   that need float32 somewhere do it themselves (StyleGAN2's styles and its image).
 
 bf16 on a CPU is allowed only where it is native (AVX512-BF16 or AMX: ``cpu_has_bf16``);
-elsewhere it would be emulated, slower than fp32. fp16 is CUDA only: CPUs have no fast fp16
+elsewhere it would be emulated, slower than fp32. "auto" takes bf16 on a CPU only with AMX:
+with AVX512-BF16 alone (a 2-core Xeon, model 207, AMX not exposed) bf16 measured 0.66-0.93x the
+speed of fp32 for every bundled network and GFP-GAN (benchmarks/bench_precision.py); the ~1.5x
+earlier sessions measured came from a CPU whose AMX flag they did not record, and AMX's tiles are
+what make bf16 convolutions faster than fp32 ones. fp16 is CUDA only: CPUs have no fast fp16
 convolutions, and fp16's range needs the care a GPU kernel library takes.
 """
 from __future__ import annotations
@@ -33,6 +37,15 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+def cpu_has_amx() -> bool:
+    """True where the CPU's AMX tiles (amx_bf16) are usable: Linux's flags say so."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
+    except OSError:  # not Linux: no way to tell here, so "auto" stays fp32 on the CPU
+        return False
+
+
 def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str:
     """``precision`` checked against ``device`` ("auto": the fastest that is native there).
     Raises ValueError naming the reason for an unknown or unsupported combination."""
@@ -51,7 +64,7 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
             return "fp32"
         raise ValueError(f"precision {precision!r} is supported on cpu and cuda only, not {device.type}")
     if precision == "auto":
-        return "bf16" if cpu_has_bf16() else "fp32"
+        return "bf16" if cpu_has_bf16() and cpu_has_amx() else "fp32"
     if precision == "fp16":
         raise ValueError("fp16 needs a CUDA device; on a CPU use bf16 (where it has AVX512-BF16/AMX) or fp32")
     if precision == "bf16" and not cpu_has_bf16():

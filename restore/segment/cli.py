@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gan.precision import PRECISIONS
 from restore.batch import add_output_args
 
 
@@ -35,6 +36,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--diameter", type=_diameter, default="auto",
                    help="object diameter in px in your images, 'auto' (default) or 'none' to not rescale")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="fp32 (default: bf16 flips up to a few tenths of a percent of the mask pixels, "
+                        "benchmarks/bench_precision.py), bf16, fp16 or auto")
     add_output_args(p, "overlays (masks stay PNG, or TIFF for volumes)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         found = scan_inputs(args.paths, exclude=[args.out])
         seg = Segmenter(args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
-                        diameter=args.diameter)
+                        diameter=args.diameter, precision=args.precision)
     except (UsageError, WeightsError, ValueError) as e:
         print(f"restore segment: error: {e}", file=sys.stderr)
         return 2

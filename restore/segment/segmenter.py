@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan.precision import autocast, resolve_precision
 from gan.serialize import load_model
 from restore.models.cache import resolve_weights
 from restore.tiling import tiled_inference
@@ -26,9 +27,10 @@ class Segmenter:
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu",
                  tile: int = 512, overlap: float = 0.25, batch_size: int = 4, blend: str = "gaussian",
-                 diameter: float | str | None = "auto") -> None:
+                 diameter: float | str | None = "auto", precision: str = "fp32") -> None:
         self.path = resolve_weights(weights or "nuclei")
         self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)  # fp32 by default: see segment/cli.py
         self.model, self.meta = load_model(self.path, self.device)
         cfg = self.model.config
         self.dims, self.in_channels, self.num_classes = cfg.dims, cfg.in_channels, cfg.out_channels
@@ -66,9 +68,10 @@ class Segmenter:
         size = x.shape[1:]
         if factor != 1:
             x, _ = rescale(x, None, factor)
-        logits = tiled_inference(self.model, torch.from_numpy(np.ascontiguousarray(x)), self.tile,
-                                 overlap=self.overlap, blend=self.blend, batch_size=self.batch_size,
-                                 device=self.device)
+        with autocast(self.precision, self.device):
+            logits = tiled_inference(self.model, torch.from_numpy(np.ascontiguousarray(x)), self.tile,
+                                     overlap=self.overlap, blend=self.blend, batch_size=self.batch_size,
+                                     device=self.device)
         if factor != 1:
             logits = torch.nn.functional.interpolate(
                 logits[None], size=size, mode="bilinear" if self.dims == 2 else "trilinear", align_corners=False)[0]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gan.nets.colorizer import Colorizer as ColorizerNet
+from gan.precision import autocast, resolve_precision
 from gan.serialize import load_model
 from restore.imageio import DEFAULT_MAX_PIXELS, read_alpha, read_image
 from restore.models.cache import resolve_weights
@@ -66,9 +67,10 @@ class Colorizer:
     """A trained colorizer ready for inference: ``colorizer(sketch, reference, hints=None)``."""
 
     def __init__(self, weights: str | Path = "colorizer", device: str | torch.device = "cpu",
-                 max_side: int = 1024) -> None:
+                 max_side: int = 1024, precision: str = "fp32") -> None:
         self.path = resolve_weights(weights)
         self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)  # fp32: an outer autocast still applies
         self.model, self.meta = load_model(self.path, self.device)
         if not isinstance(self.model, ColorizerNet):
             raise ValueError(f"{self.path} is not a sketch colorizer ({type(self.model).__name__})")
@@ -93,7 +95,8 @@ class Colorizer:
             if not self.model.config.hints:
                 raise ValueError("this model takes no colour hints")
             hint = hints_tensor(hints, tuple(x.shape[-2:])).to(self.device)
-        y = self.model(x, r, hint).float()
+        with autocast(self.precision, self.device):
+            y = self.model(x, r, hint).float()
         if scale < 1:
             y = torch.nn.functional.interpolate(y, size=(h, w), mode="bicubic", align_corners=False)
         return ((y[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -179,6 +179,14 @@ def test_handlers_on_cuda_match_the_cpu():
     a = np.asarray(Image.open(gpu.segment(nuclei, "nuclei", 512, "auto", False, 16, False, False)[1])) > 0
     b = np.asarray(Image.open(cpu.segment(nuclei, "nuclei", 512, "auto", False, 16, False, False)[1])) > 0
     assert (a & b).sum() / (a | b).sum() > 0.99
+    photo = str(EXAMPLES / "faces" / "astronaut_degraded.jpg")  # one call per tab: faces and sketch too
+    (_, after), crops, files, status = gpu.faces([photo], "auto", "mtcnn", 1.0, 1, "resize")
+    (_, ref), _, _, _ = cpu.faces([photo], "auto", "mtcnn", 1.0, 1, "resize")
+    assert "1 face(s) restored" in status and psnr(after, ref) > 40
+    d = EXAMPLES / "sketch"
+    out = gpu.sketch(str(d / "dog.png"), "xdog", str(d / "ladybug.png"), None, "colorizer")[0]
+    ref = cpu.sketch(str(d / "dog.png"), "xdog", str(d / "ladybug.png"), None, "colorizer")[0]
+    assert psnr(out, ref) > 40
 
 
 # --------------------------------------------------------------------------- the endpoints
