@@ -5,6 +5,8 @@ ignored; each file done, skipped, failed or ignored, and the summary counting al
 ``--format jpg|webp`` outputs."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -87,6 +89,11 @@ def test_every_file_of_a_phone_and_web_folder_is_accounted_for(name, models, tmp
         for o in outputs_of(name, out, rel, stem):
             assert o.is_file(), (path, o)
     assert {p.name for p in files["good"]} >= set(NEW_FORMATS)
+    if name == "faces":  # the report says it too, one entry per input
+        entries = {e["input"]: e for e in json.loads((out / "report.json").read_text())}
+        for path in files["animated"]:
+            assert any("only the first frame was read" in n for n in entries[str(path)]["notes"])
+        assert entries[str(root / "pixmap.ppm")]["notes"] == [] and len(entries) == len(done) + len(failed)
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files left
     # resume: the done ones are skipped, the bad ones fail again, the others are ignored again
     assert main(command(name, models, root, out) + ["--skip-existing", "--quiet"]) == 1
