@@ -143,6 +143,56 @@ def run_model(model: str, photos: list[Path], args, tmp: Path) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
+def compare_pipeline(model: str, photos: list[Path], args, tmp: Path) -> dict:
+    """The folder runner of ``restore faces`` (restore.faces.folder) one photo after another
+    against the pipeline (reading ahead, faces of several photos per network call, writing
+    behind), on the same photos, in this run; with the share of each run's time that is not
+    spent in a network call (the network calls are timed where they are made)."""
+    import torch
+
+    from restore.batch import scan_inputs
+    from restore.faces.folder import run_faces_batch
+    from restore.faces.restorer import FaceRestorer
+
+    faces_w, bg_w, name = stand_ins(tmp, model)
+    fr = FaceRestorer(faces_w, args.detector, args.device, args.precision, upscale=args.upscale, bg=args.bg,
+                      bg_weights=bg_w, tile=args.tile, batch_size=args.batch_size)
+    in_net = {"s": 0.0}
+
+    def timed(fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                in_net["s"] += time.perf_counter() - t0
+        return wrapper
+
+    fr.restore_crops, fr._background = timed(fr.restore_crops), timed(fr._background)  # the networks' calls
+    folder = tmp / f"pipeline_in_{model}"
+    folder.mkdir(exist_ok=True)
+    for p in photos:
+        shutil.copy(p, folder / p.name)
+    items = scan_inputs([folder]).items
+    run_faces_batch(fr, items[:1], tmp / "warm", quiet=True, pipeline=False)  # first-call costs
+    rows = {}
+    for label, pipeline in (("photo_at_a_time", False), ("pipeline", True)):
+        in_net["s"] = 0.0
+        out = tmp / f"pipeline_out_{model}_{label}"
+        t0 = time.perf_counter()
+        report = run_faces_batch(fr, items, out, quiet=True, pipeline=pipeline)
+        total = time.perf_counter() - t0
+        faces = sum(len(e["faces"] or []) for e in json.loads((out / "report.json").read_text()))
+        rows[label] = {"seconds": round(total, 2), "photos_per_s": round(report.done / total, 3),
+                       "faces_per_s": round(faces / total, 3), "network_seconds": round(in_net["s"], 2),
+                       "outside_fraction": round(1 - in_net["s"] / total, 3), "done": report.done}
+    rows["speedup"] = round(rows["pipeline"]["photos_per_s"] / rows["photo_at_a_time"]["photos_per_s"], 2)
+    rows["model"], rows["batch_size"] = name, fr.batch_size
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=Path, help="a folder of photos with faces (default: gathered, see above)")
@@ -154,6 +204,8 @@ def main() -> None:
     ap.add_argument("--upscale", type=int, default=1)
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--quick", action="store_true", help="three photos only")
+    ap.add_argument("--batch-size", type=int, default=1, help="faces per network call (the CLI's CPU default)")
+    ap.add_argument("--no-stages", action="store_true", help="only the pipeline comparison, not the stage profile")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "faces.json")
     args = ap.parse_args()
 
@@ -164,7 +216,8 @@ def main() -> None:
         photos = sorted(p for p in args.photos.iterdir() if p.is_file()) if args.photos else gather_photos(tmp / "in")
         photos = photos[:3] if args.quick else photos
         models = ["restorer", "gfpgan"] if args.model == "both" else [args.model]
-        runs = [run_model(m, photos, args, tmp) for m in models]
+        runs = [] if args.no_stages else [run_model(m, photos, args, tmp) for m in models]
+        pipelines = [compare_pipeline(m, photos, args, tmp) for m in models]
     print(f"{len(photos)} photos; device {args.device}, precision {args.precision}, bg {args.bg}, "
           f"upscale {args.upscale}")
     print(f"{'model':<10} {'photos/s':>9} {'faces/s':>8} {'total s':>8} {'networks s':>11} {'outside':>8}")
@@ -172,11 +225,18 @@ def main() -> None:
         print(f"{m:<10} {r['photos_per_s']:>9.3f} {r['faces_per_s']:>8.3f} {r['seconds']:>8.1f} "
               f"{r['network_seconds']:>11.1f} {r['outside_fraction']:>8.1%}")
         print("           " + ", ".join(f"{k} {v:.2f}s" for k, v in r["stages"].items()))
+    print(f"{'model':<10} {'path':<16} {'photos/s':>9} {'faces/s':>8} {'seconds':>8} {'outside networks':>17}")
+    for m, r in zip(models, pipelines):
+        for label in ("photo_at_a_time", "pipeline"):
+            row = r[label]
+            print(f"{m:<10} {label:<16} {row['photos_per_s']:>9.3f} {row['faces_per_s']:>8.3f} "
+                  f"{row['seconds']:>8.1f} {row['outside_fraction']:>17.1%}")
+        print(f"{m:<10} pipeline / photo-at-a-time: {r['speedup']:.2f}x (batch {r['batch_size']})")
     result = {"benchmark": "faces", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
               "settings": {k: str(v) for k, v in vars(args).items() if k != "out"},
               "machine": {"cpu": platform.machine(), "torch": torch.__version__,
                           "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
-              "runs": dict(zip(models, runs))}
+              "runs": dict(zip(models, runs)), "pipeline": dict(zip(models, pipelines))}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -26,6 +26,7 @@ import numpy as np
 from restore.batch import BatchReport, Item, run_batch
 from restore.imageio import read_alpha, read_image
 from restore.imagewrite import atomic_write, write_image
+from restore.pipeline import run_pipeline
 
 from .restorer import FaceRestorer
 
@@ -49,37 +50,71 @@ def write_report(path: Path, entries: list[dict]) -> None:
 
 def run_faces_batch(fr: FaceRestorer, items: list[Item], out: Path, *, aligned: bool = False,
                     skip_existing: bool = False, quiet: bool = False, ignored: Sequence[tuple[Path, str]] = (),
-                    ext: str = ".png", quality: int = 95) -> BatchReport:
-    """Restore every input; returns run_batch's report (its ``exit_code`` is the command's).
-    ``ext`` (".png", ".jpg", ".webp") is the format of the restored photos and face crops."""
+                    ext: str = ".png", quality: int = 95, pipeline: bool = True) -> BatchReport:
+    """Restore every input; returns the runner's report (its ``exit_code`` is the command's).
+    ``ext`` (".png", ".jpg", ".webp") is the format of the restored photos and face crops.
+
+    ``pipeline`` (the default): ``restore.pipeline`` reads and detects the next photos while the
+    networks work and writes behind them, and the faces of several photos share network calls
+    of ``fr.batch_size``; False: one photo after another (``run_batch``). Both run the same three
+    steps below (``load``, ``compute``, ``save``); only the grouping of faces into network calls
+    differs (see ``FaceRestorer.restore_crops``)."""
     report_path = out / REPORT
     previous = load_report(report_path) if skip_existing else {}
     entries: dict[str, dict] = {}
     seconds: dict[str, float] = {}
-    n_faces = n_small = 0
+    counts = {"faces": 0, "small": 0}
 
     def outputs(path: Path, rel: Path) -> list[Path]:
         return [out / "restored" / rel / f"{path.stem}{ext}"]
 
-    def process(path: Path, rel: Path) -> None:
-        nonlocal n_faces, n_small
+    def load(path: Path, rel: Path) -> dict:
+        t0 = time.perf_counter()
+        image = read_image(path)
+        alpha = read_alpha(path, image.shape[:2])
+        if alpha is not None:
+            image = np.dstack([image, alpha.astype(image.dtype) * (257 if image.dtype == np.uint16 else 1)])
+        job = {"image": image} if aligned else {"prep": fr.prepare(image)}
+        job["seconds"] = time.perf_counter() - t0
+        seconds[str(path)] = round(job["seconds"], 3)
+        return job
+
+    def faces_in(job: dict) -> int:
+        return 1 if aligned else len(job["prep"].crops)
+
+    def compute(jobs: list[dict]) -> list:
+        """(restored photo, faces, small, pairs) per job; the faces of all jobs in shared calls."""
+        t0 = time.perf_counter()
+        if aligned:
+            done = []
+            for job in jobs:
+                h, w = job["image"].shape[:2]
+                done.append((fr.restore_aligned(job["image"], (h * fr.upscale, w * fr.upscale)),
+                             [fr.aligned_face_record(h, w)], 0, []))
+        else:
+            crops = [c for job in jobs for c in job["prep"].crops]
+            restored = fr.restore_crops(crops) if crops else []
+            done, k = [], 0
+            for job in jobs:
+                n = len(job["prep"].crops)
+                try:
+                    result = fr.finish(job["prep"], restored[k:k + n])
+                except Exception as e:  # noqa: BLE001 - this photo's failure, not the group's
+                    done.append(e)
+                else:
+                    done.append((result.image, [f.to_dict() for f in result.faces], result.small_faces,
+                                 [np.concatenate([f.cropped, f.restored], axis=1) for f in result.faces]))
+                k += n
+        share = (time.perf_counter() - t0) / max(1, len(jobs))
+        for job in jobs:
+            job["seconds"] += share
+        return [r if isinstance(r, BaseException) else r + (job["seconds"],) for r, job in zip(done, jobs)]
+
+    def save(path: Path, rel: Path, result: tuple) -> dict:
+        restored, faces, small, pairs, spent = result
         t0 = time.perf_counter()
         written: list[Path] = []
         try:
-            image = read_image(path)
-            alpha = read_alpha(path, image.shape[:2])
-            if alpha is not None:
-                image = np.dstack([image, alpha.astype(image.dtype) * (257 if image.dtype == np.uint16 else 1)])
-            h, w = image.shape[:2]
-            if aligned:
-                restored = fr.restore_aligned(image, (h * fr.upscale, w * fr.upscale))
-                faces, small = [fr.aligned_face_record(h, w)], 0
-                pairs = []
-            else:
-                result = fr.restore(image)
-                restored, small = result.image, result.small_faces
-                faces = [f.to_dict() for f in result.faces]
-                pairs = [np.concatenate([f.cropped, f.restored], axis=1) for f in result.faces]
             crop_dir = out / "faces" / rel
             for k, pair in enumerate(pairs):
                 written.append(crop_dir / f"{path.stem}_{k}{ext}")
@@ -96,16 +131,30 @@ def run_faces_batch(fr: FaceRestorer, items: list[Item], out: Path, *, aligned: 
                 p.unlink(missing_ok=True)
             raise
         finally:
-            seconds[str(path)] = round(time.perf_counter() - t0, 3)
-        n_faces += len(faces)
-        n_small += small
-        entries[str(path)] = {"input": str(path), "output": str(outputs(path, rel)[0]), "faces": faces,
-                              "small_faces": small, "seconds": seconds[str(path)], "error": None}
+            seconds[str(path)] = round(spent + time.perf_counter() - t0, 3)
+        return {"input": str(path), "output": str(outputs(path, rel)[0]), "faces": faces,
+                "small_faces": small, "seconds": seconds[str(path)], "error": None}
+
+    def done(path: Path, entry: dict) -> None:
+        counts["faces"] += len(entry["faces"])
+        counts["small"] += entry["small_faces"]
+        entries[str(path)] = entry
+
+    def process(path: Path, rel: Path) -> None:  # one photo after another: the same three steps
+        (result,) = compute([load(path, rel)])
+        if isinstance(result, BaseException):
+            raise result
+        done(path, save(path, rel, result))
 
     report = BatchReport()
     try:
-        report = run_batch(items, process, outputs, skip_existing=skip_existing, desc="faces", quiet=quiet,
-                           ignored=ignored)
+        if pipeline:
+            report = run_pipeline(items, outputs, load, compute, save, batch=fr.batch_size, size=faces_in,
+                                  skip_existing=skip_existing, desc="faces", quiet=quiet, ignored=ignored,
+                                  on_done=done)
+        else:
+            report = run_batch(items, process, outputs, skip_existing=skip_existing, desc="faces", quiet=quiet,
+                               ignored=ignored)
     finally:
         failed = dict((str(p), reason) for p, reason in report.failed)
         merged = dict(previous)
@@ -124,7 +173,7 @@ def run_faces_batch(fr: FaceRestorer, items: list[Item], out: Path, *, aligned: 
         out.mkdir(parents=True, exist_ok=True)
         write_report(report_path, [merged[k] for k in order + rest])
     if not quiet:
-        print(f"faces: {n_faces} restored; {n_small} smaller than --min-face left as they were; "
+        print(f"faces: {counts['faces']} restored; {counts['small']} smaller than --min-face left as they were; "
               f"report: {report_path}", file=sys.stderr)
     return report
 
