@@ -202,6 +202,21 @@ def describe_error(exc: BaseException) -> str:
     return msg if len(msg) <= 500 else msg[:497] + "..."
 
 
+def claim_outputs(file: Path, rel: Path, outputs: Callable[[Path, Path], list[Path]],
+                  claimed: dict[Path, Path]) -> list[Path]:
+    """The outputs of one input, claimed for it; ValueError (its reason) when naming them fails
+    or another input already claimed one of them."""
+    try:
+        outs = [Path(p) for p in outputs(file, rel)]
+    except Exception as e:
+        raise ValueError(describe_error(e)) from e
+    clash = next((claimed[o] for o in outs if o in claimed), None)
+    if clash is not None:
+        raise ValueError(f"would overwrite the output of {clash} (same name); rename one of them")
+    claimed.update((o, file) for o in outs)
+    return outs
+
+
 def _stamp(path: Path) -> int | None:
     try:
         return path.stat().st_mtime_ns
@@ -251,15 +266,10 @@ def run_batch(items: Sequence[Item], process: Callable[[Path, Path], None],
 
     for file, rel in bar:
         try:
-            outs = [Path(p) for p in outputs(file, rel)]
-        except Exception as e:
-            fail(file, describe_error(e))
+            outs = claim_outputs(file, rel, outputs, claimed)
+        except ValueError as e:
+            fail(file, str(e))
             continue
-        clash = next((claimed[o] for o in outs if o in claimed), None)
-        if clash is not None:
-            fail(file, f"would overwrite the output of {clash} (same name); rename one of them")
-            continue
-        claimed.update((o, file) for o in outs)
         if skip_existing and outs and all(o.exists() for o in outs):
             report.skipped += 1
             continue

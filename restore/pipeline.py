@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-from restore.batch import BatchReport, Item, _isatty, _remove_new, _stamp, describe_error
+from restore.batch import BatchReport, Item, _isatty, _remove_new, _stamp, claim_outputs, describe_error
 from restore.notes import collect_notes
 
 __all__ = ["run_pipeline"]
@@ -79,15 +79,10 @@ def run_pipeline(items: Sequence[Item], outputs: Callable[[Path, Path], list[Pat
     claimed: dict[Path, Path] = {}
     for file, rel in items:
         try:
-            outs = [Path(p) for p in outputs(file, rel)]
-        except Exception as e:
-            fail(file, describe_error(e), e)
+            outs = claim_outputs(file, rel, outputs, claimed)
+        except ValueError as e:
+            fail(file, str(e), e)
             continue
-        clash = next((claimed[o] for o in outs if o in claimed), None)
-        if clash is not None:
-            fail(file, f"would overwrite the output of {clash} (same name); rename one of them")
-            continue
-        claimed.update((o, file) for o in outs)
         if skip_existing and outs and all(o.exists() for o in outs):
             report.skipped += 1
             bar.update()

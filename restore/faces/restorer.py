@@ -12,8 +12,10 @@ feathered mask (a face-parsing mask when ``parsenet`` is cached). See ``restore.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +97,20 @@ class Prepared:
     affines: list[np.ndarray]
     crops: list[np.ndarray]  # aligned RGB uint8 S x S faces
     timings: dict[str, float]
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """This thread's torch ops on ``n`` intra-op threads. Detection runs on one in every path:
+    its float results (boxes, landmarks, hence the aligned crops) depend on the thread count,
+    and the pipeline detects in a reader thread of one beside the networks; one thread in both
+    paths gives both the same faces, and leaves the cores to the networks."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _check_options(upscale: int, bg: str, fidelity: float) -> None:
@@ -199,19 +215,24 @@ class FaceRestorer:
     # ------------------------------------------------------------------ the networks
     def restore_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         """Aligned RGB uint8 S x S faces -> restored ones, blended by ``fidelity``, in network
-        calls of ``batch_size`` faces (from one photo, or from several in the pipeline).
+        calls of exactly ``batch_size`` faces (from one photo, or from several in the pipeline;
+        the last call is filled up with blank faces, whose outputs are dropped).
 
-        Measured here (oneDNN, fp32): a face's output does not depend on the other faces in its
-        call, and the bundled restorer's does not depend on the call's size either; GFP-GAN's
-        does, in the last float bit (its modulated convolutions: batch 4 against 8 differed by
-        3.6e-7), which can move a rare pixel by one grey level between groupings."""
+        Why exactly: measured here (oneDNN, fp32), a face's output does not depend on which
+        other faces share its call, but it can depend on how many do, in the last float bit
+        (GFP-GAN's modulated convolutions: 3.6e-7 between calls of 4 and of 8), enough to move a
+        rare pixel by one grey level. Calls of one size make every grouping of faces, the
+        pipeline's and the photo-at-a-time path's, give the same bytes. The CPU default of one
+        face a call costs nothing; on a GPU the blank faces of a photo's last call are cheap."""
         out = []
-        for i in range(0, len(crops), self.batch_size):
-            batch = np.stack(crops[i:i + self.batch_size])
+        n = max(1, self.batch_size)
+        for i in range(0, len(crops), n):
+            chunk = crops[i:i + n]
+            batch = np.stack(chunk + [np.zeros_like(chunk[0])] * (n - len(chunk)))
             x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div(127.5).sub(1)
             y = run(self.model, x, self.precision)  # autocast or the cast model; float32 out
             y = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-            out.extend(y)
+            out.extend(y[:len(chunk)])
         if self.fidelity < 1:
             w = self.fidelity
             out = [np.rint(w * r.astype(np.float32) + (1 - w) * c.astype(np.float32)).astype(np.uint8)
@@ -242,7 +263,8 @@ class FaceRestorer:
         colour, grey, alpha = _split(image)
         rgb8 = to_rgb8(colour)
         h, w = colour.shape[:2]
-        found = detect(self.detector, rgb8, self.detect_size)
+        with _torch_threads(1):
+            found = detect(self.detector, rgb8, self.detect_size)
         small = sum(1 for d in found if d.size < self.min_face)
         found = [d for d in found if d.size >= self.min_face]
         if self.only_center_face:

@@ -6,29 +6,12 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from skimage import data
 
-from gan.nets.restorer import Restorer
-from gan.presets import PIX2PIX_PRESETS
-from gan.serialize import save_model
 from restore.cli import main
 from restore.faces.align import estimate_affine
 from tests.badfiles import BAD_REASONS, make_mixed_folder
-
-
-@pytest.fixture(autouse=True)
-def empty_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RESTORE_HOME", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    model = Restorer(PIX2PIX_PRESETS["tiny-restorer"])
-    torch.nn.init.normal_(model.tail.weight, std=0.05)
-    return str(save_model(model, tmp_path_factory.mktemp("w") / "tiny.safetensors"))
 
 
 @pytest.fixture(scope="module")
