@@ -15,6 +15,7 @@ through ``restore.batch.run_batch`` (bad files reported in one line, atomic writ
 """
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -59,6 +60,8 @@ def run_faces_batch(fr: FaceRestorer, items: list[Item], out: Path, *, aligned: 
     of ``fr.batch_size``; False: one photo after another (``run_batch``). Both run the same three
     steps below (``load``, ``compute``, ``save``); only the grouping of faces into network calls
     differs (see ``FaceRestorer.restore_crops``)."""
+    fr = copy.copy(fr)  # the caller's restorer keeps its own setting
+    fr.fixed_batch = True  # calls of one size: both paths give the same bytes (restore_crops)
     report_path = out / REPORT
     previous = load_report(report_path) if skip_existing else {}
     entries: dict[str, dict] = {}

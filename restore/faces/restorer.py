@@ -171,6 +171,7 @@ class FaceRestorer:
         self.upscale, self.bg, self.fidelity = upscale, bg, float(fidelity)
         self.min_face, self.only_center_face = min_face, only_center_face
         self.detect_size, self.batch_size = detect_size, batch_size
+        self.fixed_batch = False  # True: every network call exactly batch_size faces (the folder runs)
         self.model, self.model_info = load_face_model(weights, self.device)
         config = getattr(self.model, "config", None)
         self.face_size = int(getattr(config, "out_size", 512))  # GFP-GAN's size; the restorer takes any
@@ -215,20 +216,22 @@ class FaceRestorer:
     # ------------------------------------------------------------------ the networks
     def restore_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         """Aligned RGB uint8 S x S faces -> restored ones, blended by ``fidelity``, in network
-        calls of exactly ``batch_size`` faces (from one photo, or from several in the pipeline;
-        the last call is filled up with blank faces, whose outputs are dropped).
+        calls of ``batch_size`` faces; with ``fixed_batch`` (the folder runs of ``restore faces``)
+        of exactly that many: the last call is filled up with blank faces, dropped after.
 
         Why exactly: measured here (oneDNN, fp32), a face's output does not depend on which
         other faces share its call, but it can depend on how many do, in the last float bit
         (GFP-GAN's modulated convolutions: 3.6e-7 between calls of 4 and of 8), enough to move a
         rare pixel by one grey level. Calls of one size make every grouping of faces, the
-        pipeline's and the photo-at-a-time path's, give the same bytes. The CPU default of one
-        face a call costs nothing; on a GPU the blank faces of a photo's last call are cheap."""
+        pipeline's and the photo-at-a-time path's, give the same bytes. The CLI's CPU default of
+        one face a call costs nothing; on a GPU the blank faces of a last call are cheap. A
+        photo restored on its own (the API, the app) needs no such filling."""
         out = []
         n = max(1, self.batch_size)
         for i in range(0, len(crops), n):
             chunk = crops[i:i + n]
-            batch = np.stack(chunk + [np.zeros_like(chunk[0])] * (n - len(chunk)))
+            blank = (n - len(chunk)) if self.fixed_batch else 0
+            batch = np.stack(chunk + [np.zeros_like(chunk[0])] * blank)
             x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div(127.5).sub(1)
             y = run(self.model, x, self.precision)  # autocast or the cast model; float32 out
             y = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
