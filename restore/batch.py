@@ -149,6 +149,18 @@ def add_output_args(parser: argparse.ArgumentParser, what: str = "images") -> No
                         help="JPEG/WebP quality 1-100 (default 95; webp 100 is lossless)")
 
 
+def add_precision_arg(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--precision`` with the measured default of the command (benchmarks/bench_precision.py)."""
+    from gan.precision import PRECISIONS
+
+    why = {"auto": "auto (default): bf16 on GPUs that have it (fp16 on older ones) and on CPUs with AMX, fp32 on "
+                   "other CPUs, where bf16 measured slower; its error against fp32 measured >= 45 dB",
+           "fp32": "fp32 (default: in bf16 up to 2%% of the foreground pixels flipped)"}[default]
+    others = ", ".join(p for p in PRECISIONS if p != default)
+    parser.add_argument("--precision", default=default, choices=PRECISIONS,
+                        help=f"{why} (benchmarks/bench_precision.py); or one of {others}")
+
+
 def output_ext(args: argparse.Namespace) -> str:
     """The extension of the photo-like outputs chosen by ``--format`` (".png" without it)."""
     return OUTPUT_FORMATS[getattr(args, "format", None) or "png"]

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan.precision import PRECISIONS, autocast, resolve_precision
+from gan.precision import autocast, resolve_precision
 from gan.serialize import load_model
 from restore.models.cache import resolve_weights
 
-from .batch import add_output_args
+from .batch import add_output_args, add_precision_arg
 from .tiling import tiled_inference
 
 
@@ -54,9 +54,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--overlap", type=float, default=0.25)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto (default): bf16 where it is native (CPUs with AVX512-BF16/AMX, recent GPUs; fp16 on "
-                        "older GPUs), measured at >= 45 dB against fp32 (benchmarks/bench_precision.py); or fp32")
+    add_precision_arg(p)
     add_output_args(p)
     p.add_argument("--skip-existing", action="store_true")
     p.add_argument("--quiet", action="store_true")

@@ -5,8 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gan.precision import PRECISIONS
-from restore.batch import add_output_args
+from restore.batch import add_output_args, add_precision_arg
 
 
 def _fraction(text: str) -> float:
@@ -39,9 +38,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--detect-size", type=int, default=1600,
                    help="detect faces on a copy at most this many px on its longer side (0: full size)")
     p.add_argument("--tile", type=int, default=512, help="tile side for the background restorer")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto (default): bf16 where it is native (CPUs with AVX512-BF16/AMX, recent GPUs; fp16 on "
-                        "older GPUs), measured at >= 45 dB against fp32 (benchmarks/bench_precision.py); or fp32")
+    add_precision_arg(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--batch-size", type=int, default=None,
                    help="faces per network call, from several photos at once (default: 16 on a GPU; 1 on a CPU, "

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan.precision import PRECISIONS
-from restore.batch import add_output_args
+from restore.batch import add_output_args, add_precision_arg
 
 
 def _diameter(text: str) -> float | str | None:
@@ -36,9 +35,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--diameter", type=_diameter, default="auto",
                    help="object diameter in px in your images, 'auto' (default) or 'none' to not rescale")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="fp32 (default: bf16 flips up to a few tenths of a percent of the mask pixels, "
-                        "benchmarks/bench_precision.py), bf16, fp16 or auto")
+    add_precision_arg(p, "fp32")
     add_output_args(p, "overlays (masks stay PNG, or TIFF for volumes)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")

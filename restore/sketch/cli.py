@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan.precision import PRECISIONS
-from restore.batch import add_output_args
+from restore.batch import add_output_args, add_precision_arg
 
 from .extract import METHODS
 
@@ -32,9 +31,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--weights", default="colorizer", help="bundled model name, run folder or .safetensors file")
     p.add_argument("--max-side", type=int, default=1024, help="colour larger sketches at this size, then upsample")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto (default): bf16 where it is native (CPUs with AVX512-BF16/AMX, recent GPUs; fp16 on "
-                        "older GPUs), measured at >= 45 dB against fp32 (benchmarks/bench_precision.py); or fp32")
+    add_precision_arg(p)
     add_output_args(p, "pictures")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
