@@ -65,15 +65,16 @@ def to_srgb(im: Image.Image, icc: bytes) -> Image.Image:
         note("its ICC colour profile is unreadable; colours read as stored")
         return im
     space = found[1]
+    if space == "RGB" and is_srgb(icc):  # already sRGB: the image stays as read (a grey palette stays grey)
+        return im
     if space == "RGB" and im.mode in ("P", "PA"):
         im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
-    usable = (space == "RGB" and im.mode in ("RGB", "RGBA")) or (space == "CMYK" and im.mode == "CMYK")
-    if usable and (space == "CMYK" or not is_srgb(icc)):
+    if (space == "RGB" and im.mode in ("RGB", "RGBA")) or (space == "CMYK" and im.mode == "CMYK"):
         try:
             return ImageCms.applyTransform(im, _srgb_transform(icc, im.mode))
         except Exception:  # a profile LittleCMS can't use: keep the stored values
             note("its ICC colour profile could not be applied; colours read as stored")
-    elif not usable and space in ("RGB", "CMYK") and im.mode not in ("L", "LA", "1"):
+    elif space in ("RGB", "CMYK") and im.mode not in ("L", "LA", "1"):
         note(f"its {space} colour profile was not applied ({im.mode} data)")
     return im
 

@@ -308,3 +308,29 @@ def test_to_rgb8_for_display():
     rgba = np.zeros((2, 3, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 200, 10
     assert to_rgb8(rgba).shape == (2, 3, 3) and to_rgb8(rgba)[..., 0].min() == 200  # alpha dropped
+
+
+def test_icc_profiles(tmp_path):
+    """Non-sRGB profiles are converted (palette images too); sRGB ones change nothing, so a
+    grey palette stays grey; where Pillow cannot apply one (16-bit), a note says so."""
+    from PIL import ImageCms
+
+    from restore.notes import collect_notes
+    from tests.badfiles import ICC_SRGB, ICC_STORED, linear_rgb_icc
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    grey_pal = Image.fromarray((np.arange(12).reshape(3, 4) % 3).astype(np.uint8), "P")
+    grey_pal.putpalette([0, 0, 0, 128, 128, 128, 255, 255, 255])
+    grey_pal.save(tmp_path / "grey_pal_srgb.png", icc_profile=srgb)
+    a = read_image(tmp_path / "grey_pal_srgb.png")
+    assert a.ndim == 2 and a.dtype == np.uint8 and set(np.unique(a)) == {0, 128, 255}
+    pal = Image.new("RGB", (4, 3), ICC_STORED).convert("P", palette=Image.Palette.ADAPTIVE)
+    pal.save(tmp_path / "pal_linear.png", icc_profile=linear_rgb_icc())
+    assert np.abs(read_image(tmp_path / "pal_linear.png").astype(int) - ICC_SRGB).max() <= 1
+    Image.new("RGB", (4, 3), ICC_STORED).save(tmp_path / "rgb_srgb.png", icc_profile=srgb)
+    np.testing.assert_array_equal(read_image(tmp_path / "rgb_srgb.png"), np.full((3, 4, 3), ICC_STORED, np.uint8))
+    rgb16 = np.full((3, 4, 3), 30000, np.uint16)
+    tifffile.imwrite(tmp_path / "rgb16_linear.tif", rgb16, photometric="rgb", iccprofile=linear_rgb_icc())
+    with collect_notes() as notes:
+        np.testing.assert_array_equal(read_image(tmp_path / "rgb16_linear.tif"), rgb16)
+    assert notes == ["its ICC colour profile was not applied (uint16 colour)"]
