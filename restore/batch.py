@@ -72,19 +72,19 @@ def scan_inputs(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str | o
     seen: set[Path] = set()
     found = Inputs()
 
-    def excluded(path: Path) -> bool:
-        key = path.resolve()
-        return any(key.is_relative_to(d) for d in skip_dirs)
+    def inside_excluded(resolved: Path) -> bool:
+        return any(resolved.is_relative_to(d) for d in skip_dirs)
 
     def add(file: Path, rel: Path) -> None:
         key = file.resolve()
-        if key not in seen and not excluded(file):
+        if key not in seen and not inside_excluded(key):
             seen.add(key)
             found.items.append((file, rel))
 
     for arg in map(Path, paths):
         if arg.is_dir():
-            entries = sorted(_walk(arg, excluded), key=lambda e: e[0].relative_to(arg).parts)
+            walked = _walk(arg, lambda folder: inside_excluded(folder.resolve()))
+            entries = sorted(walked, key=lambda e: e[0].relative_to(arg).parts)
             for path, reason in entries:
                 if reason is None:
                     add(path, path.relative_to(arg).parent)
@@ -102,7 +102,8 @@ def scan_inputs(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str | o
 
 
 def _walk(root: Path, excluded: Callable[[Path], bool]) -> Iterator[tuple[Path, str | None]]:
-    """(path, None) for each image file under ``root``; (path, reason) for what is not one."""
+    """(path, None) for each image file under ``root``; (path, reason) for what is not one.
+    ``excluded`` folders (the output folder) are not entered."""
     visited: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         here = Path(dirpath)
@@ -116,8 +117,6 @@ def _walk(root: Path, excluded: Callable[[Path], bool]) -> Iterator[tuple[Path, 
         dirnames[:] = [n for n in dirnames if not n.startswith(".")]
         for name in filenames:
             path = here / name
-            if excluded(path):
-                continue
             if name.startswith("."):
                 yield path, "hidden file"
                 continue

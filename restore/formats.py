@@ -19,7 +19,8 @@ from pathlib import Path
 
 from PIL import Image
 
-__all__ = ["IMAGE_EXTS", "PIL_FORMATS", "image_format", "is_image_file", "pil_formats_for", "register_plugins"]
+__all__ = ["IMAGE_EXTS", "PIL_FORMATS", "TIFF_MAGICS", "image_format", "is_image_file", "pil_formats_for",
+           "register_plugins"]
 
 # Left out of what Pillow opens: EPS/PS (runs Ghostscript), WMF/EMF (Windows only), MPEG, BUFR,
 # GRIB and HDF5 (Pillow holds only stubs for them), IPTC/IMT/MCIDAS/XVTHUMB/SPIDER/GBR/FTEX
@@ -28,7 +29,7 @@ __all__ = ["IMAGE_EXTS", "PIL_FORMATS", "image_format", "is_image_file", "pil_fo
 PIL_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "DIB", "WEBP", "GIF", "PPM", "AVIF", "HEIF", "ICO", "CUR",
                "ICNS", "JPEG2000", "PSD", "QOI", "PCX", "SGI", "SUN", "DDS", "BLP", "DCX", "FLI", "FITS",
                "MSP", "XBM", "XPM", "PIXAR", "TGA", "IM", "PCD")
-_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
 _HEAD = 64  # bytes read to recognise a format (Pillow's own checks look at the first 16)
 _LOCK = threading.Lock()
 
@@ -73,16 +74,12 @@ def _read_head(path: Path) -> bytes:
 
 def format_of_bytes(head: bytes, ext: str = "") -> str | None:
     """The format whose magic bytes ``head`` starts with (or, for TGA-like formats, whose
-    extension ``ext`` is); None when none matches."""
-    if head[:4] in _TIFF_MAGICS:
+    extension ``ext`` is); None when none matches, or the file is empty."""
+    if not head:
+        return None
+    if head[:4] in TIFF_MAGICS:
         return "TIFF"
-    for fmt in register_plugins():
-        if _needs_extension(fmt):
-            if ext and _extensions().get(ext.lower()) == fmt and head:
-                return fmt
-        elif _accepts(fmt, head):
-            return fmt
-    return None
+    return next(iter(pil_formats_for(head, ext)), None)
 
 
 def image_format(path: str | os.PathLike) -> str | None:

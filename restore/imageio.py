@@ -35,7 +35,7 @@ import tifffile
 from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
 
 from .colour import is_srgb, srgb_array, to_srgb, to_uint8
-from .formats import pil_formats_for
+from .formats import TIFF_MAGICS, pil_formats_for
 from .notes import note
 
 __all__ = ["DEFAULT_MAX_PIXELS", "ImageError", "is_volume", "read_alpha", "read_image", "read_volume"]
@@ -49,7 +49,6 @@ DEFAULT_MAX_PIXELS = 2**28  # 268 MP (16384^2): ~1 GB as RGB uint8, a sane ceili
 MODES = ("keep", "grey", "rgb", "rgb8")
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
-_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PIL_LOCK = threading.Lock()
 
 
@@ -73,7 +72,7 @@ def read_volume(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS
 
 def _read(path: Path, max_pixels: int, volume: bool) -> np.ndarray:
     head = _head(path)
-    if head[:4] in _TIFF_MAGICS:
+    if head[:4] in TIFF_MAGICS:
         return _read_tiff(path, max_pixels, volume=volume)
     arr = _read_pil(path, max_pixels, head)
     return arr[None] if volume else arr
@@ -96,7 +95,7 @@ def read_alpha(path: str | os.PathLike, shape: tuple[int, int] | None = None) ->
 def is_volume(path: str | os.PathLike) -> bool:
     """True for a TIFF holding more than one 2D plane; False otherwise (unreadable files too)."""
     try:
-        if _head(Path(path))[:4] not in _TIFF_MAGICS:
+        if _head(Path(path))[:4] not in TIFF_MAGICS:
             return False
         with tifffile.TiffFile(path) as tif:
             return _tiff_layout(tif)[0] > 1
