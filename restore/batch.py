@@ -228,6 +228,23 @@ def claim_outputs(file: Path, rel: Path, outputs: Callable[[Path, Path], list[Pa
     return outs
 
 
+def start_report(ignored: Sequence[tuple[Path, str]], quiet: bool, stream: TextIO) -> BatchReport:
+    """The report of a run whose search found ``ignored``; they are listed now, one line each."""
+    report = BatchReport(ignored=list(ignored))
+    if not quiet:
+        for path, reason in report.ignored:
+            print(f"ignored: {path}: {reason}", file=stream)
+    return report
+
+
+def record_notes(report: BatchReport, file: Path, notes: list[str], bar, quiet: bool, stream: TextIO) -> None:
+    """A done file's notes: kept in the report, and one ``note:`` line."""
+    if notes:
+        report.notes[file] = notes
+        if not quiet:
+            bar.write(f"note: {file}: {'; '.join(notes)}", file=stream)
+
+
 def _stamp(path: Path) -> int | None:
     try:
         return path.stat().st_mtime_ns
@@ -263,11 +280,8 @@ def run_batch(items: Sequence[Item], process: Callable[[Path, Path], None],
     """
     stream = sys.stderr if stream is None else stream
     debug = os.environ.get("RESTORE_DEBUG", "") not in ("", "0")
-    report = BatchReport(ignored=list(ignored))
+    report = start_report(ignored, quiet, stream)
     claimed: dict[Path, Path] = {}
-    if not quiet:
-        for path, reason in report.ignored:
-            print(f"ignored: {path}: {reason}", file=stream)
     bar = tqdm(items, desc=desc or None, unit="file", file=stream, leave=False,
                disable=quiet or not _isatty(stream))
 
@@ -307,10 +321,7 @@ def run_batch(items: Sequence[Item], process: Callable[[Path, Path], None],
             fail(file, "produced no " + ", ".join(map(str, missing)))
             continue
         report.done += 1
-        if notes:
-            report.notes[file] = notes
-            if not quiet:
-                bar.write(f"note: {file}: {'; '.join(notes)}", file=stream)
+        record_notes(report, file, notes, bar, quiet, stream)
     bar.close()
     if not quiet:
         print(report.summary(desc), file=stream)

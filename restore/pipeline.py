@@ -28,20 +28,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-from restore.batch import BatchReport, Item, _isatty, _remove_new, _stamp, claim_outputs, describe_error
+from restore.batch import (BatchReport, Item, _isatty, _remove_new, _stamp, claim_outputs, describe_error,
+                           record_notes, start_report)
 from restore.notes import collect_notes
 
 __all__ = ["run_pipeline"]
-
-
-def _one_torch_thread() -> None:
-    """Reader and writer threads run their torch work (face detection) on one intra-op thread:
-    the networks in the calling thread already use every core, and oversubscribing them made
-    the pipeline slower than the photo-at-a-time path on 2 cores. (torch's thread count is per
-    thread: the caller's is untouched.)"""
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _with_notes(fn: Callable, *args) -> tuple[Any, list[str]]:
@@ -60,10 +51,7 @@ def run_pipeline(items: Sequence[Item], outputs: Callable[[Path, Path], list[Pat
 
     stream = sys.stderr if stream is None else stream
     debug = os.environ.get("RESTORE_DEBUG", "") not in ("", "0")
-    report = BatchReport(ignored=list(ignored))
-    if not quiet:
-        for path, reason in report.ignored:
-            print(f"ignored: {path}: {reason}", file=stream)
+    report = start_report(ignored, quiet, stream)
     bar = tqdm(total=len(items), desc=desc or None, unit="file", file=stream, leave=False,
                disable=quiet or not _isatty(stream))
 
@@ -89,8 +77,8 @@ def run_pipeline(items: Sequence[Item], outputs: Callable[[Path, Path], list[Pat
             continue
         todo.append((file, rel, outs, [_stamp(o) for o in outs]))
 
-    readers = ThreadPoolExecutor(1, thread_name_prefix="read", initializer=_one_torch_thread)
-    writer = ThreadPoolExecutor(1, thread_name_prefix="write", initializer=_one_torch_thread)
+    readers = ThreadPoolExecutor(1, thread_name_prefix="read")
+    writer = ThreadPoolExecutor(1, thread_name_prefix="write")
     loading: deque[tuple[int, Future]] = deque()
     saving: deque[tuple[int, Future, list[str]]] = deque()
     nxt = 0
@@ -127,11 +115,7 @@ def run_pipeline(items: Sequence[Item], outputs: Callable[[Path, Path], list[Pat
                 continue
             settled.add(i)
             report.done += 1
-            notes = notes + [n for n in more if n not in notes]
-            if notes:
-                report.notes[file] = notes
-                if not quiet:
-                    bar.write(f"note: {file}: {'; '.join(notes)}", file=stream)
+            record_notes(report, file, notes + [n for n in more if n not in notes], bar, quiet, stream)
             if on_done is not None:
                 on_done(file, value)
             bar.update()

@@ -162,14 +162,14 @@ def run_faces_batch(fr: FaceRestorer, items: list[Item], out: Path, *, aligned: 
         failed = dict((str(p), reason) for p, reason in report.failed)
         merged = dict(previous)
         for path, rel in items:
-            key, done = str(path), outputs(path, rel)[0]
+            key, written = str(path), outputs(path, rel)[0]
             if key in failed:
                 merged[key] = {"input": key, "output": None, "faces": [], "small_faces": 0,
                                "seconds": seconds.get(key), "error": failed[key]}
             elif key in entries:
                 merged[key] = {**entries[key], "notes": report.notes.get(path, [])}
-            elif key not in merged and skip_existing and done.exists():  # skipped, no earlier entry
-                merged[key] = {"input": key, "output": str(done), "faces": None, "small_faces": None,
+            elif key not in merged and skip_existing and written.exists():  # skipped, no earlier entry
+                merged[key] = {"input": key, "output": str(written), "faces": None, "small_faces": None,
                                "seconds": None, "error": None, "skipped": True}
         order = [str(p) for p, _ in items if str(p) in merged]
         rest = [k for k in merged if k not in set(order)]  # earlier inputs not named this time
