@@ -59,18 +59,24 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
             os.close(dfd)
 
 
-def write_png(path: str | os.PathLike, array: np.ndarray, *, compress_level: int = 6) -> None:
-    """Write a uint8/uint16 (bool -> 0/255) grey, RGB or RGBA array as PNG, atomically."""
+def _picture(array: np.ndarray, writer: str) -> np.ndarray:
+    """``array`` as a grey, RGB or RGBA picture (bool -> 0/255, HxWx1 -> HxW); ValueError else."""
     arr = np.asarray(array)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
-    if arr.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"write_png needs uint8 or uint16, got {arr.dtype}")
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))) or 0 in arr.shape:
-        raise ValueError(f"write_png needs HxW, HxWx3 or HxWx4, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr)
+        raise ValueError(f"{writer} needs HxW, HxWx3 or HxWx4, got shape {arr.shape}")
+    return arr
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray, *, compress_level: int = 6) -> None:
+    """Write a uint8/uint16 (bool -> 0/255) grey, RGB or RGBA array as PNG, atomically."""
+    arr = np.asarray(array)
+    if arr.dtype not in (np.uint8, np.uint16, bool):
+        raise ValueError(f"write_png needs uint8 or uint16, got {arr.dtype}")
+    arr = np.ascontiguousarray(_picture(arr, "write_png"))
     with atomic_write(path) as tmp:
         if arr.dtype == np.uint16 and arr.ndim == 3:
             tmp.write_bytes(_encode_png16_colour(arr, compress_level))
@@ -116,13 +122,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray, *, quality: int = 95
         raise ValueError(f"write_image: no writer for {ext!r} (png, jpg, webp)")
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, not {quality}")
-    arr = np.asarray(array)
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8) * 255
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))) or 0 in arr.shape:
-        raise ValueError(f"write_image needs HxW, HxWx3 or HxWx4, got shape {arr.shape}")
+    arr = _picture(array, "write_image")
     name = "JPEG" if fmt == "JPEG" else "WebP"
     if arr.dtype != np.uint8:
         note(f"written as 8-bit ({name} holds 8 bits per channel)")
