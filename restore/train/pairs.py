@@ -92,10 +92,10 @@ def detect_layout(root: Path, degrade: str | None) -> str:
     return "clean" if degrade else "side"
 
 
-def load_pair_folder(root: str | Path, layout: str = "auto", degrade: str | None = None,
-                     min_size: int = 1) -> PairSet:
-    """Read every pair under ``root``; unreadable, unmatched, differently sized or too small
-    ones are collected in ``problems`` (never raised one by one mid-way)."""
+def load_pair_folder(root: str | Path, layout: str = "auto", degrade: str | None = None) -> PairSet:
+    """Read every pair under ``root``; unreadable, unmatched or differently sized ones are
+    collected in ``problems`` (never raised one by one mid-way). Pairs too small for a given
+    crop are ``fit_pair_crop``'s to find."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"data folder not found: {root}")
@@ -116,8 +116,6 @@ def load_pair_folder(root: str | Path, layout: str = "auto", degrade: str | None
         if inp is not None and inp.shape != tgt.shape:
             out.problems.append((path, f"input {inp.shape[1]}x{inp.shape[0]} and target "
                                        f"{tgt.shape[1]}x{tgt.shape[0]} differ in size"))
-        elif min(tgt.shape[:2]) < min_size:
-            out.problems.append((path, f"{tgt.shape[1]}x{tgt.shape[0]} is smaller than the {min_size}-px crop"))
         else:
             out.pairs.append((inp, tgt))
             out.names.append(name)

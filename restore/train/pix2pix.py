@@ -115,7 +115,7 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
                                        _native_size_hint(gen, arch, data))
     report_problems(data, args.skip_bad, "training", fix)
     if args.val:
-        val = load_pair_folder(args.val, args.layout, args.degrade, min_size=1)
+        val = load_pair_folder(args.val, args.layout, args.degrade)
         report_problems(val, args.skip_bad, "validation")
         if resized:  # score at the scale it trains at
             resize_pairs(val, crop)
