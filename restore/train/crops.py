@@ -48,8 +48,8 @@ def fit_crop(sizes: Sequence[Sequence[int]], names: Sequence[str], default: int,
         raise ValueError("no images to choose a crop for")
     i = int(np.argmin([min(s) for s in sizes]))
     smallest = f"the smallest: {names[i]}, {_shape(sizes[i])}"
-    crop = min(default, min(sizes[i])) // divisor * divisor
-    if crop >= max(divisor, 1) and crop > 0:
+    crop = min(default, min(sizes[i])) // divisor * divisor  # 0 when even one divisor is too big
+    if crop > 0:
         if crop == default:
             return CropFit(crop, False, f"crop: {crop} px")
         return CropFit(crop, False, f"crop: {crop} px, the largest multiple of the network's {divisor} px that "
@@ -67,7 +67,7 @@ def fit_crop(sizes: Sequence[Sequence[int]], names: Sequence[str], default: int,
 def size_hint(sizes: Sequence[Sequence[int]], divisor: int, requested: int) -> str:
     """What to change when images are smaller than ``--crop requested``."""
     best = largest_crop(sizes, divisor) if sizes else 0
-    if best >= divisor and best > 0 and best < requested:
+    if 0 < best < requested:
         return f"pass --crop {best} (the largest crop every image allows) or leave --crop out"
     return "leave --crop out (smaller images are then resized up to the network's size)"
 
