@@ -11,7 +11,7 @@ Two ways to run a float32 model in lower precision:
 
 bf16 on a CPU is allowed only where it is native (AVX512-BF16 or AMX: ``cpu_has_bf16``);
 elsewhere it would be emulated, slower than fp32. "auto" takes bf16 on a CPU only with AMX:
-with AVX512-BF16 alone (a 2-core Xeon, model 207, AMX not exposed) bf16 measured 0.66-0.93x the
+with AVX512-BF16 alone (a 2-core Xeon, model 207, AMX not exposed) bf16 measured 0.51-0.93x the
 speed of fp32 for every bundled network and GFP-GAN (benchmarks/bench_precision.py); the ~1.5x
 earlier sessions measured came from a CPU whose AMX flag they did not record, and AMX's tiles are
 what make bf16 convolutions faster than fp32 ones. fp16 is CUDA only: CPUs have no fast fp16
@@ -20,6 +20,7 @@ convolutions, and fp16's range needs the care a GPU kernel library takes.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 from torch import nn
@@ -37,6 +38,7 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+@functools.cache  # the hardware does not change; "auto" is resolved per model and per task
 def cpu_has_amx() -> bool:
     """True where the CPU's AMX tiles (amx_bf16) are usable: Linux's flags say so."""
     try:
