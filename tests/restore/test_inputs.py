@@ -100,7 +100,7 @@ def test_every_file_of_a_phone_and_web_folder_is_accounted_for(name, models, tmp
     capsys.readouterr()
 
 
-def test_translate_reads_the_new_formats_right(models, tmp_path, capsys):
+def test_new_formats_read_right(models, tmp_path, capsys):
     """The pixels that reach the network: HEIC/AVIF close to their source, the GIF/APNG/WebP
     animation's first frame exactly, the ICC JPEG converted to sRGB."""
     files = make_mixed_folder(tmp_path / "in")

@@ -10,9 +10,6 @@ from PIL import Image
 from skimage import data
 
 from gan.nets.gfpgan import GFPGAN, GFPGAN_PRESETS
-from gan.nets.restorer import Restorer
-from gan.presets import PIX2PIX_PRESETS
-from gan.serialize import save_model
 from restore import FaceRestorer
 from restore.faces.align import estimate_affine, inverse_affine, parse_mask, paste, template, warp_face
 from restore.faces.detect import MTCNNDetector, center_face, detect, make_detector
@@ -22,12 +19,6 @@ from restore.models.manifest import WeightsError
 # Where MTCNN puts the eyes (x, y) in the two public-domain portraits (checked by eye).
 ASTRONAUT_EYES = [(205, 102), (247, 104)]
 HOPPER_EYES = [(222, 192), (310, 187)]
-
-
-@pytest.fixture(autouse=True)
-def empty_cache(tmp_path, monkeypatch):
-    """No weights cache: MTCNN and the given models only, whatever the developer has cached."""
-    monkeypatch.setenv("RESTORE_HOME", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +41,6 @@ def small(astronaut):
 @pytest.fixture(scope="module")
 def mtcnn():
     return MTCNNDetector()
-
-
-@pytest.fixture(scope="module")
-def tiny_restorer(tmp_path_factory):
-    """A restorer-shaped network that visibly changes what it is given (its tail is not zero)."""
-    torch.manual_seed(0)
-    model = Restorer(PIX2PIX_PRESETS["tiny-restorer"])
-    torch.nn.init.normal_(model.tail.weight, std=0.05)
-    return str(save_model(model, tmp_path_factory.mktemp("w") / "tiny_restorer.safetensors"))
 
 
 @pytest.mark.parametrize("photo, eyes", [("astronaut", ASTRONAUT_EYES), ("hopper", HOPPER_EYES)])
@@ -106,8 +88,8 @@ def _square_support(affine: np.ndarray, size: int, shape: tuple[int, int], upsca
 
 
 @pytest.mark.parametrize("upscale", [1, 2])
-def test_paste_back_with_bg_none_leaves_pixels_outside_the_face_untouched(small, tiny_restorer, upscale):
-    fr = FaceRestorer(tiny_restorer, "mtcnn", bg="none", upscale=upscale)
+def test_paste_back_with_bg_none_leaves_pixels_outside_the_face_untouched(small, weights, upscale):
+    fr = FaceRestorer(weights, "mtcnn", bg="none", upscale=upscale)
     result = fr.restore(small)
     out = result.image
     assert out.shape == (256 * upscale, 256 * upscale, 3) and out.dtype == np.uint8
@@ -122,8 +104,8 @@ def test_paste_back_with_bg_none_leaves_pixels_outside_the_face_untouched(small,
     assert changed[y0:y1, x0:x1].mean() > 0.5
 
 
-def test_fidelity_blends_restored_and_input_faces(small, tiny_restorer):
-    fr = FaceRestorer(tiny_restorer, "mtcnn", bg="none", fidelity=0.5)
+def test_fidelity_blends_restored_and_input_faces(small, weights):
+    fr = FaceRestorer(weights, "mtcnn", bg="none", fidelity=0.5)
     (half,) = fr.restore(small).faces
     fr.fidelity = 1.0
     full = fr.restore_aligned(half.cropped)  # the network's own output for the same crop
@@ -134,8 +116,8 @@ def test_fidelity_blends_restored_and_input_faces(small, tiny_restorer):
     np.testing.assert_array_equal(fr.restore_aligned(half.cropped), half.cropped)
 
 
-def test_grey_rgba_and_16_bit_keep_their_layout(small, tiny_restorer):
-    fr = FaceRestorer(tiny_restorer, "mtcnn", bg="none")
+def test_grey_rgba_and_16_bit_keep_their_layout(small, weights):
+    fr = FaceRestorer(weights, "mtcnn", bg="none")
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     result = fr.restore(grey)
     assert result.image.shape == grey.shape and result.image.dtype == np.uint8 and len(result.faces) == 1
@@ -150,16 +132,16 @@ def test_grey_rgba_and_16_bit_keep_their_layout(small, tiny_restorer):
     np.testing.assert_array_equal(result.image[~inside], deep[~inside])
 
 
-def test_min_face_skips_and_counts(small, tiny_restorer):
-    result = FaceRestorer(tiny_restorer, "mtcnn", bg="none", min_face=100).restore(small)
+def test_min_face_skips_and_counts(small, weights):
+    result = FaceRestorer(weights, "mtcnn", bg="none", min_face=100).restore(small)
     assert result.faces == [] and result.small_faces == 1
     np.testing.assert_array_equal(result.image, small)
 
 
-def test_only_center_face(astronaut, hopper, tiny_restorer):
+def test_only_center_face(astronaut, hopper, weights):
     pair = np.concatenate([astronaut, hopper[44:556], astronaut[:, :200]], axis=1)  # hopper in the middle
     pair = cv2.resize(pair, (612, 256), interpolation=cv2.INTER_AREA)
-    fr = FaceRestorer(tiny_restorer, "mtcnn", bg="none")
+    fr = FaceRestorer(weights, "mtcnn", bg="none")
     assert len(fr.restore(pair).faces) == 2
     fr.only_center_face = True
     (centre,) = fr.restore(pair).faces
@@ -167,8 +149,8 @@ def test_only_center_face(astronaut, hopper, tiny_restorer):
     assert center_face([], 10, 10) == []
 
 
-def test_background_restorer_changes_the_whole_photo(small, tiny_restorer):
-    fr = FaceRestorer(tiny_restorer, "mtcnn", bg="restorer", upscale=2, tile=128)
+def test_background_restorer_changes_the_whole_photo(small, weights):
+    fr = FaceRestorer(weights, "mtcnn", bg="restorer", upscale=2, tile=128)
     assert fr.translator is not None and fr.translator.model is fr.model  # one network for both
     result = fr.restore(small)
     assert result.image.shape == (512, 512, 3)
@@ -199,7 +181,7 @@ def test_restore_aligned_and_a_published_style_gfpgan_checkpoint(tmp_path, astro
     assert fr.restore(small).faces[0].restored.shape == (32, 32, 3)
 
 
-def test_default_model_is_gfpgan_when_cached_else_the_restorer(tmp_path, monkeypatch, tiny_restorer):
+def test_default_model_is_gfpgan_when_cached_else_the_restorer(tmp_path, monkeypatch, weights):
     torch.manual_seed(0)
     pth = tmp_path / "cache" / "GFPGANv1.4.pth"
     pth.parent.mkdir(parents=True, exist_ok=True)
@@ -208,9 +190,9 @@ def test_default_model_is_gfpgan_when_cached_else_the_restorer(tmp_path, monkeyp
 
     bundled = tmp_path / "manifest"
     bundled.mkdir()
-    (bundled / "restorer.safetensors").write_bytes(open(tiny_restorer, "rb").read())
+    (bundled / "restorer.safetensors").write_bytes(open(weights, "rb").read())
     (bundled / "manifest.toml").write_text(
-        f'[models.restorer]\nfile = "restorer.safetensors"\nsha256 = "{sha256(tiny_restorer)}"\narch = "Restorer"\n'
+        f'[models.restorer]\nfile = "restorer.safetensors"\nsha256 = "{sha256(weights)}"\narch = "Restorer"\n'
         f'[models."gfpgan-v1.4"]\nfile = "GFPGANv1.4.pth"\nurl = "https://example.invalid/GFPGANv1.4.pth"\n'
         f'sha256 = "{sha256(pth)}"\narch = "GFPGAN"\n'
         f'[models."gfpgan-v1.3"]\nfile = "GFPGANv1.3.pth"\nurl = "https://example.invalid/GFPGANv1.3.pth"\n'
