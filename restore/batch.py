@@ -228,6 +228,30 @@ def claim_outputs(file: Path, rel: Path, outputs: Callable[[Path, Path], list[Pa
     return outs
 
 
+Planned = tuple[Path, Path, list[Path], list[int | None]]  # (file, rel, its outputs, their mtimes before)
+
+
+def plan_outputs(items: Sequence[Item], outputs: Callable[[Path, Path], list[Path]], skip_existing: bool,
+                 report: BatchReport, fail: Callable[[Path, str, BaseException], None],
+                 advance: Callable[[], object] = lambda: None) -> list[Planned]:
+    """The items to do, with their outputs claimed and stamped: names, clashes (``fail``) and
+    ``--skip-existing`` (counted in ``report``) settled before any work, as ``run_batch`` does."""
+    todo: list[Planned] = []
+    claimed: dict[Path, Path] = {}
+    for file, rel in items:
+        try:
+            outs = claim_outputs(file, rel, outputs, claimed)
+        except ValueError as e:
+            fail(file, str(e), e)
+            continue
+        if skip_existing and outs and all(o.exists() for o in outs):
+            report.skipped += 1
+            advance()
+            continue
+        todo.append((file, rel, outs, [stamp(o) for o in outs]))
+    return todo
+
+
 def start_report(ignored: Sequence[tuple[Path, str]], quiet: bool, stream: TextIO) -> BatchReport:
     """The report of a run whose search found ``ignored``; they are listed now, one line each."""
     report = BatchReport(ignored=list(ignored))
@@ -245,17 +269,17 @@ def record_notes(report: BatchReport, file: Path, notes: list[str], bar, quiet: 
             bar.write(f"note: {file}: {'; '.join(notes)}", file=stream)
 
 
-def _stamp(path: Path) -> int | None:
+def stamp(path: Path) -> int | None:
     try:
         return path.stat().st_mtime_ns
     except OSError:
         return None
 
 
-def _remove_new(outs: list[Path], before: list[int | None]) -> None:
+def remove_new(outs: list[Path], before: list[int | None]) -> None:
     """Delete the outputs a failed call created or replaced, so no half-new set remains."""
     for p, t in zip(outs, before):
-        now = _stamp(p)
+        now = stamp(p)
         if now is not None and now != t:
             try:
                 p.unlink()
@@ -283,7 +307,7 @@ def run_batch(items: Sequence[Item], process: Callable[[Path, Path], None],
     report = start_report(ignored, quiet, stream)
     claimed: dict[Path, Path] = {}
     bar = tqdm(items, desc=desc or None, unit="file", file=stream, leave=False,
-               disable=quiet or not _isatty(stream))
+               disable=quiet or not isatty(stream))
 
     def fail(file: Path, reason: str) -> None:
         report.failed.append((file, reason))
@@ -298,26 +322,26 @@ def run_batch(items: Sequence[Item], process: Callable[[Path, Path], None],
         if skip_existing and outs and all(o.exists() for o in outs):
             report.skipped += 1
             continue
-        before = [_stamp(o) for o in outs]
+        before = [stamp(o) for o in outs]
         try:
             with collect_notes() as notes:
                 process(file, rel)
         except KeyboardInterrupt:
-            _remove_new(outs, before)
+            remove_new(outs, before)
             bar.close()
             if not quiet:
                 print(f"interrupted at {file}; {report.summary(desc)}. Run again with "
                       "--skip-existing to resume.", file=stream)
             raise
         except Exception as e:
-            _remove_new(outs, before)
+            remove_new(outs, before)
             fail(file, describe_error(e))
             if debug:
                 traceback.print_exc(file=stream)
             continue
         missing = [o for o in outs if not o.exists()]
         if missing:  # a bug in the command rather than a bad file, but never count it as done
-            _remove_new(outs, before)
+            remove_new(outs, before)
             fail(file, "produced no " + ", ".join(map(str, missing)))
             continue
         report.done += 1
@@ -328,7 +352,7 @@ def run_batch(items: Sequence[Item], process: Callable[[Path, Path], None],
     return report
 
 
-def _isatty(stream: TextIO) -> bool:
+def isatty(stream: TextIO) -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):

@@ -28,8 +28,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-from restore.batch import (BatchReport, Item, _isatty, _remove_new, _stamp, claim_outputs, describe_error,
-                           record_notes, start_report)
+from restore.batch import (BatchReport, Item, isatty, remove_new, describe_error, plan_outputs, record_notes,
+                           start_report)
 from restore.notes import collect_notes
 
 __all__ = ["run_pipeline"]
@@ -53,7 +53,7 @@ def run_pipeline(items: Sequence[Item], outputs: Callable[[Path, Path], list[Pat
     debug = os.environ.get("RESTORE_DEBUG", "") not in ("", "0")
     report = start_report(ignored, quiet, stream)
     bar = tqdm(total=len(items), desc=desc or None, unit="file", file=stream, leave=False,
-               disable=quiet or not _isatty(stream))
+               disable=quiet or not isatty(stream))
 
     def fail(file: Path, reason: str, exc: BaseException | None = None) -> None:
         report.failed.append((file, reason))
@@ -62,20 +62,7 @@ def run_pipeline(items: Sequence[Item], outputs: Callable[[Path, Path], list[Pat
             traceback.print_exception(exc, file=stream)
         bar.update()
 
-    # 1. names, clashes and --skip-existing, before any work (as run_batch)
-    todo: list[tuple[Path, Path, list[Path], list[int | None]]] = []
-    claimed: dict[Path, Path] = {}
-    for file, rel in items:
-        try:
-            outs = claim_outputs(file, rel, outputs, claimed)
-        except ValueError as e:
-            fail(file, str(e), e)
-            continue
-        if skip_existing and outs and all(o.exists() for o in outs):
-            report.skipped += 1
-            bar.update()
-            continue
-        todo.append((file, rel, outs, [_stamp(o) for o in outs]))
+    todo = plan_outputs(items, outputs, skip_existing, report, fail, bar.update)
 
     readers = ThreadPoolExecutor(1, thread_name_prefix="read")
     writer = ThreadPoolExecutor(1, thread_name_prefix="write")
@@ -93,7 +80,7 @@ def run_pipeline(items: Sequence[Item], outputs: Callable[[Path, Path], list[Pat
 
     def drop(i: int, reason: str, exc: BaseException | None = None) -> None:
         file, _, outs, before = todo[i]
-        _remove_new(outs, before)
+        remove_new(outs, before)
         settled.add(i)
         fail(file, reason, exc)
 
@@ -160,7 +147,7 @@ def run_pipeline(items: Sequence[Item], outputs: Callable[[Path, Path], list[Pat
         collect(block=False)  # what was written whole counts as done
         for i in range(len(todo)):
             if i not in settled:
-                _remove_new(*todo[i][2:])
+                remove_new(*todo[i][2:])
         bar.close()
         if not quiet:
             print(f"interrupted; {report.summary(desc)}. Run again with --skip-existing to resume.", file=stream)

@@ -13,6 +13,8 @@ from gan.serialize import load_model
 from restore.models.cache import resolve_weights
 
 from .batch import add_output_args, add_precision_arg
+from .job import Job
+from .run import add_ray_args
 from .tiling import tiled_inference
 
 
@@ -46,6 +48,32 @@ class Translator:
         return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
 
 
+class TranslateJob(Job):
+    """``restore translate`` as a ``restore.job.Job``: OUT/sub/<stem>.png per input."""
+    desc = "translate"
+
+    def __init__(self, make_model=None, *, model: Translator | None = None, out: Path, ext: str = ".png",
+                 quality: int = 95) -> None:
+        super().__init__(make_model, model=model)
+        self.out, self.ext, self.quality = Path(out), ext, quality
+
+    def outputs(self, path: Path, rel: Path) -> list[Path]:
+        return [self.out / rel / f"{path.stem}{self.ext}"]
+
+    def read(self, path: Path, rel: Path) -> np.ndarray:
+        from .imageio import read_image
+
+        return read_image(path, mode="rgb8")
+
+    def compute_one(self, image: np.ndarray) -> np.ndarray:
+        return self.model(image)
+
+    def save(self, path: Path, rel: Path, result: np.ndarray) -> None:
+        from .imagewrite import write_image
+
+        write_image(self.outputs(path, rel)[0], result, quality=self.quality)
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("translate", help="apply a trained generator (pix2pix, the restorer) to images")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
@@ -57,31 +85,32 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_precision_arg(p)
     add_output_args(p)
     p.add_argument("--skip-existing", action="store_true")
+    p.add_argument("--no-pipeline", action="store_true", help="one image after another (no reading ahead or "
+                                                               "writing behind)")
     p.add_argument("--quiet", action="store_true")
+    add_ray_args(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """``restore translate``: exit status 0 all done, 1 some inputs failed, 2 usage error."""
+    from functools import partial
+
     from restore.models.manifest import WeightsError
 
-    from .batch import UsageError, output_ext, run_batch, scan_inputs
-    from .imageio import read_image
-    from .imagewrite import write_image
+    from .batch import UsageError, output_ext, scan_inputs
+    from .run import ray_options, ray_usage_error, run_job
 
+    if (why := ray_usage_error(args)) is not None:
+        print(f"restore translate: error: {why}", file=sys.stderr)
+        return 2
+    make = partial(Translator, weights=args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
+                   precision=args.precision)
     try:
         found = scan_inputs(args.paths, exclude=[args.out])
-        translator = Translator(args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
-                                precision=args.precision)
+        job = TranslateJob(make, model=make(), out=args.out, ext=output_ext(args), quality=args.quality)
     except (UsageError, WeightsError, ValueError) as e:
         print(f"restore translate: error: {e}", file=sys.stderr)
         return 2
-
-    def outputs(path: Path, sub: Path) -> list[Path]:
-        return [args.out / sub / f"{path.stem}{output_ext(args)}"]
-
-    def process(path: Path, sub: Path) -> None:
-        write_image(outputs(path, sub)[0], translator(read_image(path, mode="rgb8")), quality=args.quality)
-
-    return run_batch(found.items, process, outputs, skip_existing=args.skip_existing, desc="translate",
-                     quiet=args.quiet, ignored=found.ignored).exit_code
+    return run_job(job, found.items, pipeline=not args.no_pipeline, skip_existing=args.skip_existing,
+                   quiet=args.quiet, ignored=found.ignored, **ray_options(args)).exit_code

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from restore.batch import add_output_args, add_precision_arg
+from restore.run import add_ray_args
 
 
 def _fraction(text: str) -> float:
@@ -48,23 +49,33 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_output_args(p, "photos and face crops")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
+    add_ray_args(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """``restore faces``: exit status 0 all done, 1 some inputs failed, 2 usage error."""
+    from functools import partial
+
     from restore.batch import UsageError, output_ext, scan_inputs
     from restore.faces.folder import run_faces_batch
     from restore.faces.restorer import FaceRestorer
+    from restore.run import ray_options, ray_usage_error
     from restore.models.manifest import WeightsError
 
+    if (why := ray_usage_error(args)) is not None:
+        print(f"restore faces: error: {why}", file=sys.stderr)
+        return 2
+    # keywords only, so a Ray actor given a GPU can make it with device="cuda" (restore.job.Job.use_device)
+    make = partial(FaceRestorer, weights=args.weights, detector=args.detector, device=args.device,
+                   precision=args.precision, upscale=args.upscale, bg=args.bg, fidelity=args.fidelity,
+                   min_face=args.min_face, only_center_face=args.only_center_face,
+                   parse=False if args.no_parse else "auto", tile=args.tile, detect_size=args.detect_size,
+                   batch_size=args.batch_size or (16 if str(args.device).startswith("cuda") or
+                                                  args.ray_gpus_per_worker else 1))
     try:
         found = scan_inputs(args.paths, exclude=[args.out])
-        fr = FaceRestorer(args.weights, args.detector, args.device, args.precision, upscale=args.upscale,
-                          bg=args.bg, fidelity=args.fidelity, min_face=args.min_face,
-                          only_center_face=args.only_center_face, parse=False if args.no_parse else "auto",
-                          tile=args.tile, detect_size=args.detect_size,
-                          batch_size=args.batch_size or (16 if str(args.device).startswith("cuda") else 1))
+        fr = make()
     except (UsageError, WeightsError, ValueError) as e:
         print(f"restore faces: error: {e}", file=sys.stderr)
         return 2
@@ -72,5 +83,5 @@ def run(args: argparse.Namespace) -> int:
         by = "" if args.aligned else f"; faces found by {fr.detector_info}"
         print(f"restore faces: restoring with {fr.model_info}{by}", file=sys.stderr)
     return run_faces_batch(fr, found.items, args.out, aligned=args.aligned, skip_existing=args.skip_existing,
-                           quiet=args.quiet, ignored=found.ignored, ext=output_ext(args),
-                           quality=args.quality, pipeline=not args.no_pipeline).exit_code
+                           quiet=args.quiet, ignored=found.ignored, ext=output_ext(args), quality=args.quality,
+                           pipeline=not args.no_pipeline, make_restorer=make, **ray_options(args)).exit_code

@@ -6,9 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from restore.batch import add_output_args, add_precision_arg
+from restore.run import add_ray_args
 
 
 def _diameter(text: str) -> float | str | None:
@@ -38,7 +37,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_precision_arg(p, "fp32")
     add_output_args(p, "overlays (masks stay PNG, or TIFF for volumes)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
+    p.add_argument("--no-pipeline", action="store_true", help="one image after another (no reading ahead or "
+                                                               "writing behind)")
     p.add_argument("--quiet", action="store_true")
+    add_ray_args(p)
     return p
 
 
@@ -53,42 +55,28 @@ def add_eval_parser(esub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """``restore segment``: exit status 0 all done, 1 some inputs failed, 2 usage error."""
-    from restore.batch import UsageError, output_ext, run_batch, scan_inputs
-    from restore.imageio import is_volume, read_image, read_volume
-    from restore.imagewrite import write_image, write_png, write_tiff
+    from functools import partial
+
+    from restore.batch import UsageError, output_ext, scan_inputs
+    from restore.run import ray_options, ray_usage_error, run_job
     from restore.models.manifest import WeightsError
-    from restore.segment.overlay import overlay
+    from restore.segment.job import SegmentJob
     from restore.segment.segmenter import Segmenter
 
+    if (why := ray_usage_error(args)) is not None:
+        print(f"restore segment: error: {why}", file=sys.stderr)
+        return 2
+    make = partial(Segmenter, weights=args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
+                   diameter=args.diameter, precision=args.precision)
     try:
         found = scan_inputs(args.paths, exclude=[args.out])
-        seg = Segmenter(args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
-                        diameter=args.diameter, precision=args.precision)
+        job = SegmentJob(make, model=make(), out=args.out, instances=args.instances, min_size=args.min_size,
+                         fill_holes=args.fill_holes, crf=args.crf, ext=output_ext(args), quality=args.quality)
     except (UsageError, WeightsError, ValueError) as e:
         print(f"restore segment: error: {e}", file=sys.stderr)
         return 2
-
-    def outputs(path: Path, sub: Path) -> list[Path]:
-        ext = ".tif" if is_volume(path) else ".png"
-        return [args.out / sub / f"{path.stem}_mask{ext}", args.out / sub / f"{path.stem}_overlay{output_ext(args)}"]
-
-    def process(path: Path, sub: Path) -> None:
-        image = read_volume(path) if is_volume(path) else read_image(path)
-        labels = seg(image, instances=args.instances, min_size=args.min_size, fill_holes=args.fill_holes,
-                     crf=args.crf)
-        mask_path, overlay_path = outputs(path, sub)
-        dtype = np.uint16 if args.instances or labels.max() > 255 else np.uint8
-        if labels.ndim == 3:  # a volume: the mask as a TIFF stack, the middle slice as overlay
-            write_tiff(mask_path, labels.astype(dtype))
-            mid = labels.shape[0] // 2
-            write_image(overlay_path, overlay(image[mid], labels[mid]), quality=args.quality)
-        else:
-            write_png(mask_path, labels.astype(dtype))
-            write_image(overlay_path, overlay(image, labels), quality=args.quality)
-
-    report = run_batch(found.items, process, outputs, skip_existing=args.skip_existing, desc="segment",
-                       quiet=args.quiet, ignored=found.ignored)
-    return report.exit_code
+    return run_job(job, found.items, pipeline=not args.no_pipeline, skip_existing=args.skip_existing,
+                   quiet=args.quiet, ignored=found.ignored, **ray_options(args)).exit_code
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -5,9 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from restore.batch import add_output_args, add_precision_arg
+from restore.run import add_ray_args
 
 from .extract import METHODS
 
@@ -34,18 +33,23 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_precision_arg(p)
     add_output_args(p, "pictures")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
+    p.add_argument("--no-pipeline", action="store_true", help="one image after another (no reading ahead or "
+                                                               "writing behind)")
     p.add_argument("--quiet", action="store_true")
+    add_ray_args(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """``restore sketch``; exit status 0 all done, 1 some inputs failed, 2 usage error."""
-    from restore.batch import UsageError, output_ext, run_batch, scan_inputs
-    from restore.imagewrite import write_image
+    from functools import partial
+
+    from restore.batch import UsageError, output_ext, scan_inputs
+    from restore.run import ray_options, ray_usage_error, run_job
     from restore.models.manifest import WeightsError
 
-    from .colorizer import Colorizer, compare_panel, read_hints, read_rgb, read_sketch
-    from .extract import extract
+    from .colorizer import Colorizer, read_rgb
+    from .job import SketchJob
 
     def usage(msg: str) -> int:
         print(f"restore sketch: error: {msg}", file=sys.stderr)
@@ -55,51 +59,27 @@ def run(args: argparse.Namespace) -> int:
         return usage("give --style REF to colour the sketches, or --extract to make sketches")
     if args.hints is not None and args.style is None:
         return usage("--hints needs --style")
+    if (why := ray_usage_error(args)) is not None:
+        return usage(why)
     try:
         found = scan_inputs(args.paths, exclude=[args.out])
-        colorizer = reference = hints_file = None
+        make = colorizer = reference = None
         if args.style is not None:
-            colorizer = Colorizer(args.weights, device=args.device, max_side=args.max_side, precision=args.precision)
+            make = partial(Colorizer, weights=args.weights, device=args.device, max_side=args.max_side,
+                           precision=args.precision)
+            colorizer = make()
             try:
                 reference = read_rgb(args.style)
             except ValueError as e:
                 return usage(f"{args.style}: {e}")
-            if args.hints is not None and not args.hints.is_dir():
-                hints_file = read_hints(args.hints)
         if args.method == "hed" and args.extract:
             from .extract import hed_weights
 
             hed_weights()  # fetch once, before the batch, so a failure is one clear error
+        job = SketchJob(make, model=colorizer, out=args.out, reference=reference, hints=args.hints,
+                        extract_method=args.method if args.extract else None, device=args.device,
+                        ext=output_ext(args), quality=args.quality)
     except (UsageError, WeightsError, ValueError) as e:
         return usage(str(e))
-
-    ext = output_ext(args)
-
-    def outputs(path: Path, rel: Path) -> list[Path]:
-        if colorizer is None:
-            return [args.out / rel / f"{path.stem}_sketch{ext}"]
-        return [args.out / rel / f"{path.stem}{ext}", args.out / rel / f"{path.stem}_compare{ext}"]
-
-    def hints_for(path: Path, rel: Path) -> np.ndarray | None:
-        if args.hints is None or not args.hints.is_dir():
-            return hints_file
-        for cand in (args.hints / rel / f"{path.stem}.png", args.hints / f"{path.stem}.png"):
-            if cand.is_file():
-                return read_hints(cand)
-        return None
-
-    def process(path: Path, rel: Path) -> None:
-        sketch = extract(read_rgb(path), args.method, **({"device": args.device} if args.method == "hed" else {})) \
-            if args.extract else read_sketch(path)
-        if colorizer is None:
-            write_image(outputs(path, rel)[0], (np.clip(sketch, 0, 1) * 255).round().astype(np.uint8),
-                        quality=args.quality)
-            return
-        result = colorizer(sketch, reference, hints_for(path, rel))
-        out, compare = outputs(path, rel)
-        write_image(out, result, quality=args.quality)
-        write_image(compare, compare_panel(sketch, reference, result), quality=args.quality)
-
-    desc = "sketch" if colorizer is not None else "extract"
-    return run_batch(found.items, process, outputs, skip_existing=args.skip_existing, desc=desc, quiet=args.quiet,
-                     ignored=found.ignored).exit_code
+    return run_job(job, found.items, pipeline=not args.no_pipeline, skip_existing=args.skip_existing,
+                   quiet=args.quiet, ignored=found.ignored, **ray_options(args)).exit_code

@@ -1,0 +1,195 @@
+"""``--ray``: a command's job (``restore.job.Job``) through Ray Data, with the runner's promises.
+
+    input list -> blocks -> an actor pool (the models load once per actor; each batch of inputs
+    is read, restored and written by the one-machine pipeline in the actor, atomically into OUT)
+    -> one row per input back to the driver, which settles it
+
+The driver plans as every runner does (names, clashes, ``--skip-existing``), so a cluster run
+resumes like a local one; every input comes back as one row (done, or its one-line reason),
+so the summary, the ``note:`` lines and the faces' ``report.json`` are the local run's. Ray
+Data retries a task or restarts an actor whose process died (its defaults for actor pools:
+``max_restarts=-1``, ``max_task_retries=-1``); the retry rewrites the same outputs atomically,
+and the temporary files a killed writer left (``.<name>.<pid>-<hex>.tmp``) are swept at the end.
+
+Reading and writing stay in the actors, beside the networks, rather than in Ray tasks of their
+own: a task stage would start worker processes that import torch for nothing, and send every
+photo through the object store twice; here only paths and report rows travel.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import pickle
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from restore.batch import BatchReport, Item, describe_error, isatty, plan_outputs, record_notes, remove_new, start_report
+from restore.job import Job
+from restore.pipeline import run_pipeline
+
+__all__ = ["connect", "run_on_ray"]
+
+FORWARDED_ENV = ("RESTORE_HOME", "RESTORE_DEBUG")  # where the weights are cached; tracebacks
+
+
+def connect(address: str, quiet: bool = True) -> bool:
+    """Join (``auto``, an address) or start (``local``) a cluster unless this process already
+    has one; True when this call connected (so the caller disconnects)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    kwargs: dict[str, Any] = dict(runtime_env={"env_vars": env} if env else None, log_to_driver=False,
+                                  logging_level=logging.WARNING if quiet else logging.INFO)
+    if address == "local":
+        ray.init(include_dashboard=False, **kwargs)
+    else:
+        ray.init(address=address, **kwargs)
+    return True
+
+
+class JobStage:
+    """Ray actor: the job's model, made once; each batch of inputs goes through the one-machine
+    pipeline (``restore.pipeline``: reading ahead and writing behind in threads of this actor),
+    so an input crosses the cluster as a path and a report row, never as pixels."""
+
+    def __init__(self, job: Job) -> None:
+        import ray
+
+        if ray.get_gpu_ids():  # Ray gave this actor a GPU (--ray-gpus-per-worker): use it
+            job.use_device("cuda")
+        self.job = job
+        _ = job.model  # load now: a model that cannot load fails the pool at once, not per batch
+
+    def __call__(self, batch: dict) -> dict:
+        items = [(Path(str(f)), Path(str(r))) for f, r in zip(batch["file"], batch["rel"])]
+        values: dict[Path, Any] = {}
+        log = io.StringIO()  # the errors' tracebacks when RESTORE_DEBUG is set
+        report = run_pipeline(items, self.job.outputs, self.job.load, self.job.compute, self.job.save,
+                              batch=self.job.batch, size=self.job.size, quiet=True, stream=log,
+                              on_done=values.__setitem__)
+        failed = dict(report.failed)
+        trace = log.getvalue()
+        rows: dict[str, list] = {"i": [], "error": [], "notes": [], "data": []}
+        for i, (file, _) in zip(batch["i"], items):
+            rows["i"].append(int(i))
+            reason = failed.get(file, "" if file in values else "not processed")
+            rows["error"].append(reason + (f"\n{trace}" if reason and trace else ""))
+            rows["notes"].append(json.dumps(report.notes.get(file, [])))
+            rows["data"].append(pickle.dumps(values.get(file), protocol=5))
+        return rows
+
+
+def sweep_temporaries(outs: Sequence[Path]) -> None:
+    """Remove the temporary files of ``atomic_write`` that a killed worker left beside ``outs``."""
+    for o in outs:
+        for tmp in o.parent.glob(f".{o.name}.*.tmp") if o.parent.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+
+
+def default_workers(todo: int, gpus_per_worker: float, cpus_per_worker: float) -> int:
+    """As many actors as the cluster's GPUs (or CPUs) hold, no more than there are inputs."""
+    import ray
+
+    res = ray.cluster_resources()
+    fit = res.get("GPU", 0) / gpus_per_worker if gpus_per_worker else res.get("CPU", 1) / cpus_per_worker
+    return max(1, min(todo, math.floor(fit + 1e-9)))
+
+
+def batch_rows(todo: int, workers: int) -> int:
+    """Inputs per actor call: enough for the pipeline inside to overlap reading, networks and
+    writing, few enough that the actors finish together and a retry redoes little."""
+    return max(1, min(8, todo // (2 * workers)))
+
+
+def run_on_ray(job: Job, items: Sequence[Item], *, address: str = "local", workers: int | None = None,
+               gpus_per_worker: float = 0, cpus_per_worker: float = 1, skip_existing: bool = False,
+               desc: str = "", quiet: bool = False, stream: TextIO | None = None,
+               ignored: Sequence[tuple[Path, str]] = (), on_done: Callable[[Path, Any], None] | None = None,
+               ) -> BatchReport:
+    """Run ``job`` on ``items`` through Ray Data; see the module's docstring."""
+    import ray
+    import ray.data
+    from tqdm import tqdm
+
+    stream = sys.stderr if stream is None else stream
+    report = start_report(ignored, quiet, stream)
+    bar = tqdm(total=len(items), desc=desc or None, unit="file", file=stream, leave=False,
+               disable=quiet or not isatty(stream))
+
+    def fail(file: Path, reason: str, exc: BaseException | None = None) -> None:
+        first, _, trace = reason.partition("\n")
+        report.failed.append((file, first))
+        bar.write(f"error: {file}: {first}", file=stream)
+        if trace:
+            stream.write(trace)
+        bar.update()
+
+    todo = plan_outputs(items, job.outputs, skip_existing, report, fail, bar.update)
+    settled: set[int] = set()
+    connected = False
+    try:
+        if todo:
+            connected = connect(address, quiet)
+            ctx = ray.data.DataContext.get_current()
+            ctx.enable_progress_bars = False
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
+            n = workers or default_workers(len(todo), gpus_per_worker, cpus_per_worker)
+            if not quiet:
+                print(f"{desc}: {len(todo)} input(s) on Ray ({address}), {n} worker(s)", file=stream)
+            ds = ray.data.from_items([{"i": i, "file": str(f), "rel": str(r)} for i, (f, r, _, _) in enumerate(todo)],
+                                     override_num_blocks=min(len(todo), 1000))
+            ds = ds.map_batches(JobStage, fn_constructor_kwargs={"job": job}, batch_size=batch_rows(len(todo), n),
+                                compute=ray.data.ActorPoolStrategy(size=n), num_cpus=cpus_per_worker,
+                                num_gpus=gpus_per_worker or None)
+            for row in ds.iter_rows():
+                i = int(row["i"])
+                file, _, outs, before = todo[i]
+                settled.add(i)
+                if row["error"]:
+                    remove_new(outs, before)
+                    fail(file, row["error"])
+                    continue
+                report.done += 1
+                record_notes(report, file, json.loads(row["notes"]), bar, quiet, stream)
+                if on_done is not None:
+                    on_done(file, pickle.loads(row["data"]))
+                bar.update()
+    except KeyboardInterrupt:
+        _abandon(todo, settled, connected)
+        bar.close()
+        if not quiet:
+            print(f"interrupted; {report.summary(desc)}. Run again with --skip-existing to resume.", file=stream)
+        raise
+    except Exception as e:  # noqa: BLE001 - the cluster itself failed: every input not yet back
+        reason = f"ray: {describe_error(e)}"
+        for i in range(len(todo)):
+            if i not in settled:
+                remove_new(*todo[i][2:])
+                fail(todo[i][0], reason)
+                settled.add(i)
+    finally:
+        sweep_temporaries([o for _, _, outs, _ in todo for o in outs])
+        if connected:
+            ray.shutdown()
+    bar.close()
+    if not quiet:
+        print(report.summary(desc), file=stream)
+    return report
+
+
+def _abandon(todo: list, settled: set[int], connected: bool) -> None:
+    """Ctrl-C: stop the cluster's work (when this run started it), keep what is whole."""
+    import ray
+
+    if connected:
+        ray.shutdown()
+    for i in range(len(todo)):
+        if i not in settled:
+            remove_new(*todo[i][2:])

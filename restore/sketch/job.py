@@ -1,0 +1,70 @@
+"""``restore sketch`` as a ``restore.job.Job``. With a colorizer: OUT/sub/<stem>.png (the
+coloured sketch) and OUT/sub/<stem>_compare.png (sketch | reference | result); without one
+(``--extract`` alone): OUT/sub/<stem>_sketch.png."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from restore.imagewrite import write_image
+from restore.job import Job
+
+from .colorizer import Colorizer, compare_panel, read_hints, read_rgb, read_sketch
+from .extract import extract
+
+
+class SketchJob(Job):
+    desc = "sketch"
+
+    def __init__(self, make_model: Callable[..., Colorizer] | None = None, *, model: Colorizer | None = None,
+                 out: Path, reference: np.ndarray | None = None, hints: Path | None = None,
+                 extract_method: str | None = None, device: str = "cpu", ext: str = ".png", quality: int = 95) -> None:
+        """``reference`` None: extract only; ``hints``: one file for every input, or a folder of
+        <stem>.png; ``extract_method``: make the sketch from each input first (xdog, threshold, hed)."""
+        super().__init__(make_model, model=model)
+        self.out, self.reference, self.ext, self.quality = Path(out), reference, ext, quality
+        self.extract_method, self.device = extract_method, device
+        self.hints_dir = hints if hints is not None and hints.is_dir() else None
+        self.hints = read_hints(hints) if hints is not None and self.hints_dir is None else None
+        if reference is None:
+            self.desc = "extract"
+
+    def outputs(self, path: Path, rel: Path) -> list[Path]:
+        if self.reference is None:
+            return [self.out / rel / f"{path.stem}_sketch{self.ext}"]
+        return [self.out / rel / f"{path.stem}{self.ext}", self.out / rel / f"{path.stem}_compare{self.ext}"]
+
+    def hints_for(self, path: Path, rel: Path) -> np.ndarray | None:
+        if self.hints_dir is None:
+            return self.hints
+        for cand in (self.hints_dir / rel / f"{path.stem}.png", self.hints_dir / f"{path.stem}.png"):
+            if cand.is_file():
+                return read_hints(cand)
+        return None
+
+    def read(self, path: Path, rel: Path) -> tuple[np.ndarray, np.ndarray | None]:
+        image = read_rgb(path) if self.extract_method else read_sketch(path)
+        return image, self.hints_for(path, rel) if self.reference is not None else None
+
+    def prepare(self, value: tuple) -> tuple[np.ndarray, np.ndarray | None]:
+        image, hints = value
+        if self.extract_method:
+            kwargs = {"device": self.device} if self.extract_method == "hed" else {}
+            image = extract(image, self.extract_method, **kwargs)
+        return image, hints
+
+    def compute_one(self, value: tuple) -> tuple[np.ndarray, np.ndarray | None]:
+        sketch, hints = value
+        return sketch, None if self.reference is None else self.model(sketch, self.reference, hints)
+
+    def save(self, path: Path, rel: Path, result: tuple) -> None:
+        sketch, coloured = result
+        if coloured is None:
+            write_image(self.outputs(path, rel)[0], (np.clip(sketch, 0, 1) * 255).round().astype(np.uint8),
+                        quality=self.quality)
+            return
+        out, compare = self.outputs(path, rel)
+        write_image(out, coloured, quality=self.quality)
+        write_image(compare, compare_panel(sketch, self.reference, coloured), quality=self.quality)
