@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import struct
 import zlib
@@ -21,10 +22,11 @@ from PIL import Image
 from .colour import to_uint8
 from .notes import note
 
-__all__ = ["OUTPUT_FORMATS", "atomic_write", "write_image", "write_png", "write_tiff"]
+__all__ = ["OUTPUT_FORMATS", "TEMPORARY", "atomic_write", "write_image", "write_png", "write_tiff"]
 
 # --format name -> file extension of the photo-like outputs (masks and volumes stay PNG/TIFF)
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
+TEMPORARY = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")  # atomic_write's temporary names
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
 

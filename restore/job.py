@@ -26,6 +26,7 @@ __all__ = ["Job"]
 class Job:
     """Base of the commands' jobs; see the module's docstring."""
     desc = "job"  # the progress bar's and summary line's name
+    out: Path  # the output folder: every output is under it
     batch = 1  # ``size`` units (inputs; faces for ``restore faces``) per ``compute`` call
 
     def __init__(self, make_model: Callable[..., Any] | None = None, *, model: Any = None) -> None:

@@ -28,12 +28,14 @@ def add_ray_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ray-gpus-per-worker", type=float, default=0, metavar="G",
                    help="GPUs each actor holds (e.g. 1, or 0.5 to share one between two); the models run on "
                         "the GPU Ray gives the actor, whatever --device says")
-    g.add_argument("--ray-cpus-per-worker", type=float, default=1, metavar="C",
-                   help="CPUs each actor holds (default 1; its torch threads)")
+    g.add_argument("--ray-cpus-per-worker", type=float, default=None, metavar="C",
+                   help="CPUs each actor holds, its torch threads (default: 1 beside a GPU, else as many as a local "
+                        "run uses, so the outputs are a local run's bit for bit; fewer when --ray-workers asks for "
+                        "more actors than fit)")
 
 
 def run_job(job: Job, items: Sequence[Item], *, pipeline: bool = True, ray: str | None = None,
-            ray_workers: int | None = None, ray_gpus_per_worker: float = 0, ray_cpus_per_worker: float = 1,
+            ray_workers: int | None = None, ray_gpus_per_worker: float = 0, ray_cpus_per_worker: float | None = None,
             skip_existing: bool = False, quiet: bool = False, stream: TextIO | None = None,
             ignored: Sequence[tuple[Path, str]] = (), on_done: Callable[[Path, Any], None] | None = None,
             ) -> BatchReport:
@@ -72,7 +74,7 @@ def ray_usage_error(args: argparse.Namespace) -> str | None:
         return None
     if args.ray_workers is not None and args.ray_workers < 1:
         return "--ray-workers must be at least 1"
-    if args.ray_gpus_per_worker < 0 or args.ray_cpus_per_worker <= 0:
+    if args.ray_gpus_per_worker < 0 or (args.ray_cpus_per_worker is not None and args.ray_cpus_per_worker <= 0):
         return "--ray-gpus-per-worker must be >= 0 and --ray-cpus-per-worker > 0"
     try:
         import ray  # noqa: F401

@@ -47,8 +47,8 @@ def connect(address: str, quiet: bool = True) -> bool:
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     kwargs: dict[str, Any] = dict(runtime_env={"env_vars": env} if env else None, log_to_driver=False,
                                   logging_level=logging.WARNING if quiet else logging.INFO)
-    if address == "local":
-        ray.init(include_dashboard=False, **kwargs)
+    if address == "local":  # a new cluster of this machine, even when `ray start` made one
+        ray.init(address="local", include_dashboard=False, **kwargs)
     else:
         ray.init(address=address, **kwargs)
     return True
@@ -59,9 +59,11 @@ class JobStage:
     pipeline (``restore.pipeline``: reading ahead and writing behind in threads of this actor),
     so an input crosses the cluster as a path and a report row, never as pixels."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, threads: int = 1) -> None:
         import ray
+        import torch
 
+        torch.set_num_threads(threads)  # its CPUs (Ray sets OMP_NUM_THREADS so, unless the user did)
         if ray.get_gpu_ids():  # Ray gave this actor a GPU (--ray-gpus-per-worker): use it
             job.use_device("cuda")
         self.job = job
@@ -70,12 +72,13 @@ class JobStage:
     def __call__(self, batch: dict) -> dict:
         items = [(Path(str(f)), Path(str(r))) for f, r in zip(batch["file"], batch["rel"])]
         values: dict[Path, Any] = {}
-        log = io.StringIO()  # the errors' tracebacks when RESTORE_DEBUG is set
+        log = io.StringIO()  # the batch's error lines, and their tracebacks when RESTORE_DEBUG is set
         report = run_pipeline(items, self.job.outputs, self.job.load, self.job.compute, self.job.save,
                               batch=self.job.batch, size=self.job.size, quiet=True, stream=log,
                               on_done=values.__setitem__)
         failed = dict(report.failed)
-        trace = log.getvalue()
+        debug = os.environ.get("RESTORE_DEBUG", "") not in ("", "0")
+        trace = log.getvalue() if debug else ""  # the driver prints the error lines itself
         rows: dict[str, list] = {"i": [], "error": [], "notes": [], "data": []}
         for i, (file, _) in zip(batch["i"], items):
             rows["i"].append(int(i))
@@ -86,20 +89,37 @@ class JobStage:
         return rows
 
 
-def sweep_temporaries(outs: Sequence[Path]) -> None:
-    """Remove the temporary files of ``atomic_write`` that a killed worker left beside ``outs``."""
-    for o in outs:
-        for tmp in o.parent.glob(f".{o.name}.*.tmp") if o.parent.is_dir() else ():
-            tmp.unlink(missing_ok=True)
+def sweep_temporaries(folder: Path) -> None:
+    """Remove the temporary files of ``atomic_write`` that a killed worker left under ``folder``
+    (only once the job's workers are done: a live writer's file has its name too)."""
+    from restore.imagewrite import TEMPORARY
+
+    if folder.is_dir():
+        for tmp in folder.rglob(".*.tmp"):
+            if TEMPORARY.match(tmp.name):
+                tmp.unlink(missing_ok=True)
 
 
-def default_workers(todo: int, gpus_per_worker: float, cpus_per_worker: float) -> int:
-    """As many actors as the cluster's GPUs (or CPUs) hold, no more than there are inputs."""
+def plan_workers(todo: int, workers: int | None, gpus_per_worker: float, cpus_per_worker: float | None,
+                 ) -> tuple[int, float]:
+    """(actors, CPUs each) for the cluster. CPUs each, unless given: 1 beside a GPU; else this
+    process's torch threads (a local run's), so each actor computes as a local run does, bit for
+    bit (oneDNN splits some convolutions' sums by thread count); fewer when ``workers`` asks for
+    more actors than that fits. Actors, unless given: as many as the GPUs (or CPUs) hold, no
+    more than there are inputs."""
     import ray
+    import torch
 
     res = ray.cluster_resources()
-    fit = res.get("GPU", 0) / gpus_per_worker if gpus_per_worker else res.get("CPU", 1) / cpus_per_worker
-    return max(1, min(todo, math.floor(fit + 1e-9)))
+    cpus = res.get("CPU", 1)
+    if cpus_per_worker is None:
+        cpus_per_worker = 1 if gpus_per_worker else min(cpus, torch.get_num_threads())
+        if workers:
+            cpus_per_worker = max(1, min(cpus_per_worker, math.floor(cpus / workers)))
+    if workers is None:
+        fit = res.get("GPU", 0) / gpus_per_worker if gpus_per_worker else cpus / cpus_per_worker
+        workers = max(1, min(todo, math.floor(fit + 1e-9)))
+    return workers, cpus_per_worker
 
 
 def batch_rows(todo: int, workers: int) -> int:
@@ -109,7 +129,7 @@ def batch_rows(todo: int, workers: int) -> int:
 
 
 def run_on_ray(job: Job, items: Sequence[Item], *, address: str = "local", workers: int | None = None,
-               gpus_per_worker: float = 0, cpus_per_worker: float = 1, skip_existing: bool = False,
+               gpus_per_worker: float = 0, cpus_per_worker: float | None = None, skip_existing: bool = False,
                desc: str = "", quiet: bool = False, stream: TextIO | None = None,
                ignored: Sequence[tuple[Path, str]] = (), on_done: Callable[[Path, Any], None] | None = None,
                ) -> BatchReport:
@@ -140,13 +160,15 @@ def run_on_ray(job: Job, items: Sequence[Item], *, address: str = "local", worke
             ctx = ray.data.DataContext.get_current()
             ctx.enable_progress_bars = False
             logging.getLogger("ray.data").setLevel(logging.WARNING)
-            n = workers or default_workers(len(todo), gpus_per_worker, cpus_per_worker)
+            n, cpus = plan_workers(len(todo), workers, gpus_per_worker, cpus_per_worker)
             if not quiet:
-                print(f"{desc}: {len(todo)} input(s) on Ray ({address}), {n} worker(s)", file=stream)
+                each = f"{cpus:g} CPU" + (f", {gpus_per_worker:g} GPU" if gpus_per_worker else "")
+                print(f"{desc}: {len(todo)} input(s) on Ray ({address}), {n} worker(s) of {each}", file=stream)
             ds = ray.data.from_items([{"i": i, "file": str(f), "rel": str(r)} for i, (f, r, _, _) in enumerate(todo)],
                                      override_num_blocks=min(len(todo), 1000))
-            ds = ds.map_batches(JobStage, fn_constructor_kwargs={"job": job}, batch_size=batch_rows(len(todo), n),
-                                compute=ray.data.ActorPoolStrategy(size=n), num_cpus=cpus_per_worker,
+            ds = ds.map_batches(JobStage, fn_constructor_kwargs={"job": job, "threads": max(1, int(cpus))},
+                                batch_size=batch_rows(len(todo), n), compute=ray.data.ActorPoolStrategy(size=n),
+                                num_cpus=cpus,
                                 num_gpus=gpus_per_worker or None)
             for row in ds.iter_rows():
                 i = int(row["i"])
@@ -175,7 +197,8 @@ def run_on_ray(job: Job, items: Sequence[Item], *, address: str = "local", worke
                 fail(todo[i][0], reason)
                 settled.add(i)
     finally:
-        sweep_temporaries([o for _, _, outs, _ in todo for o in outs])
+        if todo:
+            sweep_temporaries(job.out)
         if connected:
             ray.shutdown()
     bar.close()
