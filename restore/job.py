@@ -30,7 +30,8 @@ class Job:
     batch = 1  # ``size`` units (inputs; faces for ``restore faces``) per ``compute`` call
 
     def __init__(self, make_model: Callable[..., Any] | None = None, *, model: Any = None) -> None:
-        self._make_model, self._model = make_model, model
+        self._make_model = make_model
+        self._model = None if model is None else self.setup(model)
         self._device: str | None = None
 
     @property
@@ -45,7 +46,7 @@ class Job:
         self._device = device
 
     def setup(self, model: Any) -> Any:
-        """What a freshly made model needs before use (subclasses); returns the model."""
+        """What a model (made here or given) needs before use (subclasses); returns the model."""
         return model
 
     def __getstate__(self) -> dict:

@@ -12,11 +12,14 @@ from restore.batch import BatchReport, Item, run_batch
 from restore.job import Job
 from restore.pipeline import run_pipeline
 
-__all__ = ["add_ray_args", "ray_options", "ray_usage_error", "run_job"]
+__all__ = ["add_runner_args", "ray_options", "ray_usage_error", "run_job"]
 
 
-def add_ray_args(parser: argparse.ArgumentParser) -> None:
-    """``--ray [local|auto|ADDRESS]``, ``--ray-workers``, ``--ray-gpus-per-worker``, ``--ray-cpus-per-worker``."""
+def add_runner_args(parser: argparse.ArgumentParser,
+                 no_pipeline: str = "one image after another (no reading ahead or writing behind)") -> None:
+    """The choice of runner: ``--no-pipeline`` (its help: ``no_pipeline``), and ``--ray
+    [local|auto|ADDRESS]``, ``--ray-workers``, ``--ray-gpus-per-worker``, ``--ray-cpus-per-worker``."""
+    parser.add_argument("--no-pipeline", action="store_true", help=no_pipeline)
     g = parser.add_argument_group("cluster (Ray Data; pip install 'unet-restore[ray]')")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="local|auto|ADDRESS",
                    help="run through Ray Data: local starts a cluster on this machine (the default when the flag "
@@ -63,7 +66,7 @@ def run_job(job: Job, items: Sequence[Item], *, pipeline: bool = True, ray: str 
 
 
 def ray_options(args: argparse.Namespace) -> dict:
-    """run_job's Ray keywords from a command line made with ``add_ray_args``."""
+    """run_job's Ray keywords from a command line made with ``add_runner_args``."""
     return dict(ray=args.ray, ray_workers=args.ray_workers, ray_gpus_per_worker=args.ray_gpus_per_worker,
                 ray_cpus_per_worker=args.ray_cpus_per_worker)
 

@@ -14,7 +14,7 @@ from restore.models.cache import resolve_weights
 
 from .batch import add_output_args, add_precision_arg
 from .job import Job
-from .run import add_ray_args
+from .run import add_runner_args
 from .tiling import tiled_inference
 
 
@@ -85,10 +85,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_precision_arg(p)
     add_output_args(p)
     p.add_argument("--skip-existing", action="store_true")
-    p.add_argument("--no-pipeline", action="store_true", help="one image after another (no reading ahead or "
-                                                               "writing behind)")
     p.add_argument("--quiet", action="store_true")
-    add_ray_args(p)
+    add_runner_args(p)
     return p
 
 

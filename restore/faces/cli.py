@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from restore.batch import add_output_args, add_precision_arg
-from restore.run import add_ray_args
+from restore.run import add_runner_args
 
 
 def _fraction(text: str) -> float:
@@ -44,12 +44,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None,
                    help="faces per network call, from several photos at once (default: 16 on a GPU; 1 on a CPU, "
                         "where a GFP-GAN face took 2.17 s alone and 2.42 s in a batch of 4)")
-    p.add_argument("--no-pipeline", action="store_true",
-                   help="one photo after another (no reading ahead, no writing behind, no batches across photos)")
     add_output_args(p, "photos and face crops")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
-    add_ray_args(p)
+    add_runner_args(p, "one photo after another (no reading ahead, no writing behind, no batches across photos)")
     return p
 
 

@@ -32,8 +32,6 @@ class FacesJob(Job):
         super().__init__(make_model, model=model)
         self.out, self.aligned, self.ext, self.quality = Path(out), aligned, ext, quality
         self.seconds: dict[str, float] = {}  # input -> seconds so far (failed inputs keep theirs)
-        if model is not None:
-            self._model = self.setup(model)
 
     def setup(self, fr: FaceRestorer) -> FaceRestorer:
         import copy

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from restore.batch import add_output_args, add_precision_arg
-from restore.run import add_ray_args
+from restore.run import add_runner_args
 
 
 def _diameter(text: str) -> float | str | None:
@@ -37,10 +37,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_precision_arg(p, "fp32")
     add_output_args(p, "overlays (masks stay PNG, or TIFF for volumes)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
-    p.add_argument("--no-pipeline", action="store_true", help="one image after another (no reading ahead or "
-                                                               "writing behind)")
     p.add_argument("--quiet", action="store_true")
-    add_ray_args(p)
+    add_runner_args(p)
     return p
 
 
