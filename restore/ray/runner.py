@@ -24,6 +24,7 @@ import math
 import os
 import pickle
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,6 +35,7 @@ from restore.pipeline import run_pipeline
 
 __all__ = ["connect", "run_on_ray"]
 
+CALLS_PER_ACTOR = 2  # batches in an actor at once (see JobStage)
 FORWARDED_ENV = ("RESTORE_HOME", "RESTORE_DEBUG")  # where the weights are cached; tracebacks
 
 
@@ -57,7 +59,12 @@ def connect(address: str, quiet: bool = True) -> bool:
 class JobStage:
     """Ray actor: the job's model, made once; each batch of inputs goes through the one-machine
     pipeline (``restore.pipeline``: reading ahead and writing behind in threads of this actor),
-    so an input crosses the cluster as a path and a report row, never as pixels."""
+    so an input crosses the cluster as a path and a report row, never as pixels.
+
+    Two batches run at once (``CALLS_PER_ACTOR``) but take turns at reading and at the networks
+    (a lock each), so the next batch is read and detected while this one is restored and the
+    last one is written: the pipeline does not drain between batches, and the actor's threads
+    are shared as a local run shares them."""
 
     def __init__(self, job: Job, threads: int = 1) -> None:
         import ray
@@ -67,13 +74,14 @@ class JobStage:
         if ray.get_gpu_ids():  # Ray gave this actor a GPU (--ray-gpus-per-worker): use it
             job.use_device("cuda")
         self.job = job
+        self.reading, self.computing = threading.Lock(), threading.Lock()
         _ = job.model  # load now: a model that cannot load fails the pool at once, not per batch
 
     def __call__(self, batch: dict) -> dict:
         items = [(Path(str(f)), Path(str(r))) for f, r in zip(batch["file"], batch["rel"])]
         values: dict[Path, Any] = {}
         log = io.StringIO()  # the batch's error lines, and their tracebacks when RESTORE_DEBUG is set
-        report = run_pipeline(items, self.job.outputs, self.job.load, self.job.compute, self.job.save,
+        report = run_pipeline(items, self.job.outputs, self.load, self.compute, self.job.save,
                               batch=self.job.batch, size=self.job.size, quiet=True, stream=log,
                               on_done=values.__setitem__)
         failed = dict(report.failed)
@@ -87,6 +95,14 @@ class JobStage:
             rows["notes"].append(json.dumps(report.notes.get(file, [])))
             rows["data"].append(pickle.dumps(values.get(file), protocol=5))
         return rows
+
+    def load(self, file: Path, rel: Path) -> Any:
+        with self.reading:
+            return self.job.load(file, rel)
+
+    def compute(self, values: list) -> list:
+        with self.computing:  # one batch at the networks: two would fight over the threads
+            return self.job.compute(values)
 
 
 def sweep_temporaries(folder: Path) -> None:
@@ -123,9 +139,10 @@ def plan_workers(todo: int, workers: int | None, gpus_per_worker: float, cpus_pe
 
 
 def batch_rows(todo: int, workers: int) -> int:
-    """Inputs per actor call: enough for the pipeline inside to overlap reading, networks and
-    writing, few enough that the actors finish together and a retry redoes little."""
-    return max(1, min(8, todo // (2 * workers)))
+    """Inputs per actor call: few enough that the actors finish together and a retry redoes
+    little (the batches overlap in an actor, so a small one costs no drained pipeline), no more
+    than 8."""
+    return max(1, min(8, todo // (4 * workers)))
 
 
 def run_on_ray(job: Job, items: Sequence[Item], *, address: str = "local", workers: int | None = None,
@@ -167,7 +184,9 @@ def run_on_ray(job: Job, items: Sequence[Item], *, address: str = "local", worke
             ds = ray.data.from_items([{"i": i, "file": str(f), "rel": str(r)} for i, (f, r, _, _) in enumerate(todo)],
                                      override_num_blocks=min(len(todo), 1000))
             ds = ds.map_batches(JobStage, fn_constructor_kwargs={"job": job, "threads": max(1, int(cpus))},
-                                batch_size=batch_rows(len(todo), n), compute=ray.data.ActorPoolStrategy(size=n),
+                                batch_size=batch_rows(len(todo), n), compute=ray.data.ActorPoolStrategy(
+                                    size=n, max_concurrent_calls_per_actor=CALLS_PER_ACTOR,
+                                    enable_true_multi_threading=True),
                                 num_cpus=cpus,
                                 num_gpus=gpus_per_worker or None)
             for row in ds.iter_rows():
