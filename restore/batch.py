@@ -160,6 +160,17 @@ def add_precision_arg(parser: argparse.ArgumentParser, default: str = "auto") ->
                         help=f"{why} (benchmarks/bench_precision.py); or one of {others}")
 
 
+BACKENDS = ("torch", "onnxruntime")
+
+
+def add_backend_arg(parser: argparse.ArgumentParser) -> None:
+    """``--backend``: where the networks run (``restore.export.backend``)."""
+    parser.add_argument("--backend", default="torch", choices=BACKENDS,
+                        help="torch (default), or onnxruntime: the networks run from their ONNX export, made once "
+                             "into the weights cache and checked against PyTorch (or --weights FILE.onnx); "
+                             'detection, tiling and paste-back stay the same (pip install "unet-restore[onnx]")')
+
+
 def output_ext(args: argparse.Namespace) -> str:
     """The extension of the photo-like outputs chosen by ``--format`` (".png" without it)."""
     return OUTPUT_FORMATS[getattr(args, "format", None) or "png"]

@@ -13,6 +13,7 @@ import sys
 from typing import Sequence
 
 from restore import serve, translate
+from restore.export import cli as export
 from restore.faces import cli as faces
 from restore.models import cli as weights
 from restore.segment import cli as segment
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_eval_parser(esub).set_defaults(run=segment.run_eval)
     weights.add_parser(sub).set_defaults(run=weights.run)
     serve.add_parser(sub).set_defaults(run=serve.run)
+    export.add_parser(sub).set_defaults(run=export.run)
     return parser
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from gan.precision import autocast, resolve_precision
-from gan.serialize import load_model
+from restore.export.backend import check_backend, load_model_file, on_backend
 from restore.models.cache import resolve_weights
 
-from .batch import add_output_args, add_precision_arg
+from .batch import add_backend_arg, add_output_args, add_precision_arg
 from .job import Job
 from .run import add_runner_args
 from .tiling import tiled_inference
@@ -22,15 +22,20 @@ class Translator:
     """A generator ready for inference on RGB uint8 images of any size (tiled)."""
 
     def __init__(self, weights: str | Path = "restorer", device: str | torch.device = "cpu",
-                 tile: int = 512, overlap: float = 0.25, batch_size: int = 2, precision: str = "fp32") -> None:
+                 tile: int = 512, overlap: float = 0.25, batch_size: int = 2, precision: str = "fp32",
+                 backend: str = "torch") -> None:
+        check_backend(backend, precision)
         self.path = resolve_weights(weights)
         self.device = torch.device(device)
-        self.precision = resolve_precision(precision, self.device)  # fp32: an outer autocast still applies
-        self.model, self.meta = load_model(self.path, self.device)
+        # fp32: an outer autocast still applies; onnxruntime: the file's own precision
+        self.precision = resolve_precision("fp32" if backend == "onnxruntime" else precision, self.device)
+        self.model, self.meta = load_model_file(self.path, self.device)
+        self.backend = backend
         if not hasattr(self.model.config, "size_divisor"):
             raise ValueError(f"{self.path} is not an image-to-image generator ({type(self.model).__name__})")
         m = self.model.config.size_divisor
         self.tile = max(m, -(-tile // m) * m)
+        self.model = on_backend(self.model, backend, source=self.path, device=self.device, tile=self.tile)
         self.overlap, self.batch_size = overlap, batch_size
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -78,11 +83,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("translate", help="apply a trained generator (pix2pix, the restorer) to images")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     p.add_argument("-o", "--out", required=True, type=Path)
-    p.add_argument("--weights", required=True, help="run folder, generator .safetensors, or a bundled name (restorer)")
+    p.add_argument("--weights", required=True, help="run folder, generator .safetensors or .onnx, or a bundled name (restorer)")
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--overlap", type=float, default=0.25)
     p.add_argument("--device", default="cpu")
     add_precision_arg(p)
+    add_backend_arg(p)
     add_output_args(p)
     p.add_argument("--skip-existing", action="store_true")
     p.add_argument("--quiet", action="store_true")
@@ -103,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"restore translate: error: {why}", file=sys.stderr)
         return 2
     make = partial(Translator, weights=args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
-                   precision=args.precision)
+                   precision=args.precision, backend=args.backend)
     try:
         found = scan_inputs(args.paths, exclude=[args.out])
         job = TranslateJob(make, model=make(), out=args.out, ext=output_ext(args), quality=args.quality)

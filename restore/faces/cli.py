@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from restore.batch import add_output_args, add_precision_arg
+from restore.batch import add_backend_arg, add_output_args, add_precision_arg
 from restore.run import add_runner_args
 
 
@@ -22,7 +22,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, type=Path,
                    help="output folder: restored/, faces/ (aligned input | restored) and report.json")
     p.add_argument("--weights", default=None,
-                   help="face model: gfpgan-v1.4, gfpgan-v1.3, restorer, or a .pth / .safetensors file "
+                   help="face model: gfpgan-v1.4, gfpgan-v1.3, restorer, or a .pth / .safetensors / .onnx file "
                         "(default: GFPGANv1.4 or v1.3 when in the weights cache, else the bundled restorer)")
     p.add_argument("--detector", default="auto", choices=["auto", "retinaface", "mtcnn"],
                    help="auto: RetinaFace when its weights are in the cache, else MTCNN")
@@ -40,6 +40,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="detect faces on a copy at most this many px on its longer side (0: full size)")
     p.add_argument("--tile", type=int, default=512, help="tile side for the background restorer")
     add_precision_arg(p)
+    add_backend_arg(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--batch-size", type=int, default=None,
                    help="faces per network call, from several photos at once (default: 16 on a GPU; 1 on a CPU, "
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     # keywords only, so a Ray actor given a GPU can make it with device="cuda" (restore.job.Job.use_device)
     make = partial(FaceRestorer, weights=args.weights, detector=args.detector, device=args.device,
                    precision=args.precision, upscale=args.upscale, bg=args.bg, fidelity=args.fidelity,
-                   min_face=args.min_face, only_center_face=args.only_center_face,
+                   min_face=args.min_face, backend=args.backend, only_center_face=args.only_center_face,
                    parse=False if args.no_parse else "auto", tile=args.tile, detect_size=args.detect_size,
                    batch_size=args.batch_size or (16 if str(args.device).startswith("cuda") or
                                                   args.ray_gpus_per_worker else 1))

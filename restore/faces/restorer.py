@@ -51,12 +51,30 @@ def load_face_model(weights: str | Path | torch.nn.Module | None, device: torch.
         return model, ("bundled restorer (no GFPGANv1.4/v1.3 in the weights cache; "
                        "`restore weights fetch gfpgan-v1.4` for sharper faces)")
     path = Path(weights).expanduser()
+    if path.suffix == ".onnx":
+        from restore.export.backend import load_model_file
+
+        model = load_model_file(path, device)[0]
+        return model, f"{path} ({model.meta.get('arch', 'ONNX')}, onnxruntime)"
     if path.suffix == ".pth" and path.is_file():
         from gan.nets.gfpgan import load_published
 
         return load_published(path).to(device).eval(), f"GFP-GAN from {path}"
     model = load_network(weights, device)[0]
     return model, f"{weights} ({type(model).__name__})"
+
+
+def face_source(weights: str | Path | torch.nn.Module | None) -> Path | None:
+    """The file ``load_face_model`` reads for ``weights`` (what the onnxruntime backend's cached
+    export is keyed by); None for a network object."""
+    from restore.models.cache import find_cached, resolve_weights
+
+    if isinstance(weights, torch.nn.Module):
+        return None
+    if weights is None:
+        return next((p for n in FACE_MODELS if (p := find_cached(n)) is not None), None) or resolve_weights("restorer")
+    path = Path(weights).expanduser()
+    return path if path.is_file() else resolve_weights(weights)
 
 
 @dataclass
@@ -158,16 +176,24 @@ class FaceRestorer:
     (GFP-GAN's ``weight`` argument is ignored by its networks; this blend is real).
     ``min_face``: faces whose box is smaller (shorter side, px) are left alone and counted.
     ``parse``: use the face-parsing mask when ``parsenet`` is cached (auto) or never (False).
+    ``backend``: torch, or onnxruntime (the face network and the background restorer run from
+    their ONNX exports, made once into the weights cache; ``weights`` may be a ``.onnx`` file);
+    detection and parsing stay in PyTorch.
     """
 
     def __init__(self, weights: str | Path | torch.nn.Module | None = None, detector: str = "auto",
                  device: str | torch.device = "cpu", precision: str = "fp32", *, upscale: int = 1,
                  bg: str = "restorer", bg_weights: str | Path = "restorer", fidelity: float = 1.0, min_face: float = 16,
                  only_center_face: bool = False, parse: bool | str = "auto", tile: int = 512,
-                 detect_size: int = 1600, batch_size: int = 4) -> None:
+                 detect_size: int = 1600, batch_size: int = 4, backend: str = "torch") -> None:
+        from restore.export.backend import check_backend, on_backend
+
         _check_options(upscale, bg, fidelity)
+        check_backend(backend, precision)
+        self.backend = backend
         self.device = torch.device(device)
-        self.precision = resolve_precision(precision, self.device)  # an impossible one fails now
+        # an impossible one fails now; onnxruntime runs the file in the precision it was exported in
+        self.precision = resolve_precision("fp32" if backend == "onnxruntime" else precision, self.device)
         self.upscale, self.bg, self.fidelity = upscale, bg, float(fidelity)
         self.min_face, self.only_center_face = min_face, only_center_face
         self.detect_size, self.batch_size = detect_size, batch_size
@@ -183,9 +209,12 @@ class FaceRestorer:
             # An image-to-image face model given by name or file (the restorer) does the
             # background too; otherwise ``bg_weights`` (the bundled restorer) does.
             own = not self.is_gfpgan and hasattr(config, "size_divisor") and not isinstance(weights, torch.nn.Module)
-            self.translator = Translator((weights or "restorer") if own else bg_weights, self.device, tile)
+            self.translator = Translator((weights or "restorer") if own else bg_weights, self.device, tile,
+                                         backend=backend)
             if own:
                 self.model = self.translator.model  # one copy of the network, not two
+        if self.translator is None or self.model is not self.translator.model:  # (that one is on it already)
+            self.model = on_backend(self.model, backend, source=face_source(weights), name="faces", device=self.device)
         if self.is_gfpgan:  # not shared with the tiler: cast once (no per-call weight casts), channels-last
             cast_model(self.model, self.precision, self.device)
         self.detector, self.detector_info = make_detector(detector, self.device)

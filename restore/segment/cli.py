@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from restore.batch import add_output_args, add_precision_arg
+from restore.batch import add_backend_arg, add_output_args, add_precision_arg
 from restore.run import add_runner_args
 
 
@@ -24,7 +24,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("segment", help="segment images with a U-Net (nuclei by default)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder")
-    p.add_argument("--weights", default=None, help="bundled model name, run folder or .safetensors file (default: nuclei)")
+    p.add_argument("--weights", default=None, help="bundled model name, run folder or .safetensors or .onnx file (default: nuclei)")
     p.add_argument("--tile", type=int, default=512, help="tile side in pixels (default 512)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--min-size", type=int, default=16, help="remove objects and holes smaller than this (px; 0 keeps all)")
@@ -35,6 +35,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="object diameter in px in your images, 'auto' (default) or 'none' to not rescale")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     add_precision_arg(p, "fp32")
+    add_backend_arg(p)
     add_output_args(p, "overlays (masks stay PNG, or TIFF for volumes)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"restore segment: error: {why}", file=sys.stderr)
         return 2
     make = partial(Segmenter, weights=args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
-                   diameter=args.diameter, precision=args.precision)
+                   diameter=args.diameter, precision=args.precision, backend=args.backend)
     try:
         found = scan_inputs(args.paths, exclude=[args.out])
         job = SegmentJob(make, model=make(), out=args.out, instances=args.instances, min_size=args.min_size,

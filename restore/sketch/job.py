@@ -20,12 +20,13 @@ class SketchJob(Job):
 
     def __init__(self, make_model: Callable[..., Colorizer] | None = None, *, model: Colorizer | None = None,
                  out: Path, reference: np.ndarray | None = None, hints: Path | None = None,
-                 extract_method: str | None = None, device: str = "cpu", ext: str = ".png", quality: int = 95) -> None:
+                 extract_method: str | None = None, device: str = "cpu", ext: str = ".png", quality: int = 95,
+                 backend: str = "torch") -> None:
         """``reference`` None: extract only; ``hints``: one file for every input, or a folder of
         <stem>.png; ``extract_method``: make the sketch from each input first (xdog, threshold, hed)."""
         super().__init__(make_model, model=model)
         self.out, self.reference, self.ext, self.quality = Path(out), reference, ext, quality
-        self.extract_method, self.device = extract_method, device
+        self.extract_method, self.device, self.backend = extract_method, device, backend
         self.hints_dir = hints if hints is not None and hints.is_dir() else None
         self.hints = read_hints(hints) if hints is not None and self.hints_dir is None else None
         if reference is None:
@@ -51,7 +52,7 @@ class SketchJob(Job):
     def prepare(self, value: tuple) -> tuple[np.ndarray, np.ndarray | None]:
         image, hints = value
         if self.extract_method:
-            kwargs = {"device": self.device} if self.extract_method == "hed" else {}
+            kwargs = {"device": self.device, "backend": self.backend} if self.extract_method == "hed" else {}
             image = extract(image, self.extract_method, **kwargs)
         return image, hints
 
