@@ -1,0 +1,126 @@
+"""``backend="onnxruntime"``: each task's networks run from their ONNX export (made once into the
+weights cache, reused) and give PyTorch's results; a given ``.onnx`` file runs too."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gan  # noqa: F401
+from gan.nets.gfpgan import GFPGAN, GFPGAN_PRESETS
+from gan.serialize import save_model
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from restore.export.backend import OnnxNetwork  # noqa: E402
+from tests.restore.export.test_export import randomized  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def home(cache, monkeypatch) -> Path:
+    monkeypatch.setenv("RESTORE_HOME", str(cache))
+    return cache
+
+
+def psnr8(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def photo(name: str = "astronaut_degraded.jpg") -> np.ndarray:
+    return np.asarray(Image.open(EXAMPLES / "faces" / name).convert("RGB"))
+
+
+def test_translator_on_onnxruntime_matches_torch_and_reuses_its_export(home, monkeypatch):
+    from restore.translate import Translator
+
+    image = photo()[:200, :264]
+    want = Translator("restorer", tile=128)(image)
+    fast = Translator("restorer", tile=128, backend="onnxruntime")
+    assert isinstance(fast.model, OnnxNetwork) and fast.model.config.size_divisor == 16
+    got = fast(image)
+    assert got.shape == want.shape and psnr8(want, got) >= 45
+    files = sorted((home / "onnx").glob("Restorer-*.onnx"))
+    assert len(files) == 1 and "-dyn-" in files[0].name  # one file for every tile size
+    import restore.export.onnx as onnx_mod
+
+    monkeypatch.setattr(onnx_mod, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
+    again = Translator("restorer", tile=256, backend="onnxruntime")  # another tile: the same file
+    assert again.model.path == files[0]
+    assert psnr8(Translator("restorer", tile=256)(image), again(image)) >= 45  # tiles of 256 on both
+
+
+def test_segmenter_on_onnxruntime_gives_the_same_masks(home):
+    from restore.imageio import read_image
+    from restore.segment.segmenter import Segmenter
+
+    image = read_image(EXAMPLES / "nuclei" / "dsb2018_heldout.png")
+    torch_seg = Segmenter("nuclei", tile=128)
+    onnx_seg = Segmenter("nuclei", tile=128, backend="onnxruntime")
+    assert onnx_seg.model_diameter == torch_seg.model_diameter  # the weights' metadata came along
+    want, got = torch_seg(image), onnx_seg(image)
+    assert (want == got).mean() >= 0.999
+    other = onnx_seg.with_options(tile=160)  # fixed-size export: another file for that tile
+    assert other.model is not onnx_seg.model and other.model.session.get_inputs()[0].shape[2:] == [160, 160]
+    assert (torch_seg.with_options(tile=160)(image) == other(image)).mean() >= 0.999
+
+
+def test_colorizer_on_onnxruntime_matches_torch_at_any_size(home):
+    from restore.sketch.colorizer import Colorizer, read_sketch
+
+    sketch = read_sketch(EXAMPLES / "sketch" / "monkey.png")  # 200 x 227: not a multiple of the divisor
+    ref = photo()
+    torch_col, onnx_col = Colorizer(), Colorizer(backend="onnxruntime")
+    assert psnr8(torch_col(sketch, ref), onnx_col(sketch, ref)) >= 45
+    hints = np.zeros((*sketch.shape[:2], 4), np.float32)
+    hints[40:60, 40:60] = (1.0, 0.0, 0.0, 1.0)
+    assert psnr8(torch_col(sketch, ref, hints), onnx_col(sketch, ref, hints)) >= 45
+
+
+def test_face_restorer_on_onnxruntime_and_from_a_given_onnx_file(home, tmp_path):
+    from restore.export.onnx import export_onnx
+    from restore.faces.restorer import FaceRestorer
+
+    torch.manual_seed(0)
+    net = randomized(GFPGAN(GFPGAN_PRESETS["tiny"]))
+    weights = save_model(net, tmp_path / "tiny_gfpgan.safetensors")
+    image = photo()
+    want = FaceRestorer(str(weights), "mtcnn", bg="none", precision="fp32").restore(image)
+    fr = FaceRestorer(str(weights), "mtcnn", bg="none", backend="onnxruntime")
+    assert isinstance(fr.model, OnnxNetwork) and fr.is_gfpgan and fr.face_size == 32
+    got = fr.restore(image)
+    assert len(got.faces) == len(want.faces) >= 1
+    assert psnr8(want.image, got.image) >= 45
+    file = export_onnx(net, tmp_path / "face.onnx").path
+    given = FaceRestorer(str(file), "mtcnn", bg="none")  # a .onnx file: onnxruntime, config from its metadata
+    assert isinstance(given.model, OnnxNetwork) and "onnxruntime" in given.model_info
+    assert psnr8(want.image, given.restore(image).image) >= 45
+
+
+def test_cli_backend(home, tmp_path, capsys):
+    from restore.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(photo()[:128, :160]).save(src / "a.png")
+    assert main(["translate", str(src), "-o", str(tmp_path / "t"), "--weights", "restorer", "--quiet"]) == 0
+    assert main(["translate", str(src), "-o", str(tmp_path / "o"), "--weights", "restorer", "--backend",
+                 "onnxruntime", "--quiet"]) == 0
+    a, b = (np.asarray(Image.open(tmp_path / d / "a.png")) for d in ("t", "o"))
+    assert psnr8(a, b) >= 45
+    capsys.readouterr()
+    assert main(["translate", str(src), "-o", str(tmp_path / "x"), "--weights", "restorer", "--backend",
+                 "onnxruntime", "--precision", "bf16"]) == 2
+    assert "for the torch backend" in capsys.readouterr().err
