@@ -27,11 +27,12 @@ THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
 
 
 def build_app(device: str = "auto", precision: str = "auto", models: Iterable[str | Path] = (),
-              max_pixels: int = MAX_PIXELS, concurrency: int = 1) -> gr.Blocks:
+              max_pixels: int = MAX_PIXELS, concurrency: int = 1, backend: str = "torch") -> gr.Blocks:
     """The app, not yet launched. ``device``: auto | cpu | cuda[:N]; ``precision``: auto (measured
     per task, see apps/runtime.py) or fp32 | bf16 | fp16; ``models``: extra .safetensors files
-    offered in the selectors; ``concurrency``: requests run at once on the device."""
-    rt = Runtime(device, precision, models, max_pixels)
+    offered in the selectors; ``concurrency``: requests run at once on the device; ``backend``:
+    torch or onnxruntime (every tab's networks from their ONNX exports)."""
+    rt = Runtime(device, precision, models, max_pixels, backend=backend)
     h = Handlers(rt)
     queue = {"concurrency_id": f"device-{rt.device}", "concurrency_limit": concurrency}
     with gr.Blocks(title="unet-restore", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:

@@ -246,7 +246,8 @@ class Handlers:
         rgb = self._read(image, "an image", mode="rgb8")
         progress(0, desc="loading the generator")
         if generator:
-            translator = self.rt.load_uploaded(generator, lambda p: Translator(p, self.rt.device))
+            translator = self.rt.load_uploaded(
+                generator, lambda p: Translator(p, self.rt.device, backend=self.rt.backend))
         elif weights:
             translator = self.rt.translator(weights)
         else:

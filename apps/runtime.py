@@ -67,13 +67,23 @@ class Runtime:
     ``precision``: "auto" (the measured choice above) or one of fp32 / bf16 / fp16 for every
     task. ``models``: extra weight files (.safetensors of this toolkit) offered beside the
     manifest's; their task comes from their metadata. ``max_pixels``: the largest image accepted.
+    ``backend``: torch, or onnxruntime (each network from its ONNX export, made once into the
+    weights cache; the precision is then the file's, fp32).
     """
 
     def __init__(self, device: str = "auto", precision: str = "auto", models: Iterable[str | Path] = (),
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, *, backend: str = "torch") -> None:
+        from restore.export.backend import check_backend
+
+        check_backend(backend, precision if backend == "torch" else "fp32")
+        if backend == "onnxruntime" and precision not in ("auto", "fp32"):
+            raise ValueError(f"precision {precision} is for the torch backend; onnxruntime runs fp32 files")
+        self.backend = backend
         self.device = pick_device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device} asked for, but CUDA is not available")
+        if backend == "onnxruntime":
+            precision = "fp32"
         self.precision = {t: resolve_precision(AUTO_PRECISION[t] if precision == "auto" else precision, self.device)
                           for t in TASKS}
         self.max_pixels = int(max_pixels)
@@ -118,7 +128,7 @@ class Runtime:
         else:
             where = f"cpu ({torch.get_num_threads()} threads, {'native' if cpu_has_bf16() else 'no'} bf16)"
         prec = ", ".join(f"{t} {self.precision[t]}" for t in TASKS)
-        return f"**device:** {where} · **precision:** {prec}"
+        return f"**device:** {where} · **backend:** {self.backend} · **precision:** {prec}"
 
     # ------------------------------------------------------------------ loading, once
     def load(self, key: tuple, make: Callable[[], Any]) -> Any:
@@ -151,19 +161,19 @@ class Runtime:
         # Face parsing costs more than GFP-GAN itself on a CPU: on a GPU only.
         return self.load(("faces", name, detector), lambda: FaceRestorer(
             None if auto else weights, detector, self.device, self.precision["faces"], bg="restorer",
-            parse="auto" if self.device.type == "cuda" else False))
+            parse="auto" if self.device.type == "cuda" else False, backend=self.backend))
 
     def segmenter(self, weights: str):
         from restore.segment.segmenter import Segmenter
 
-        return self.load(("segmentation", weights), lambda: Segmenter(weights, self.device))
+        return self.load(("segmentation", weights), lambda: Segmenter(weights, self.device, backend=self.backend))
 
     def translator(self, weights: str):
         from restore.translate import Translator
 
-        return self.load(("translation", weights), lambda: Translator(weights, self.device))
+        return self.load(("translation", weights), lambda: Translator(weights, self.device, backend=self.backend))
 
     def colorizer(self, weights: str):
         from restore.sketch.colorizer import Colorizer
 
-        return self.load(("sketch", weights), lambda: Colorizer(weights, self.device))
+        return self.load(("sketch", weights), lambda: Colorizer(weights, self.device, backend=self.backend))

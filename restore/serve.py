@@ -13,6 +13,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: measured per task (bf16/fp16 where it changes nothing visible); or one for all")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                   help="torch (default), or onnxruntime: every tab's networks from their ONNX exports (made once "
+                        "into the weights cache, checked against PyTorch)")
     p.add_argument("--concurrency", type=int, default=1, help="requests run at once on the device (default 1)")
     p.add_argument("--max-file-size", default="50mb", help="largest upload: bytes, or e.g. 50mb (refused before decoding)")
     p.add_argument("--max-pixels", type=int, default=50_000_000, help="largest decoded image (pixels)")
@@ -27,5 +30,6 @@ def run(args: argparse.Namespace) -> int:
 
     size = int(args.max_file_size) if args.max_file_size.isdigit() else args.max_file_size  # bytes, or "50mb"
     launch(args.host, args.port, args.share, max_file_size=size, device=args.device,
-           precision=args.precision, models=args.model, max_pixels=args.max_pixels, concurrency=args.concurrency)
+           precision=args.precision, models=args.model, max_pixels=args.max_pixels, concurrency=args.concurrency,
+           backend=args.backend)
     return 0

@@ -83,7 +83,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("translate", help="apply a trained generator (pix2pix, the restorer) to images")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     p.add_argument("-o", "--out", required=True, type=Path)
-    p.add_argument("--weights", required=True, help="run folder, generator .safetensors or .onnx, or a bundled name (restorer)")
+    p.add_argument("--weights", required=True,
+                   help="run folder, generator .safetensors or .onnx, or a bundled name (restorer)")
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--overlap", type=float, default=0.25)
     p.add_argument("--device", default="cpu")

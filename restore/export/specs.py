@@ -121,12 +121,12 @@ def spec_for(model: nn.Module, *, tile: int | None = None) -> ExportSpec:
     if isinstance(model, Colorizer):
         m = 2 ** c.depth * c.pixel_unshuffle
         side = max(m, -(-(tile or 256) // m) * m)
-        from restore.sketch.extract import extract
+        from skimage.filters import sobel
 
-        rgb = photo((side, side))
-        sketch = torch.stack([torch.from_numpy(extract(p.permute(1, 2, 0).numpy(), "xdog").astype(np.float32))
-                              for p in rgb])[:, None]
-        sketch = sketch * 2 - 1  # XDoG gives [0, 1], paper white
+        grey = photo((side, side), 1)[:, 0].numpy()
+        # the photo's edges as dark lines on white (restore.sketch.extract would make a circle)
+        lines = np.stack([1 - np.clip(sobel(g) * 8, 0, 1) for g in grey]).astype(np.float32)
+        sketch = torch.from_numpy(lines)[:, None] * 2 - 1
         ref = photo((c.style_size, c.style_size)).flip(0) * 2 - 1  # the other picture's colours
         inputs = [InputSpec("sketch", sketch, "[-1, 1] (white paper 1, lines -1)", {2: m, 3: m}),
                   InputSpec("reference", ref, f"[-1, 1], {c.style_size} x {c.style_size} (resize it first)")]

@@ -124,3 +124,14 @@ def test_cli_backend(home, tmp_path, capsys):
     assert main(["translate", str(src), "-o", str(tmp_path / "x"), "--weights", "restorer", "--backend",
                  "onnxruntime", "--precision", "bf16"]) == 2
     assert "for the torch backend" in capsys.readouterr().err
+
+
+def test_the_app_runtime_on_onnxruntime(home):
+    from apps.runtime import Runtime
+
+    rt = Runtime("cpu", backend="onnxruntime")
+    assert "**backend:** onnxruntime" in rt.describe() and set(rt.precision.values()) == {"fp32"}
+    assert isinstance(rt.translator("restorer").model, OnnxNetwork)
+    assert isinstance(rt.segmenter("nuclei").model, OnnxNetwork)
+    with pytest.raises(ValueError, match="torch backend"):
+        Runtime("cpu", "bf16", backend="onnxruntime")

@@ -179,3 +179,6 @@ def test_cli_export(tmp_path, capsys, monkeypatch):
     assert main(["export", str(tmp_path / "g.safetensors"), "-o", str(tmp_path / "g2.onnx"), "--dynamic"]) == 2
     assert "one input size only" in capsys.readouterr().err and not (tmp_path / "g2.onnx").exists()
     assert json.loads(json.dumps(meta["config"])) == net.config.to_dict()
+    torch.save({"params_ema": g.state_dict()}, tmp_path / "published_style.pth")  # a GFP-GAN .pth of one's own
+    assert main(["export", str(tmp_path / "published_style.pth"), "-o", str(tmp_path / "p.onnx")]) == 0
+    assert "GFPGAN" in capsys.readouterr().out and read_metadata(tmp_path / "p.onnx")["name"] == "published_style"
