@@ -5,7 +5,7 @@
     python benchmarks/bench_onnx.py --quick      # the bundled models only
 
 Per model: PyTorch fp32 (as the commands run it: channels-last and ``gan.precision.run`` for
-GFP-GAN; the plain module for the others) and onnxruntime (CPU provider; CUDA too when the
+GFP-GAN; the others with their batch norms folded, as the tiler runs them) and onnxruntime (CPU provider; CUDA too when the
 device is a GPU and onnxruntime-gpu is installed), the median of ``--repeats`` calls after one
 warm-up; the PSNR (masks: equal pixels) of onnxruntime against PyTorch on a real picture; and
 the same for the ``--fp16`` export. GFP-GAN: the published GFPGANv1.4 layout with random
@@ -81,6 +81,7 @@ def main() -> None:
     from restore.export.backend import OnnxNetwork
     from restore.export.onnx import export_onnx
     from restore.export.specs import spec_for
+    from restore.tiling import fold_batchnorm
 
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,13 +100,15 @@ def main() -> None:
                 if name.startswith("gfpgan"):
                     fast = cast_model(net, "fp32")  # the commands' layout: channels-last
                     row["torch_s"] = round(timed(lambda: run(fast, xs[0]), args.repeats), 3)
-                else:
-                    row["torch_s"] = round(timed(lambda: spec.module(*xs), args.repeats), 3)
+                else:  # as the tiler runs them: batch norms folded into their convolutions
+                    folded = fold_batchnorm(spec.module)
+                    row["torch_s"] = round(timed(lambda: folded(*xs), args.repeats), 3)
                 want = spec.module(*xs).float().numpy()
             onnx_net = OnnxNetwork(onnx_path)
             row["onnxruntime_cpu_s"] = round(timed(lambda: onnx_net(*xs), args.repeats), 3)
             row["onnxruntime_vs_torch"] = round(row["torch_s"] / row["onnxruntime_cpu_s"], 2)
-            row["parity"] = dict([spec.compare(want, onnx_net(*xs).numpy())])
+            kind, value = spec.compare(want, onnx_net(*xs).numpy())
+            row["parity"] = {kind: round(value, 4)}
             if ref is not None:  # against gfpgan's own network, on the astronaut's face
                 with torch.no_grad():
                     theirs = ref(xs[0], return_rgb=False, randomize_noise=False)[0].numpy()
