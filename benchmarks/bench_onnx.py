@@ -15,6 +15,7 @@ against, on the astronaut's face). Writes benchmarks/results/onnx.json (or --out
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import statistics
@@ -113,9 +114,19 @@ def main() -> None:
                 with torch.no_grad():
                     theirs = ref(xs[0], return_rgb=False, randomize_noise=False)[0].numpy()
                 row["psnr_vs_gfpganv1clean"] = round(spec.compare(theirs, onnx_net(*xs).numpy())[1], 2)
-            if torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers():
-                cuda_net = OnnxNetwork(onnx_path, "cuda")
-                row["onnxruntime_cuda_s"] = round(timed(lambda: cuda_net(*xs), args.repeats), 4)
+            if torch.cuda.is_available():  # PyTorch on the GPU; onnxruntime's CUDA provider where installed
+                gpu = copy.deepcopy(spec.module).cuda().eval()
+                gxs = [x.cuda() for x in xs]
+
+                def on_gpu() -> None:
+                    with torch.inference_mode():
+                        gpu(*gxs)
+                    torch.cuda.synchronize()
+
+                row["torch_cuda_s"] = round(timed(on_gpu, args.repeats), 4)
+                if "CUDAExecutionProvider" in ort.get_available_providers():
+                    cuda_net = OnnxNetwork(onnx_path, "cuda")  # host arrays in and out, as the commands give
+                    row["onnxruntime_cuda_s"] = round(timed(lambda: cuda_net(*xs), args.repeats), 4)
             results[name] = row
             print(f"{name:12s} torch {row['torch_s']:7.3f} s  onnxruntime {row['onnxruntime_cpu_s']:7.3f} s  "
                   f"x{row['onnxruntime_vs_torch']:.2f}  parity {row['parity']}  fp16 {row['export_fp16']['check']}",

@@ -18,6 +18,7 @@ pytest.importorskip("onnxscript")
 
 from restore.export.backend import OnnxNetwork  # noqa: E402
 from tests.restore.export.test_export import randomized  # noqa: E402
+from tests.restore.sketch.test_sketch import hed_file  # noqa: E402,F401  (the fixture: HED's real weights)
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -135,3 +136,14 @@ def test_the_app_runtime_on_onnxruntime(home):
     assert isinstance(rt.segmenter("nuclei").model, OnnxNetwork)
     with pytest.raises(ValueError, match="torch backend"):
         Runtime("cpu", "bf16", backend="onnxruntime")
+
+
+def test_hed_extraction_on_onnxruntime(home, hed_file):
+    from restore.sketch.extract import extract
+
+    image = photo()[::2, ::2]  # 256 x 256
+    want = extract(image, "hed", weights=hed_file)
+    got = extract(image[:200, :230], "hed", weights=hed_file, backend="onnxruntime")  # any size: one dynamic file
+    assert psnr8(extract(image[:200, :230], "hed", weights=hed_file) * 255, got * 255) >= 45
+    assert psnr8(want * 255, extract(image, "hed", weights=hed_file, backend="onnxruntime") * 255) >= 45
+    assert len(list((home / "onnx").glob("HED-*-dyn-*.onnx"))) == 1

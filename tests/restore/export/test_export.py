@@ -56,6 +56,8 @@ def tiny(kind: str) -> torch.nn.Module:
         return randomized(UNet(UNET_PRESETS["tiny"]))
     if kind == "unet-valid":
         return randomized(UNet(UNET_PRESETS["tiny"].__class__(**{**UNET_PRESETS["tiny"].to_dict(), "padding": "valid"})))
+    if kind in ("residual", "attention", "multires"):  # the U-Net variants
+        return randomized(UNet(UNET_PRESETS["tiny"].__class__(**{**UNET_PRESETS["tiny"].to_dict(), "kind": kind})))
     if kind == "unet3d":
         return randomized(UNet(UNET_PRESETS["tiny"].__class__(**{**UNET_PRESETS["tiny"].to_dict(), "dims": 3})))
     if kind == "unetr":
@@ -68,14 +70,15 @@ def tiny(kind: str) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("kind,tile", [("restorer", 64), ("pix2pix", 64), ("unet2d", 64), ("unet-valid", 60),
-                                       ("unet3d", 16), ("unetr", 32), ("colorizer", 64), ("hed", 48)])
+                                       ("unet3d", 16), ("unetr", 32), ("colorizer", 64), ("hed", 48),
+                                       ("residual", 64), ("attention", 64), ("multires", 64)])
 def test_every_network_exports_and_matches(tmp_path, kind, tile):
     net = tiny(kind)
     before = copy.deepcopy(net.state_dict())
     result = export_onnx(net, tmp_path / f"{kind}.onnx", name=kind, source_sha256="ab" * 32, tile=tile)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the caller's model untouched
     kind_, value = result.score
-    assert kind_ == ("equal" if kind.startswith("unet") else "psnr")
+    assert kind_ == ("equal" if isinstance(net, (UNet, UNETR)) else "psnr")
     assert value >= (0.999 if kind_ == "equal" else 45)
     meta = read_metadata(result.path)
     assert meta["name"] == kind and meta["source_sha256"] == "ab" * 32 and meta["precision"] == "fp32"
