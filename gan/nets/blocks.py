@@ -49,6 +49,8 @@ def pad_amount(padding: str, kernel: int) -> int:
 
 def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Crop the spatial dims of ``x`` (N, C, *spatial) to ``size`` around the centre."""
+    if tuple(x.shape[2:]) == tuple(size):  # same padding: nothing to crop (and no slice for torch.export)
+        return x
     slices = [slice(None), slice(None)]
     for have, want in zip(x.shape[2:], size):
         start = (have - want) // 2

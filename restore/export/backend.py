@@ -95,7 +95,10 @@ class OnnxNetwork(nn.Module):
         given = [x.detach().to("cpu", torch.float32) for x in inputs if x is not None]
         pads: list[int] = []
         for k, m in enumerate(self.multiples[:len(given)]):
-            if m > 1 and any(s % m for s in given[k].shape[-2:]):
+            if m > 1 and any(s % m for s in given[k].shape[2:]):
+                if given[k].dim() != 4:
+                    raise ValueError(f"{self.path.name} takes sides that are multiples of {m}, "
+                                     f"not {tuple(given[k].shape[2:])}")
                 given[k], pads = _pad_to_multiple(given[k], m)
         feeds = {name: x.contiguous().numpy() for name, x in zip(self.input_names, given)}
         out = torch.from_numpy(self.session.run(None, feeds)[0])

@@ -13,7 +13,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "dynamic; the model's name, config, ranges and the sha256 of its weights in "
                                    "the file's metadata. onnxruntime runs the file on a real picture and its "
                                    "output is compared with PyTorch's; a file that does not match (PSNR under "
-                                   "45 dB, 30 with --fp16; masks under 99.9%% equal pixels) is not written.")
+                                   "45 dB, 30 with --fp16; masks under 99.9% equal pixels) is not written.")
     p.add_argument("source", metavar="NAME|FILE|RUN",
                    help="a model name (restorer, colorizer, nuclei, gfpgan-v1.4, hed, ...), a published GFP-GAN "
                         ".pth, a .safetensors file, or a `restore train` run folder")
@@ -21,7 +21,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
     p.add_argument("--dynamic", action="store_true",
                    help="height and width vary too (fully convolutional networks: restorer, pix2pix, same-padding "
-                        "U-Nets, colorizer, HED; sides multiples of their size divisor)")
+                        "U-Nets 2D/3D, colorizer, HED; sides multiples of their size divisor)")
     p.add_argument("--fp16", action="store_true",
                    help="weights and activations in float16 (inputs and output stay float32); the PSNR printed is "
                         "against the float32 network. onnxruntime's CPU provider computes such a file in float32")

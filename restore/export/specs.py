@@ -107,10 +107,11 @@ def spec_for(model: nn.Module, *, tile: int | None = None) -> ExportSpec:
             side = c.valid_input_size(side)
         spatial = (side,) * c.dims  # the segmenter's tiles are cubes in 3D
         x = (photo(spatial, c.in_channels) - 0.5) / 0.25  # about the range percentile normalisation gives
-        # Fixed tile: the segmenter runs tiles of one size anyway, and torch.export cannot yet
-        # keep the sides symbolic through the U-Net's mirror padding (a data-dependent guard).
-        return ExportSpec(_First(model), [InputSpec("input", x, "percentile-normalised (1, 99.8) -> about [0, 1]")],
-                          "logits", "logits", notes=["fixed tile (one file per tile size)"])
+        m = 2 ** c.depth
+        dynamic = {} if c.padding == "valid" else {a: m for a in range(2, 2 + c.dims)}
+        notes = ["fixed tile (valid convolutions)"] if c.padding == "valid" else [f"sides multiples of {m} with --dynamic"]
+        return ExportSpec(_First(model), [InputSpec("input", x, "percentile-normalised (1, 99.8) -> about [0, 1]",
+                                                    dynamic)], "logits", "logits", notes=notes)
     if isinstance(model, UNETR):
         side = tile or c.img_size
         side = max(16, side // 16 * 16)

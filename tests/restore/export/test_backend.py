@@ -73,9 +73,24 @@ def test_segmenter_on_onnxruntime_gives_the_same_masks(home):
     assert onnx_seg.model_diameter == torch_seg.model_diameter  # the weights' metadata came along
     want, got = torch_seg(image), onnx_seg(image)
     assert (want == got).mean() >= 0.999
-    other = onnx_seg.with_options(tile=160)  # fixed-size export: another file for that tile
-    assert other.model is not onnx_seg.model and other.model.session.get_inputs()[0].shape[2:] == [160, 160]
+    other = onnx_seg.with_options(tile=160)  # same padding: one file with dynamic sides serves every tile
+    assert other.model.path == onnx_seg.model.path and "-dyn-" in other.model.path.name
     assert (torch_seg.with_options(tile=160)(image) == other(image)).mean() >= 0.999
+
+
+def test_valid_padding_segmenter_gets_one_export_per_tile(home, tmp_path):
+    from restore.segment.segmenter import Segmenter
+    from tests.restore.export.test_export import tiny
+
+    weights = save_model(tiny("unet-valid"), tmp_path / "valid.safetensors")
+    image = (np.random.default_rng(0).random((90, 110)) * 255).astype(np.uint8)
+    seg = Segmenter(str(weights), tile=60, backend="onnxruntime", diameter=None)
+    other = seg.with_options(tile=80)  # valid convolutions: a file per tile size
+    assert other.model.path != seg.model.path
+    assert other.model.session.get_inputs()[0].shape[2:] == [other.tile, other.tile]
+    for s in (seg, other):
+        want = Segmenter(str(weights), tile=s.tile, diameter=None).probabilities(image)
+        assert np.allclose(s.probabilities(image), want, atol=1e-4)
 
 
 def test_colorizer_on_onnxruntime_matches_torch_at_any_size(home):
