@@ -176,6 +176,11 @@ def test_cli_export(tmp_path, capsys, monkeypatch):
     from restore.models.manifest import sha256
 
     assert meta["source_sha256"] == sha256(src) and meta["dynamic"] is True
+    assert main(["export", str(src), "-o", str(tmp_path / "g17.onnx"), "--opset", "17", "--tile", "64"]) == 0
+    import onnx
+
+    assert read_metadata(tmp_path / "g17.onnx")["opset"] == 17
+    assert {o.domain: o.version for o in onnx.load(str(tmp_path / "g17.onnx")).opset_import}[""] == 17
     assert main(["export", "restorer", "-o", str(tmp_path / "r.txt")]) == 2
     assert main(["export", "no-such-model", "-o", str(tmp_path / "x.onnx")]) == 2
     assert "no weights named" in capsys.readouterr().err
