@@ -11,9 +11,9 @@ fp32 on the bundled models and examples (2-core CPU with AVX512-BF16; the sketch
 | segmentation (nuclei) | up to 2% of the foreground flips (scratch-assay example) | | fp32 everywhere |
 
 so segmentation keeps the fp32 of ``restore segment`` (its network is small; fp32 costs little),
-and the other tasks take ``gan.precision``'s "auto": bf16 on a CPU with AMX (else fp32: with
-AVX512-BF16 alone bf16 measured slower than fp32, benchmarks/bench_precision.py), bf16 on a GPU
-that supports it, else fp16. The same defaults are the CLI's.
+and the other tasks take ``gan.precision``'s "auto": bf16 on a CPU where it measured faster
+(AMX, or AMD's AVX512-BF16; else fp32: with Intel's AVX512-BF16 alone bf16 measured slower,
+benchmarks/bench_precision.py), bf16 on a GPU that supports it, else fp16. The same defaults are the CLI's.
 """
 from __future__ import annotations
 

@@ -10,11 +10,11 @@ Two ways to run a float32 model in lower precision:
   that need float32 somewhere do it themselves (StyleGAN2's styles and its image).
 
 bf16 on a CPU is allowed only where it is native (AVX512-BF16 or AMX: ``cpu_has_bf16``);
-elsewhere it would be emulated, slower than fp32. "auto" takes bf16 on a CPU only with AMX:
-with AVX512-BF16 alone (a 2-core Xeon, model 207, AMX not exposed) bf16 measured 0.51-0.93x the
-speed of fp32 for every bundled network and GFP-GAN (benchmarks/bench_precision.py); the ~1.5x
-earlier sessions measured came from a CPU whose AMX flag they did not record, and AMX's tiles are
-what make bf16 convolutions faster than fp32 ones. fp16 is CUDA only: CPUs have no fast fp16
+elsewhere it would be emulated, slower than fp32. "auto" takes bf16 on a CPU only where it
+measured faster than fp32 (``cpu_bf16_is_fast``; benchmarks/bench_precision.py, every bundled
+network and GFP-GAN): with AMX, whose tiles make bf16 convolutions fast; and on AMD's
+AVX512-BF16 (a 2-core EPYC, Zen 5: 1.33-2.29x fp32). Not on Intel's AVX512-BF16 without AMX (a
+2-core Xeon, model 207, AMX not exposed: 0.51-0.93x). fp16 is CUDA only: CPUs have no fast fp16
 convolutions, and fp16's range needs the care a GPU kernel library takes.
 """
 from __future__ import annotations
@@ -48,6 +48,22 @@ def cpu_has_amx() -> bool:
         return False
 
 
+@functools.cache
+def cpu_vendor() -> str:
+    """The CPU's vendor id from Linux's /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``; "" elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), "")
+    except OSError:
+        return ""
+
+
+def cpu_bf16_is_fast() -> bool:
+    """True where bf16 measured faster than fp32 on this kind of CPU: native bf16, and AMX or an
+    AMD core (see the module's docstring for the figures behind it)."""
+    return cpu_has_bf16() and (cpu_has_amx() or cpu_vendor() == "AuthenticAMD")
+
+
 def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str:
     """``precision`` checked against ``device`` ("auto": the fastest that is native there).
     Raises ValueError naming the reason for an unknown or unsupported combination."""
@@ -66,7 +82,7 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
             return "fp32"
         raise ValueError(f"precision {precision!r} is supported on cpu and cuda only, not {device.type}")
     if precision == "auto":
-        return "bf16" if cpu_has_bf16() and cpu_has_amx() else "fp32"
+        return "bf16" if cpu_bf16_is_fast() else "fp32"
     if precision == "fp16":
         raise ValueError("fp16 needs a CUDA device; on a CPU use bf16 (where it has AVX512-BF16/AMX) or fp32")
     if precision == "bf16" and not cpu_has_bf16():

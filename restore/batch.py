@@ -152,8 +152,8 @@ def add_precision_arg(parser: argparse.ArgumentParser, default: str = "auto") ->
     """``--precision`` with the measured default of the command (benchmarks/bench_precision.py)."""
     from gan.precision import PRECISIONS
 
-    why = {"auto": "auto (default): bf16 on GPUs that have it (fp16 on older ones) and on CPUs with AMX, fp32 on "
-                   "other CPUs, where bf16 measured slower; its error against fp32 measured >= 45 dB",
+    why = {"auto": "auto (default): bf16 on GPUs that have it (fp16 on older ones) and on CPUs where it measured "
+                   "faster (AMX, or AMD's AVX512-BF16), fp32 on other CPUs; its error against fp32 measured >= 45 dB",
            "fp32": "fp32 (default: in bf16 up to 2%% of the foreground pixels flipped)"}[default]
     others = ", ".join(p for p in PRECISIONS if p != default)
     parser.add_argument("--precision", default=default, choices=PRECISIONS,
