@@ -1,0 +1,1 @@
+"""Videos: streamed decoding and encoding with their sound kept (``restore.video.io``)."""

@@ -1,0 +1,212 @@
+"""Videos in and out, streamed through PyAV (FFmpeg's libraries, in its wheel): frames are
+decoded one at a time and encoded as they come, so memory does not grow with the film.
+
+    info = probe("clip.mp4")                       # frames, fps, duration, rotation, audio streams
+    with VideoWriter("out.mp4", like=info, crf=18) as out:
+        for frame in read_frames("clip.mp4"):      # Frame(rgb HxWx3 uint8, pts, time_base)
+            out.write(frame.rgb, frame.pts)        # the same timestamps: constant or variable rate
+    # on leaving the block: the audio packets of clip.mp4 copied in (no re-encoding), the file
+    # renamed onto out.mp4; an exception leaves nothing at out.mp4
+
+Why PyAV rather than OpenCV's VideoCapture/VideoWriter: OpenCV drops the audio and the
+timestamps (it writes a constant rate) and cannot copy packets; PyAV gives the packets and
+their timestamps as FFmpeg has them.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Frame", "VideoInfo", "VideoWriter", "VIDEO_EXTENSIONS", "probe", "read_frames"]
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+
+
+@dataclass
+class Frame:
+    rgb: np.ndarray  # H x W x 3 uint8, as stored (rotation is metadata, kept, not applied)
+    pts: int | None  # in ``time_base`` units
+    time_base: Fraction
+    index: int
+
+
+@dataclass
+class VideoInfo:
+    path: Path
+    width: int
+    height: int
+    frames: int  # counted by decoding when the container does not say
+    fps: float  # average
+    duration: float  # seconds
+    time_base: Fraction
+    rotation: int  # degrees, from the stream's display matrix
+    audio_streams: int
+    codec: str
+    extras: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"frames": self.frames, "fps": round(self.fps, 3), "duration": round(self.duration, 3),
+                "width": self.width, "height": self.height, "rotation": self.rotation,
+                "audio_streams": self.audio_streams, "codec": self.codec}
+
+
+def _open(path: str | os.PathLike):
+    import av
+
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, OSError) as e:
+        raise ValueError(f"not a readable video ({e.__class__.__name__}: {e})") from None
+
+
+def probe(path: str | os.PathLike, count: bool = True) -> VideoInfo:
+    """What a video holds. ``count``: decode to count the frames when the container has no
+    count (some .webm/.mkv), so ``frames`` is always the number a reader will give."""
+    with _open(path) as c:
+        if not c.streams.video:
+            raise ValueError("no video stream (an audio-only file?)")
+        v = c.streams.video[0]
+        frames = int(v.frames or 0)
+        if count and not frames:
+            frames = sum(1 for _ in c.decode(video=0))
+        rate = v.average_rate or v.guessed_rate or Fraction(25)
+        duration = float(v.duration * v.time_base) if v.duration else (
+            float(c.duration / 1_000_000) if c.duration else frames / float(rate))
+        return VideoInfo(Path(path), v.codec_context.width, v.codec_context.height, frames, float(rate), duration,
+                         v.time_base, _rotation(v), len(c.streams.audio), v.codec_context.name)
+
+
+def _rotation(stream) -> int:
+    """Degrees the player turns the picture (the display matrix side data; 0 when absent)."""
+    for key in ("rotate",):
+        if key in (stream.metadata or {}):
+            try:
+                return int(stream.metadata[key]) % 360
+            except ValueError:
+                pass
+    try:  # PyAV >= 13 exposes the display matrix's angle on the stream's side data
+        matrix = stream.side_data.get("DISPLAYMATRIX") if hasattr(stream, "side_data") else None
+        if matrix is not None:
+            return int(round(float(matrix))) % 360
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return 0
+
+
+def read_frames(path: str | os.PathLike) -> Iterator[Frame]:
+    """Every frame of the first video stream, decoded one at a time, as RGB uint8."""
+    with _open(path) as c:
+        if not c.streams.video:
+            raise ValueError("no video stream (an audio-only file?)")
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"  # FFmpeg's frame threads: decoding beside the networks
+        for i, frame in enumerate(c.decode(stream)):
+            yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, frame.time_base or stream.time_base, i)
+
+
+class VideoWriter:
+    """Encode frames (H.264 yuv420p by default) with the given timestamps into a temporary file
+    beside ``path``, with ``like``'s audio packets copied in beside them (no re-encoding,
+    interleaved by time); on a clean exit rename it onto ``path``, on an exception delete it."""
+
+    def __init__(self, path: str | os.PathLike, like: VideoInfo, *, crf: int = 18, codec: str = "libx264",
+                 preset: str = "medium") -> None:
+        self.path, self.like, self.crf, self.codec, self.preset = Path(path), like, crf, codec, preset
+        self.frames = 0
+        self._out = self._src = self._video = self._audio = None
+        self._pending = None  # the next audio packet, not yet due
+
+    def __enter__(self) -> VideoWriter:
+        import av
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix + ".tmp",
+                                   dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self._out = av.open(str(self.tmp), "w", format=_format(self.path))
+        return self
+
+    def _start(self, width: int, height: int) -> None:
+        """The streams, before the first packet (the muxer writes its header then)."""
+        v = self._out.add_stream(self.codec, rate=Fraction(self.like.fps).limit_denominator(1001 * 1000))
+        v.width, v.height = width, height
+        v.pix_fmt = "yuv420p"
+        v.time_base = v.codec_context.time_base = self.like.time_base  # frames keep their own timestamps
+        if self.codec in ("libx264", "libx265"):
+            v.options = {"crf": str(self.crf), "preset": self.preset}
+        if self.like.rotation:
+            v.metadata["rotate"] = str(self.like.rotation)
+        self._video = v
+        if self.like.audio_streams:
+            self._src = _open(self.like.path)
+            self._audio = {a.index: self._out.add_stream_from_template(a) for a in self._src.streams.audio}
+            self._packets = self._src.demux(*self._src.streams.audio)
+
+    def write(self, rgb: np.ndarray, pts: int | None) -> None:
+        """One frame (H x W x 3 uint8; odd sides are padded by one edge pixel for yuv420p)."""
+        import av
+
+        if rgb.shape[0] % 2 or rgb.shape[1] % 2:
+            rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
+        if self._video is None:
+            self._start(rgb.shape[1], rgb.shape[0])
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[..., :3]), format="rgb24")
+        frame.pts, frame.time_base = pts, self.like.time_base
+        for packet in self._video.encode(frame):
+            self._out.mux(packet)
+        self.frames += 1
+        if pts is not None:
+            self._mux_audio(float(pts * self.like.time_base))
+
+    def _mux_audio(self, until: float | None) -> None:
+        """Copy the audio packets due by ``until`` seconds (all of them for None)."""
+        if self._audio is None:
+            return
+        while True:
+            packet = self._pending
+            if packet is None:
+                packet = next(self._packets, None)
+                if packet is None:
+                    return
+                if packet.dts is None:  # the demuxer's flush packet
+                    continue
+            if until is not None and packet.pts is not None and float(packet.pts * packet.time_base) > until:
+                self._pending = packet
+                return
+            self._pending = None
+            packet.stream = self._audio[packet.stream.index]
+            self._out.mux(packet)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                if self._video is None:
+                    raise ValueError("no frames to write")
+                for packet in self._video.encode():  # flush the encoder
+                    self._out.mux(packet)
+                self._mux_audio(None)
+        except BaseException:
+            exc_type = exc_type or RuntimeError
+            raise
+        finally:
+            self._out.close()
+            if self._src is not None:
+                self._src.close()
+            if exc_type is None:
+                with open(self.tmp, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(self.tmp, self.path)
+            else:
+                self.tmp.unlink(missing_ok=True)
+
+
+def _format(path: Path) -> str:
+    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}.get(
+        path.suffix.lower(), "mp4")
