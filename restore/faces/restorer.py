@@ -308,6 +308,14 @@ class FaceRestorer:
                    "net_parse": 0.0, "paste": 0.0}
         return Prepared(colour, grey, alpha, rgb8, found, small, affines, crops, timings)
 
+    def realign(self, prep: Prepared, found: list[Detection]) -> Prepared:
+        """``prep`` aligned again from other landmarks for the same faces (a video's smoothed
+        ones, ``restore.video.track``): its detections, affines and crops replaced in place."""
+        prep.found = list(found)
+        prep.affines = [estimate_affine(d.landmarks, self.face_size) for d in prep.found]
+        prep.crops = [warp_face(prep.rgb8, a, self.face_size) for a in prep.affines]
+        return prep
+
     def finish(self, prep: Prepared, restored: list[np.ndarray]) -> FaceResult:
         """The second half: the background, the parse masks, the faces pasted back."""
         t, t3 = prep.timings, self._sync()

@@ -13,21 +13,32 @@ av = pytest.importorskip("av")
 from restore.video.io import VideoWriter, probe, read_frames  # noqa: E402
 
 
-def make_clip(path: Path, pts: list[int], size=(96, 128), rate: int = 25, audio: bool = True, seed: int = 0) -> Path:
-    """A short film: the astronaut with fresh noise in every frame, a 440 Hz tone beside it."""
+def make_clip(path: Path, pts: list[int], size=(96, 128), rate: int = 25, audio: bool = True, seed: int = 0,
+              picture: np.ndarray | None = None, jpeg: int | None = None) -> Path:
+    """A short film: the astronaut (or ``picture``) with fresh noise (and, with ``jpeg``, fresh
+    JPEG damage at that quality) in every frame, a 440 Hz tone beside it."""
+    import io
+
+    from PIL import Image
     from skimage import data, transform
 
     g = np.random.default_rng(seed)
-    base = (transform.resize(data.astronaut(), size, anti_aliasing=True) * 255).astype(np.float32)
+    picture = data.astronaut() if picture is None else picture
+    base = (transform.resize(picture, size, anti_aliasing=True) * 255).astype(np.float32)
     with av.open(str(path), "w") as c:
         v = c.add_stream("libx264", rate=rate)
         v.width, v.height, v.pix_fmt = size[1], size[0], "yuv420p"
         v.time_base = Fraction(1, rate)
+        v.options = {"crf": "10"}  # the grain survives, as in a film scanned well
         if audio:
             a = c.add_stream("aac", rate=16000)
             a.layout = "mono"
         for i, p in enumerate(pts):
             img = np.clip(base + g.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+            if jpeg:
+                buf = io.BytesIO()
+                Image.fromarray(img).save(buf, "JPEG", quality=jpeg)
+                img = np.asarray(Image.open(buf).convert("RGB"))
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts, frame.time_base = p, Fraction(1, rate)
             for packet in v.encode(frame):
@@ -77,7 +88,7 @@ def test_a_copy_keeps_frames_timestamps_and_sound(tmp_path, pts):
     assert audio_packets(tmp_path / "out.mp4") == audio_packets(src)  # the sound, packet for packet
     back = np.stack([f.rgb for f in read_frames(tmp_path / "out.mp4")]).astype(float)
     want = 255 - np.stack([f.rgb for f in frames]).astype(float)
-    assert np.abs(back - want).mean() < 3  # crf 18: close to the frames written
+    assert np.abs(back - want).mean() < 6  # crf 18 on grainy frames: close to the frames written
 
 
 def test_odd_sides_silent_films_and_failures(tmp_path):
