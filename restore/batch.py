@@ -32,7 +32,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from restore.formats import is_image_file
+from restore.formats import is_image_file, is_video_file
 from restore.imageio import ImageError
 from restore.imagewrite import OUTPUT_FORMATS
 from restore.notes import collect_notes
@@ -52,10 +52,11 @@ class Inputs:
     """What a search of the command line's paths found."""
     items: list[Item] = field(default_factory=list)  # (image file, output sub-folder) to process
     ignored: list[tuple[Path, str]] = field(default_factory=list)  # (path, why it is not an input)
+    videos: list[Item] = field(default_factory=list)  # films, when the command takes them (``videos=True``)
 
 
 def scan_inputs(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str | os.PathLike] = (),
-                allow_empty: bool = False) -> Inputs:
+                allow_empty: bool = False, videos: bool = False) -> Inputs:
     """Images to process (sorted, each once) and everything else found, with the reason.
 
     A file named explicitly is used whatever it holds (it may then fail as a bad file). In
@@ -63,8 +64,9 @@ def scan_inputs(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str | o
     content is an image or its extension an image format's; hidden files and folders (``.*``,
     our own ``.*.tmp`` included) and other files are ignored, one entry each (a hidden folder is
     one entry, not searched). Anything under ``exclude`` (the output folder) is neither.
-    Raises UsageError for a path that does not exist, or when no image is found (unless
-    ``allow_empty``).
+    ``videos``: films (by extension, ``restore.formats.VIDEO_EXTENSIONS``) go to ``videos``
+    instead of being ignored. Raises UsageError for a path that does not exist, or when no
+    image (nor video) is found (unless ``allow_empty``).
     """
     if not paths:
         raise UsageError("no input files or folders given")
@@ -79,14 +81,14 @@ def scan_inputs(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str | o
         key = file.resolve()
         if key not in seen and not inside_excluded(key):
             seen.add(key)
-            found.items.append((file, rel))
+            (found.videos if videos and is_video_file(file) else found.items).append((file, rel))
 
     for arg in map(Path, paths):
         if arg.is_dir():
             walked = _walk(arg, lambda folder: inside_excluded(folder.resolve()))
             entries = sorted(walked, key=lambda e: e[0].relative_to(arg).parts)
             for path, reason in entries:
-                if reason is None:
+                if reason is None or (videos and reason == "not an image" and is_video_file(path)):
                     add(path, path.relative_to(arg).parent)
                 else:
                     found.ignored.append((path, reason))
@@ -94,7 +96,7 @@ def scan_inputs(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str | o
             add(arg, Path("."))
         else:
             raise UsageError(f"{arg}: no such file or folder")
-    if not found.items and not allow_empty:
+    if not found.items and not found.videos and not allow_empty:
         others = (f" ({len(found.ignored)} other file(s) ignored, e.g. {found.ignored[0][0].name}: "
                   f"{found.ignored[0][1]})") if found.ignored else ""
         raise UsageError("no image files found in: " + ", ".join(map(str, paths)) + others)

@@ -92,6 +92,14 @@ def image_format(path: str | os.PathLike) -> str | None:
     return format_of_bytes(head, path.suffix)
 
 
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")  # what ``restore faces`` takes as films
+
+
+def is_video_file(path: str | os.PathLike) -> bool:
+    """A film by its extension (containers have no one magic number; PyAV says more on opening)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
 def is_image_file(path: str | os.PathLike) -> bool:
     """True when a folder search should read ``path``: its content is an image, or its
     extension is an image format's (then a broken file fails with its reason)."""

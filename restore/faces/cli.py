@@ -17,10 +17,12 @@ def _fraction(text: str) -> float:
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("faces", help="restore the faces (and the background) of photos")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    p = sub.add_parser("faces", help="restore the faces (and the background) of photos and videos")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="image or video files (.mp4 .mov .mkv .webm .avi .m4v) or folders (searched recursively)")
     p.add_argument("-o", "--out", required=True, type=Path,
-                   help="output folder: restored/, faces/ (aligned input | restored) and report.json")
+                   help="output folder: restored/ (photos; videos as <stem>.mp4), faces/ (aligned input | restored) "
+                        "and report.json")
     p.add_argument("--weights", default=None,
                    help="face model: gfpgan-v1.4, gfpgan-v1.3, restorer, or a .pth / .safetensors / .onnx file "
                         "(default: GFPGANv1.4 or v1.3 when in the weights cache, else the bundled restorer)")
@@ -46,6 +48,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="faces per network call, from several photos at once (default: 16 on a GPU; 1 on a CPU, "
                         "where a GFP-GAN face took 2.17 s alone and 2.42 s in a batch of 4)")
     add_output_args(p, "photos and face crops")
+    p.add_argument("--crf", type=int, default=18, help="videos: H.264 quality, 0 (lossless) to 51 (default 18)")
+    p.add_argument("--codec", default="libx264",
+                   help="videos: the encoder (default libx264, H.264 yuv420p in .mp4; others PyAV has go in .mkv)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
     add_runner_args(p, "one photo after another (no reading ahead, no writing behind, no batches across photos)")
@@ -73,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                    batch_size=args.batch_size or (16 if str(args.device).startswith("cuda") or
                                                   args.ray_gpus_per_worker else 1))
     try:
-        found = scan_inputs(args.paths, exclude=[args.out])
+        found = scan_inputs(args.paths, exclude=[args.out], videos=not args.aligned)
         fr = make()
     except (UsageError, WeightsError, ValueError) as e:
         print(f"restore faces: error: {e}", file=sys.stderr)
@@ -81,6 +86,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         by = "" if args.aligned else f"; faces found by {fr.detector_info}"
         print(f"restore faces: restoring with {fr.model_info}{by}", file=sys.stderr)
-    return run_faces_batch(fr, found.items, args.out, aligned=args.aligned, skip_existing=args.skip_existing,
-                           quiet=args.quiet, ignored=found.ignored, ext=output_ext(args), quality=args.quality,
-                           pipeline=not args.no_pipeline, make_restorer=make, **ray_options(args)).exit_code
+    codes = []
+    if found.items or not found.videos:
+        codes.append(run_faces_batch(fr, found.items, args.out, aligned=args.aligned,
+                                     skip_existing=args.skip_existing, quiet=args.quiet, ignored=found.ignored,
+                                     ext=output_ext(args), quality=args.quality, pipeline=not args.no_pipeline,
+                                     make_restorer=make, **ray_options(args)).exit_code)
+    if found.videos:  # frame after frame on this machine (a film's frames depend on each other: tracking)
+        from restore.video.folder import run_faces_videos
+
+        codes.append(run_faces_videos(fr, found.videos, args.out, skip_existing=args.skip_existing,
+                                      quiet=args.quiet, crf=args.crf, codec=args.codec).exit_code)
+    return max(codes)

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from restore.formats import VIDEO_EXTENSIONS
+
 __all__ = ["Frame", "VideoInfo", "VideoWriter", "VIDEO_EXTENSIONS", "probe", "read_frames"]
-
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
-
 
 @dataclass
 class Frame:

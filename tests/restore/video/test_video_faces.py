@@ -67,3 +67,31 @@ def test_restore_video_keeps_sound_and_time_and_steadies_the_faces(tmp_path):
     assert plain["flicker"]["output"] > f["output"]  # frame by frame, the restorer flickers more
     assert set(entry) >= {"input", "output", "frames", "fps", "duration", "tracks", "faces_per_frame", "flicker",
                           "seconds", "error"}
+
+
+def test_restore_faces_cli_takes_videos_beside_photos(tmp_path, capsys, monkeypatch):
+    import json
+
+    from restore.cli import main
+
+    monkeypatch.setenv("RESTORE_HOME", str(tmp_path / "cache"))  # no published face weights: the restorer
+    folder = tmp_path / "in"
+    (folder / "films").mkdir(parents=True)
+    picture = np.asarray(Image.open(EXAMPLES / "astronaut_degraded.jpg").convert("RGB"))
+    make_clip(folder / "films" / "visit.mp4", list(range(6)), size=(160, 160), picture=picture)
+    Image.fromarray(picture[:256, :256]).save(folder / "photo.png")
+    (folder / "films" / "broken.mov").write_bytes(b"not a film at all")
+    out = tmp_path / "out"
+    args = ["faces", str(folder), "-o", str(out), "--detector", "mtcnn", "--bg", "none", "--precision", "fp32"]
+    assert main(args) == 1  # the broken film failed, alone
+    err = capsys.readouterr().err
+    assert "error:" in err and "broken.mov" in err and "videos: done 1, skipped 0, failed 1" in err
+    film = out / "restored" / "films" / "visit.mp4"
+    assert probe(film).frames == 6 and (out / "restored" / "photo.png").is_file()
+    entries = {Path(e["input"]).name: e for e in json.loads((out / "report.json").read_text())}
+    assert set(entries) == {"visit.mp4", "photo.png", "broken.mov"}
+    assert entries["visit.mp4"]["frames"] == 6 and entries["visit.mp4"]["error"] is None
+    assert entries["broken.mov"]["error"] and entries["photo.png"]["faces"]
+    mtime = film.stat().st_mtime_ns
+    assert main(args + ["--skip-existing"]) == 1  # the finished film is skipped, the broken one tried again
+    assert film.stat().st_mtime_ns == mtime and "videos: done 0, skipped 1, failed 1" in capsys.readouterr().err
