@@ -173,6 +173,13 @@ def add_backend_arg(parser: argparse.ArgumentParser) -> None:
                              'detection, tiling and paste-back stay the same (pip install "unet-restore[onnx]")')
 
 
+def add_video_args(parser: argparse.ArgumentParser) -> None:
+    """``--crf`` and ``--codec``: how the commands that take films encode theirs (``restore.video``)."""
+    parser.add_argument("--crf", type=int, default=18, help="videos: H.264 quality, 0 (lossless) to 51 (default 18)")
+    parser.add_argument("--codec", default="libx264",
+                        help="videos: the encoder (default libx264, H.264 yuv420p in .mp4; others PyAV has go in .mkv)")
+
+
 def output_ext(args: argparse.Namespace) -> str:
     """The extension of the photo-like outputs chosen by ``--format`` (".png" without it)."""
     return OUTPUT_FORMATS[getattr(args, "format", None) or "png"]

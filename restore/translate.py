@@ -12,7 +12,7 @@ from gan.precision import autocast, resolve_precision
 from restore.export.backend import check_backend, load_model_file, on_backend
 from restore.models.cache import resolve_weights
 
-from .batch import add_backend_arg, add_output_args, add_precision_arg
+from .batch import add_backend_arg, add_output_args, add_precision_arg, add_video_args
 from .job import Job
 from .run import add_runner_args
 from .tiling import tiled_inference
@@ -93,6 +93,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_output_args(p)
     p.add_argument("--skip-existing", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    add_video_args(p)
     add_runner_args(p)
     return p
 
@@ -112,10 +113,22 @@ def run(args: argparse.Namespace) -> int:
     make = partial(Translator, weights=args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
                    precision=args.precision, backend=args.backend)
     try:
-        found = scan_inputs(args.paths, exclude=[args.out])
-        job = TranslateJob(make, model=make(), out=args.out, ext=output_ext(args), quality=args.quality)
+        found = scan_inputs(args.paths, exclude=[args.out], videos=True)
+        translator = make()
+        job = TranslateJob(make, model=translator, out=args.out, ext=output_ext(args), quality=args.quality)
     except (UsageError, WeightsError, ValueError) as e:
         print(f"restore translate: error: {e}", file=sys.stderr)
         return 2
-    return run_job(job, found.items, pipeline=not args.no_pipeline, skip_existing=args.skip_existing,
-                   quiet=args.quiet, ignored=found.ignored, **ray_options(args)).exit_code
+    codes = []
+    if found.items or not found.videos:
+        codes.append(run_job(job, found.items, pipeline=not args.no_pipeline, skip_existing=args.skip_existing,
+                             quiet=args.quiet, ignored=found.ignored, **ray_options(args)).exit_code)
+    if found.videos:  # OUT/<sub>/<stem>.mp4, frame after frame, the sound kept
+        from restore.video.folder import run_videos
+        from restore.video.translate import translate_video
+
+        report, _ = run_videos(lambda src, dst, **kw: translate_video(translator, src, dst, **kw), found.videos,
+                               args.out, skip_existing=args.skip_existing, quiet=args.quiet, crf=args.crf,
+                               codec=args.codec)
+        codes.append(report.exit_code)
+    return max(codes)

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from restore.batch import add_backend_arg, add_output_args, add_precision_arg
+from restore.batch import add_backend_arg, add_output_args, add_precision_arg, add_video_args
 from restore.run import add_runner_args
 
 
@@ -48,9 +48,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="faces per network call, from several photos at once (default: 16 on a GPU; 1 on a CPU, "
                         "where a GFP-GAN face took 2.17 s alone and 2.42 s in a batch of 4)")
     add_output_args(p, "photos and face crops")
-    p.add_argument("--crf", type=int, default=18, help="videos: H.264 quality, 0 (lossless) to 51 (default 18)")
-    p.add_argument("--codec", default="libx264",
-                   help="videos: the encoder (default libx264, H.264 yuv420p in .mp4; others PyAV has go in .mkv)")
+    add_video_args(p)
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
     add_runner_args(p, "one photo after another (no reading ahead, no writing behind, no batches across photos)")
@@ -93,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                                      ext=output_ext(args), quality=args.quality, pipeline=not args.no_pipeline,
                                      make_restorer=make, **ray_options(args)).exit_code)
     if found.videos:  # frame after frame on this machine (a film's frames depend on each other: tracking)
-        from restore.video.folder import run_faces_videos
+        from restore.faces.folder import run_faces_videos
 
         codes.append(run_faces_videos(fr, found.videos, args.out, skip_existing=args.skip_existing,
                                       quiet=args.quiet, crf=args.crf, codec=args.codec).exit_code)

@@ -10,6 +10,8 @@ OUT/faces/sub/x_<k>.png (``restore.faces.job``), and for the whole run
 through ``restore.job.run_job`` (bad files reported in one line, atomic writes,
 ``--skip-existing``). The report is written atomically at the end (also after Ctrl-C); with
 ``skip_existing`` the entries of an earlier report for inputs not redone are kept.
+Films (``run_faces_videos``): OUT/restored/sub/x.mp4 each and their own report entries
+(frames, tracks, flicker; ``restore.video.faces``).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from restore.batch import BatchReport, Item
 from restore.imagewrite import atomic_write
@@ -93,3 +96,22 @@ def run_faces_batch(fr: FaceRestorer | None, items: list[Item], out: Path, *, al
               f"report: {report_path}", file=sys.stderr)
     return report
 
+
+def run_faces_videos(fr: FaceRestorer, videos: list[Item], out: Path, *, skip_existing: bool = False,
+                     quiet: bool = False, crf: int = 18, codec: str = "libx264",
+                     stream: TextIO | None = None) -> BatchReport:
+    """Restore the faces of each video in turn (frames streamed; see ``restore.video.faces``) and
+    merge their entries into ``OUT/report.json``; returns the videos' part of the run's report."""
+    from restore.video.faces import restore_video
+    from restore.video.folder import run_videos
+
+    entries = load_report(out / REPORT)
+    report, new = run_videos(lambda src, dst, **kw: restore_video(fr, src, dst, **kw), videos, out,
+                             subfolder="restored", skip_existing=skip_existing, quiet=quiet, crf=crf, codec=codec,
+                             stream=stream)
+    for key, entry in new.items():
+        if not entry.get("skipped") or key not in entries:
+            entries[key] = entry
+    out.mkdir(parents=True, exist_ok=True)
+    write_report(out / REPORT, list(entries.values()))
+    return report

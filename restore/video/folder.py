@@ -1,40 +1,40 @@
-"""The videos of a ``restore faces`` run: ``OUT/restored/<sub>/<stem>.mp4`` each, one
-``report.json`` entry each, the runner's promises (done, skipped, or one ``error:`` line)."""
+"""The videos of a run, one after another, with the runner's promises (done, skipped, or one
+``error:`` line each): ``restore faces`` (``OUT/restored/<sub>/<stem>.mp4``, one
+``report.json`` entry each: ``restore.faces.folder.run_faces_videos``) and ``restore
+translate`` (``OUT/<sub>/<stem>.mp4``)."""
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from restore.batch import BatchReport, Item, describe_error, isatty
 
-__all__ = ["run_faces_videos", "video_output"]
+__all__ = ["run_videos", "video_output"]
 
 
-def video_output(out: Path, file: Path, rel: Path, codec: str = "libx264") -> Path:
-    """Where a video's restoration goes: .mp4 for H.264/H.265, .mkv for other codecs."""
-    return out / "restored" / rel / f"{file.stem}{'.mp4' if codec in ('libx264', 'libx265', 'h264') else '.mkv'}"
+def video_output(folder: Path, file: Path, codec: str = "libx264") -> Path:
+    """Where a video's result goes in ``folder``: .mp4 for H.264/H.265, .mkv for other codecs."""
+    return folder / f"{file.stem}{'.mp4' if codec in ('libx264', 'libx265', 'h264') else '.mkv'}"
 
 
-def run_faces_videos(fr: Any, videos: list[Item], out: Path, *, skip_existing: bool = False, quiet: bool = False,
-                     crf: int = 18, codec: str = "libx264", stream: TextIO | None = None) -> BatchReport:
-    """Restore the faces of each video in turn (frames streamed; see ``restore.video.faces``) and
-    merge their entries into ``OUT/report.json``; returns the videos' part of the run's report."""
+def run_videos(process: Callable[..., dict], videos: list[Item], out: Path, *, subfolder: str = "",
+               skip_existing: bool = False, quiet: bool = False, crf: int = 18, codec: str = "libx264",
+               stream: TextIO | None = None) -> tuple[BatchReport, dict[str, dict]]:
+    """``process(src, dst, crf=, codec=, progress=) -> report entry`` for each video, into
+    ``OUT/<subfolder>/<sub>/<stem>.mp4``; returns the run's report and the entries by input."""
     from tqdm import tqdm
-
-    from restore.faces.folder import REPORT, load_report, write_report
-
-    from .faces import restore_video
 
     stream = sys.stderr if stream is None else stream
     report = BatchReport()
-    entries = load_report(out / REPORT)
+    entries: dict[str, dict] = {}
     for file, rel in videos:
-        dst = video_output(out, file, rel, codec)
+        dst = video_output(out / subfolder / rel, file, codec)
         if skip_existing and dst.exists():
             report.skipped += 1
-            entries.setdefault(str(file), {"input": str(file), "output": str(dst), "error": None, "skipped": True})
+            entries[str(file)] = {"input": str(file), "output": str(dst), "error": None, "skipped": True}
             continue
         bar = tqdm(desc=file.name, unit="frame", file=stream, leave=False, disable=quiet or not isatty(stream))
 
@@ -43,9 +43,8 @@ def run_faces_videos(fr: Any, videos: list[Item], out: Path, *, skip_existing: b
             bar.update(done - bar.n)
 
         try:
-            entry = restore_video(fr, file, dst, crf=crf, codec=codec, progress=progress)
+            entry = process(file, dst, crf=crf, codec=codec, progress=progress)
         except KeyboardInterrupt:
-            bar.close()
             raise
         except Exception as e:  # noqa: BLE001 - one video's failure: its line, then the next
             reason = describe_error(e)
@@ -59,8 +58,6 @@ def run_faces_videos(fr: Any, videos: list[Item], out: Path, *, skip_existing: b
             entries[str(file)] = entry
         finally:
             bar.close()
-    out.mkdir(parents=True, exist_ok=True)
-    write_report(out / REPORT, list(entries.values()))
     if not quiet:
         print(report.summary("videos"), file=stream)
-    return report
+    return report, entries

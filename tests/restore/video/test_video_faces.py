@@ -95,3 +95,16 @@ def test_restore_faces_cli_takes_videos_beside_photos(tmp_path, capsys, monkeypa
     mtime = film.stat().st_mtime_ns
     assert main(args + ["--skip-existing"]) == 1  # the finished film is skipped, the broken one tried again
     assert film.stat().st_mtime_ns == mtime and "videos: done 0, skipped 1, failed 1" in capsys.readouterr().err
+
+
+def test_restore_translate_takes_videos(tmp_path, capsys):
+    from restore.cli import main
+
+    (tmp_path / "in").mkdir()
+    src = make_clip(tmp_path / "in" / "clip.mp4", [0, 1, 2, 4, 5, 7], size=(64, 96))
+    out = tmp_path / "out"
+    assert main(["translate", str(tmp_path / "in"), "-o", str(out), "--weights", "restorer", "--quiet"]) == 0
+    film = out / "clip.mp4"
+    assert probe(film).frames == 6 and video_pts(film) == video_pts(src) and audio_packets(film) == audio_packets(src)
+    assert main(["translate", str(src), "-o", str(out), "--weights", "restorer", "--skip-existing"]) == 0
+    assert "videos: done 0, skipped 1, failed 0" in capsys.readouterr().err
