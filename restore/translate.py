@@ -81,7 +81,8 @@ class TranslateJob(Job):
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("translate", help="apply a trained generator (pix2pix, the restorer) to images")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="image or video files (.mp4 .mov .mkv .webm .avi .m4v) or folders (searched recursively)")
     p.add_argument("-o", "--out", required=True, type=Path)
     p.add_argument("--weights", required=True,
                    help="run folder, generator .safetensors or .onnx, or a bundled name (restorer)")
