@@ -75,15 +75,11 @@ class Runtime:
                  max_pixels: int = DEFAULT_MAX_PIXELS, *, backend: str = "torch") -> None:
         from restore.export.backend import check_backend
 
-        check_backend(backend, precision if backend == "torch" else "fp32")
-        if backend == "onnxruntime" and precision not in ("auto", "fp32"):
-            raise ValueError(f"precision {precision} is for the torch backend; onnxruntime runs fp32 files")
+        precision = check_backend(backend, precision)  # fp32 for onnxruntime
         self.backend = backend
         self.device = pick_device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device} asked for, but CUDA is not available")
-        if backend == "onnxruntime":
-            precision = "fp32"
         self.precision = {t: resolve_precision(AUTO_PRECISION[t] if precision == "auto" else precision, self.device)
                           for t in TASKS}
         self.max_pixels = int(max_pixels)

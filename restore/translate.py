@@ -24,11 +24,10 @@ class Translator:
     def __init__(self, weights: str | Path = "restorer", device: str | torch.device = "cpu",
                  tile: int = 512, overlap: float = 0.25, batch_size: int = 2, precision: str = "fp32",
                  backend: str = "torch") -> None:
-        check_backend(backend, precision)
         self.path = resolve_weights(weights)
         self.device = torch.device(device)
-        # fp32: an outer autocast still applies; onnxruntime: the file's own precision
-        self.precision = resolve_precision("fp32" if backend == "onnxruntime" else precision, self.device)
+        # fp32: an outer autocast still applies; onnxruntime: fp32 (the file's own)
+        self.precision = resolve_precision(check_backend(backend, precision), self.device)
         self.model, self.meta = load_model_file(self.path, self.device)
         self.backend = backend
         if not hasattr(self.model.config, "size_divisor"):

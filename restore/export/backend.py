@@ -25,9 +25,10 @@ __all__ = ["BACKENDS", "OnnxNetwork", "check_backend", "load_model_file", "on_ba
 from restore.batch import BACKENDS
 
 
-def check_backend(backend: str, precision: str = "fp32") -> None:
-    """Raise ValueError for an unknown backend, or onnxruntime with a precision it does not run
-    (the file's own precision is chosen at export: ``restore export --fp16``)."""
+def check_backend(backend: str, precision: str = "fp32") -> str:
+    """The precision a task runs ``backend`` in: ``precision`` for torch, fp32 for onnxruntime
+    (the file's own precision is chosen at export: ``restore export --fp16``). Raises ValueError
+    for an unknown backend, or onnxruntime with a precision it does not run."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "onnxruntime":
@@ -38,6 +39,8 @@ def check_backend(backend: str, precision: str = "fp32") -> None:
             import onnxruntime  # noqa: F401
         except ImportError:
             raise ValueError('the onnxruntime backend needs onnxruntime: pip install "unet-restore[onnx]"') from None
+        return "fp32"
+    return precision
 
 
 def providers(device: str | torch.device = "cpu") -> list[Any]:

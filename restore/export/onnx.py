@@ -16,11 +16,12 @@ and the check's score.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from restore.imagewrite import atomic_write
 
 from .specs import ExportSpec, spec_for
 
@@ -80,9 +83,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, name: str = "", so
     module: nn.Module = _Float16(spec.module) if fp16 else spec.module
     program = _export(module, spec, examples, opset or DEFAULT_OPSET, dynamic)
     config = getattr(model, "config", None)
-    from gan.serialize import ARCHITECTURES, arch_name
+    from gan.serialize import arch_name
 
-    arch = arch_name(model) if any(type(model) is cls for _, cls in ARCHITECTURES.values()) else type(model).__name__
+    try:
+        arch = arch_name(model)
+    except ValueError:  # a network without a saved-model architecture (HED)
+        arch = type(model).__name__
     meta = {"name": name or arch, "arch": arch, "config": json.dumps(config.to_dict() if config is not None else {}),
             "inputs": json.dumps([{"name": i.name, "range": i.range,
                                    "multiple": max(i.dynamic.values()) if dynamic and i.dynamic else 0}
@@ -92,27 +98,18 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, name: str = "", so
             "opset": str(opset or DEFAULT_OPSET), "producer": "unet-restore (restore export)"}
     if source_meta:  # what the weights file said of itself (a segmenter's training diameter, ...)
         meta["source_meta"] = json.dumps({k: _decoded(v) for k, v in source_meta.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:  # renamed onto ``path`` only when it matches; deleted otherwise
         for key, value in meta.items():
             program.model.metadata_props[key] = value
-        program.save(tmp, external_data=False)
-        score = _check(tmp, spec, examples, reference) if check else ("psnr", float("nan"))
+        program.save(str(tmp), external_data=False)
+        score = _check(str(tmp), spec, examples, reference) if check else ("psnr", float("nan"))
         kind, value = score
         floor = (MIN_PSNR if kind == "psnr" else MIN_EQUAL)[precision]
         if check and not value >= floor:
             shown = f"{value:.1f} dB" if kind == "psnr" else f"{100 * value:.3f}% equal pixels"
             raise ExportError(f"onnxruntime's output does not match PyTorch's ({shown}; needs "
                               f"{floor:g}{' dB' if kind == 'psnr' else ''}): nothing written to {path}")
-        _set_metadata(tmp, {"check": json.dumps({kind: round(value, 4)})})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _set_metadata(str(tmp), {"check": json.dumps({kind: round(value, 4)})})
     meta["check"] = json.dumps({score[0]: round(score[1], 4)})
     return ExportResult(path, score, meta, time.perf_counter() - t0)
 
@@ -149,7 +146,8 @@ def _export(module: nn.Module, spec: ExportSpec, examples: tuple, opset: int, dy
     shapes = {"inputs": tuple(per_input)} if names == ["inputs"] else dict(zip(names, per_input))
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), _quiet():
+        # torch.onnx prints its progress ("[torch.onnx] ...") to stdout: keep the command's own
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             return torch.onnx.export(module, examples, None, dynamo=True, opset_version=opset,
                                      input_names=[i.name for i in spec.inputs], output_names=["output"],
@@ -175,20 +173,6 @@ def _forward_names(module: nn.Module) -> list[str]:
     import inspect
 
     return [p for p in inspect.signature(module.forward).parameters if p not in ("self",)]
-
-
-class _quiet:
-    """torch.onnx prints its progress (``[torch.onnx] ...``) to stdout: keep the command's own."""
-
-    def __enter__(self) -> None:
-        import contextlib
-        import io
-
-        self._redirect = contextlib.redirect_stdout(io.StringIO())
-        self._redirect.__enter__()
-
-    def __exit__(self, *exc) -> None:
-        self._redirect.__exit__(*exc)
 
 
 def _check(path: str, spec: ExportSpec, examples: tuple, reference: np.ndarray) -> tuple[str, float]:

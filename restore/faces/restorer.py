@@ -189,11 +189,10 @@ class FaceRestorer:
         from restore.export.backend import check_backend, on_backend
 
         _check_options(upscale, bg, fidelity)
-        check_backend(backend, precision)
         self.backend = backend
         self.device = torch.device(device)
         # an impossible one fails now; onnxruntime runs the file in the precision it was exported in
-        self.precision = resolve_precision("fp32" if backend == "onnxruntime" else precision, self.device)
+        self.precision = resolve_precision(check_backend(backend, precision), self.device)
         self.upscale, self.bg, self.fidelity = upscale, bg, float(fidelity)
         self.min_face, self.only_center_face = min_face, only_center_face
         self.detect_size, self.batch_size = detect_size, batch_size
@@ -302,15 +301,15 @@ class FaceRestorer:
         if self.only_center_face:
             found = center_face(found, h, w)
         t1 = time.perf_counter()
-        affines = [estimate_affine(d.landmarks, self.face_size) for d in found]
-        crops = [warp_face(rgb8, a, self.face_size) for a in affines]
-        timings = {"detect": t1 - t0, "align": time.perf_counter() - t1, "net_faces": 0.0, "net_background": 0.0,
-                   "net_parse": 0.0, "paste": 0.0}
-        return Prepared(colour, grey, alpha, rgb8, found, small, affines, crops, timings)
+        prep = self.realign(Prepared(colour, grey, alpha, rgb8, found, small, [], [], {}), found)
+        prep.timings = {"detect": t1 - t0, "align": time.perf_counter() - t1, "net_faces": 0.0,
+                        "net_background": 0.0, "net_parse": 0.0, "paste": 0.0}
+        return prep
 
     def realign(self, prep: Prepared, found: list[Detection]) -> Prepared:
-        """``prep`` aligned again from other landmarks for the same faces (a video's smoothed
-        ones, ``restore.video.track``): its detections, affines and crops replaced in place."""
+        """``prep`` aligned from ``found`` (``prepare``'s detections, or a video's smoothed
+        landmarks for the same faces, ``restore.video.track``): its detections, affines and
+        crops replaced in place."""
         prep.found = list(found)
         prep.affines = [estimate_affine(d.landmarks, self.face_size) for d in prep.found]
         prep.crops = [warp_face(prep.rgb8, a, self.face_size) for a in prep.affines]

@@ -30,11 +30,10 @@ class Segmenter:
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu",
                  tile: int = 512, overlap: float = 0.25, batch_size: int = 4, blend: str = "gaussian",
                  diameter: float | str | None = "auto", precision: str = "fp32", backend: str = "torch") -> None:
-        check_backend(backend, precision)
         self.path = resolve_weights(weights or "nuclei")
         self.device = torch.device(device)
-        # fp32 by default: see segment/cli.py; onnxruntime: the file's own precision
-        self.precision = resolve_precision("fp32" if backend == "onnxruntime" else precision, self.device)
+        # fp32 by default: see segment/cli.py; onnxruntime: fp32 (the file's own)
+        self.precision = resolve_precision(check_backend(backend, precision), self.device)
         self.backend = backend
         self.source, self.meta = load_model_file(self.path, self.device)  # the network as loaded
         cfg = self.source.config

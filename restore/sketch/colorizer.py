@@ -68,11 +68,10 @@ class Colorizer:
 
     def __init__(self, weights: str | Path = "colorizer", device: str | torch.device = "cpu",
                  max_side: int = 1024, precision: str = "fp32", backend: str = "torch") -> None:
-        check_backend(backend, precision)
         self.path = resolve_weights(weights)
         self.device = torch.device(device)
-        # fp32: an outer autocast still applies; onnxruntime: the file's own precision
-        self.precision = resolve_precision("fp32" if backend == "onnxruntime" else precision, self.device)
+        # fp32: an outer autocast still applies; onnxruntime: fp32 (the file's own)
+        self.precision = resolve_precision(check_backend(backend, precision), self.device)
         self.model, self.meta = load_model_file(self.path, self.device)
         if not isinstance(self.model.config, ColorizerConfig):
             raise ValueError(f"{self.path} is not a sketch colorizer ({type(self.model).__name__})")

@@ -44,8 +44,6 @@ def run_videos(process: Callable[..., dict], videos: list[Item], out: Path, *, s
 
         try:
             entry = process(file, dst, crf=crf, codec=codec, progress=progress)
-        except KeyboardInterrupt:
-            raise
         except Exception as e:  # noqa: BLE001 - one video's failure: its line, then the next
             reason = describe_error(e)
             report.failed.append((file, reason))

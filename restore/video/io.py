@@ -14,16 +14,17 @@ their timestamps as FFmpeg has them.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from restore.formats import VIDEO_EXTENSIONS
+from restore.imagewrite import atomic_write
 
 __all__ = ["Frame", "VideoInfo", "VideoWriter", "VIDEO_EXTENSIONS", "probe", "read_frames"]
 
@@ -47,12 +48,6 @@ class VideoInfo:
     rotation: int  # degrees, from the stream's display matrix
     audio_streams: int
     codec: str
-    extras: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"frames": self.frames, "fps": round(self.fps, 3), "duration": round(self.duration, 3),
-                "width": self.width, "height": self.height, "rotation": self.rotation,
-                "audio_streams": self.audio_streams, "codec": self.codec}
 
 
 def _open(path: str | os.PathLike):
@@ -64,13 +59,17 @@ def _open(path: str | os.PathLike):
         raise ValueError(f"not a readable video ({e.__class__.__name__}: {e})") from None
 
 
+def _video_stream(container):
+    if not container.streams.video:
+        raise ValueError("no video stream (an audio-only file?)")
+    return container.streams.video[0]
+
+
 def probe(path: str | os.PathLike, count: bool = True) -> VideoInfo:
     """What a video holds. ``count``: decode to count the frames when the container has no
     count (some .webm/.mkv), so ``frames`` is always the number a reader will give."""
     with _open(path) as c:
-        if not c.streams.video:
-            raise ValueError("no video stream (an audio-only file?)")
-        v = c.streams.video[0]
+        v = _video_stream(c)
         frames = int(v.frames or 0)
         if count and not frames:
             frames = sum(1 for _ in c.decode(video=0))
@@ -83,12 +82,9 @@ def probe(path: str | os.PathLike, count: bool = True) -> VideoInfo:
 
 def _rotation(stream) -> int:
     """Degrees the player turns the picture (the display matrix side data; 0 when absent)."""
-    for key in ("rotate",):
-        if key in (stream.metadata or {}):
-            try:
-                return int(stream.metadata[key]) % 360
-            except ValueError:
-                pass
+    with contextlib.suppress(ValueError):
+        if "rotate" in (stream.metadata or {}):
+            return int(stream.metadata["rotate"]) % 360
     try:  # PyAV >= 13 exposes the display matrix's angle on the stream's side data
         matrix = stream.side_data.get("DISPLAYMATRIX") if hasattr(stream, "side_data") else None
         if matrix is not None:
@@ -101,9 +97,7 @@ def _rotation(stream) -> int:
 def read_frames(path: str | os.PathLike) -> Iterator[Frame]:
     """Every frame of the first video stream, decoded one at a time, as RGB uint8."""
     with _open(path) as c:
-        if not c.streams.video:
-            raise ValueError("no video stream (an audio-only file?)")
-        stream = c.streams.video[0]
+        stream = _video_stream(c)
         stream.thread_type = "AUTO"  # FFmpeg's frame threads: decoding beside the networks
         for i, frame in enumerate(c.decode(stream)):
             yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, frame.time_base or stream.time_base, i)
@@ -124,11 +118,8 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         import av
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix + ".tmp",
-                                   dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self._file = atomic_write(self.path)  # .<name>.<pid>-<hex>.tmp beside it; fsync and rename
+        self.tmp = self._file.__enter__()
         self._out = av.open(str(self.tmp), "w", format=_format(self.path))
         return self
 
@@ -184,26 +175,23 @@ class VideoWriter:
             self._out.mux(packet)
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        error = exc
         try:
-            if exc_type is None:
+            if exc is None:
                 if self._video is None:
                     raise ValueError("no frames to write")
                 for packet in self._video.encode():  # flush the encoder
                     self._out.mux(packet)
                 self._mux_audio(None)
-        except BaseException:
-            exc_type = exc_type or RuntimeError
+        except BaseException as e:
+            error = e
             raise
         finally:
             self._out.close()
             if self._src is not None:
                 self._src.close()
-            if exc_type is None:
-                with open(self.tmp, "rb") as f:
-                    os.fsync(f.fileno())
-                os.replace(self.tmp, self.path)
-            else:
-                self.tmp.unlink(missing_ok=True)
+            # renamed onto ``path`` when whole; deleted (``path`` untouched) after any error
+            self._file.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
 
 
 def _format(path: Path) -> str:
