@@ -73,34 +73,46 @@ def probe(path: str | os.PathLike, count: bool = True) -> VideoInfo:
         frames = int(v.frames or 0)
         if count and not frames:
             frames = sum(1 for _ in c.decode(video=0))
+        if count and not frames:
+            raise ValueError("no frames: the video stream is empty")
         rate = v.average_rate or v.guessed_rate or Fraction(25)
         duration = float(v.duration * v.time_base) if v.duration else (
             float(c.duration / 1_000_000) if c.duration else frames / float(rate))
         return VideoInfo(Path(path), v.codec_context.width, v.codec_context.height, frames, float(rate), duration,
-                         v.time_base, _rotation(v), len(c.streams.audio), v.codec_context.name)
+                         v.time_base, _rotation(c, v), len(c.streams.audio), v.codec_context.name)
 
 
-def _rotation(stream) -> int:
-    """Degrees the player turns the picture (the display matrix side data; 0 when absent)."""
-    with contextlib.suppress(ValueError):
-        if "rotate" in (stream.metadata or {}):
-            return int(stream.metadata["rotate"]) % 360
-    try:  # PyAV >= 13 exposes the display matrix's angle on the stream's side data
-        matrix = stream.side_data.get("DISPLAYMATRIX") if hasattr(stream, "side_data") else None
-        if matrix is not None:
-            return int(round(float(matrix))) % 360
-    except (TypeError, ValueError, AttributeError):
-        pass
+def _rotation(container, stream) -> int:
+    """Degrees the player turns the picture: the display matrix, which FFmpeg gives to every
+    decoded frame (PyAV >= 14 has no stream-level reader); 0 when absent."""
+    import av
+
+    with contextlib.suppress(av.error.FFmpegError, StopIteration):
+        container.seek(0)
+        return int(round(next(container.decode(stream)).rotation)) % 360
     return 0
 
 
 def read_frames(path: str | os.PathLike) -> Iterator[Frame]:
-    """Every frame of the first video stream, decoded one at a time, as RGB uint8."""
+    """Every frame of the first video stream, decoded one at a time, as RGB uint8. A file that
+    ends well before the duration its container states (a copy or download cut short: FFmpeg
+    decodes what is there without complaint) raises ValueError after its last frame."""
     with _open(path) as c:
         stream = _video_stream(c)
         stream.thread_type = "AUTO"  # FFmpeg's frame threads: decoding beside the networks
+        end, start = 0.0, None
         for i, frame in enumerate(c.decode(stream)):
-            yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, frame.time_base or stream.time_base, i)
+            tb = frame.time_base or stream.time_base
+            if frame.pts is not None:
+                t = float(frame.pts * tb)
+                start = t if start is None else start
+                end = max(end, t - start)
+            yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, tb, i)
+        stated = float(stream.duration * stream.time_base) if stream.duration else (c.duration or 0) / 1_000_000
+        # the audio may outlast the picture a little (AAC padding, a last word): only a clear gap counts
+        if start is not None and stated and end < 0.8 * stated - 0.1:
+            raise ValueError(f"truncated file: the video ends at {end:.2f} s of the {stated:.2f} s its container "
+                             "states")
 
 
 class VideoWriter:
@@ -132,7 +144,7 @@ class VideoWriter:
         if self.codec in ("libx264", "libx265"):
             v.options = {"crf": str(self.crf), "preset": self.preset}
         if self.like.rotation:
-            v.metadata["rotate"] = str(self.like.rotation)
+            v.set_display_rotation(self.like.rotation)  # the display matrix, as the player reads it
         self._video = v
         if self.like.audio_streams:
             self._src = _open(self.like.path)

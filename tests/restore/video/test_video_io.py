@@ -14,9 +14,10 @@ from restore.video.io import VideoWriter, probe, read_frames  # noqa: E402
 
 
 def make_clip(path: Path, pts: list[int], size=(96, 128), rate: int = 25, audio: bool = True, seed: int = 0,
-              picture: np.ndarray | None = None, jpeg: int | None = None) -> Path:
+              picture: np.ndarray | None = None, jpeg: int | None = None, rotation: int = 0) -> Path:
     """A short film: the astronaut (or ``picture``) with fresh noise (and, with ``jpeg``, fresh
-    JPEG damage at that quality) in every frame, a 440 Hz tone beside it."""
+    JPEG damage at that quality) in every frame, a 440 Hz tone beside it; ``rotation``: the
+    display matrix a phone writes when it was held upright."""
     import io
 
     from PIL import Image
@@ -30,6 +31,8 @@ def make_clip(path: Path, pts: list[int], size=(96, 128), rate: int = 25, audio:
         v.width, v.height, v.pix_fmt = size[1], size[0], "yuv420p"
         v.time_base = Fraction(1, rate)
         v.options = {"crf": "10"}  # the grain survives, as in a film scanned well
+        if rotation:
+            v.set_display_rotation(rotation)
         if audio:
             a = c.add_stream("aac", rate=16000)
             a.layout = "mono"
@@ -116,3 +119,39 @@ def test_odd_sides_silent_films_and_failures(tmp_path):
             c.mux(packet)
     with pytest.raises(ValueError, match="no video stream"):
         probe(tmp_path / "tone.m4a")
+
+
+def test_rotation_metadata_is_kept(tmp_path):
+    src = make_clip(tmp_path / "phone.mov", list(range(4)), rotation=90)  # as a phone held upright writes it
+    info = probe(src)
+    assert info.rotation == 90 and (info.width, info.height) == (128, 96)  # the stored picture, not turned
+    for name in ("out.mov", "out.mp4"):
+        with VideoWriter(tmp_path / name, info) as out:
+            for f in read_frames(src):
+                assert f.rgb.shape == (96, 128, 3)  # frames as stored: the player turns them
+                out.write(f.rgb, f.pts)
+        assert probe(tmp_path / name).rotation == 90
+    assert probe(make_clip(tmp_path / "flat.mp4", [0, 1])).rotation == 0
+
+
+def test_truncated_and_empty_films_fail_in_one_line(tmp_path):
+    data = make_clip(tmp_path / "whole.mkv", list(range(20))).read_bytes()
+    assert len(list(read_frames(tmp_path / "whole.mkv"))) == 20  # (its sound outlasts it a little: no error)
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) // 2])  # a copy stopped halfway: FFmpeg decodes 8 frames
+    with pytest.raises(ValueError, match="truncated file: the video ends at"):
+        list(read_frames(tmp_path / "cut.mkv"))
+    data = make_clip(tmp_path / "whole.mp4", list(range(20))).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # .mp4: the index is at the end, now missing
+    with pytest.raises(ValueError, match="not a readable video"):
+        probe(tmp_path / "cut.mp4")
+    with av.open(str(tmp_path / "empty.mkv"), "w") as c:  # a video stream with no frame in it, beside sound
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=16000)
+        a.layout = "mono"
+        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        chunk.sample_rate, chunk.pts = 16000, 0
+        for packet in list(a.encode(chunk)) + list(a.encode()):
+            c.mux(packet)
+    with pytest.raises(ValueError, match="no frames"):
+        probe(tmp_path / "empty.mkv")
