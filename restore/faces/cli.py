@@ -49,6 +49,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "where a GFP-GAN face took 2.17 s alone and 2.42 s in a batch of 4)")
     add_output_args(p, "photos and face crops")
     add_video_args(p)
+    p.add_argument("--temporal", type=float, default=0.35,
+                   help="videos: the weight of each new frame's restored face against its track's earlier ones "
+                        "(moved into this frame's alignment first); 1 = frame by frame (default 0.35)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
     add_runner_args(p, "one photo after another (no reading ahead, no writing behind, no batches across photos)")
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from restore.run import ray_options, ray_usage_error
     from restore.models.manifest import WeightsError
 
-    if (why := ray_usage_error(args)) is not None:
+    if (why := ray_usage_error(args)) is not None or (why := _temporal_error(args.temporal)) is not None:
         print(f"restore faces: error: {why}", file=sys.stderr)
         return 2
     # keywords only, so a Ray actor given a GPU can make it with device="cuda" (restore.job.Job.use_device)
@@ -94,5 +97,10 @@ def run(args: argparse.Namespace) -> int:
         from restore.faces.folder import run_faces_videos
 
         codes.append(run_faces_videos(fr, found.videos, args.out, skip_existing=args.skip_existing,
-                                      quiet=args.quiet, crf=args.crf, codec=args.codec).exit_code)
+                                      quiet=args.quiet, crf=args.crf, codec=args.codec,
+                                      temporal=args.temporal).exit_code)
     return max(codes)
+
+
+def _temporal_error(weight: float) -> str | None:
+    return None if 0 < weight <= 1 else f"--temporal must be in (0, 1], not {weight}"

@@ -98,7 +98,7 @@ def run_faces_batch(fr: FaceRestorer | None, items: list[Item], out: Path, *, al
 
 
 def run_faces_videos(fr: FaceRestorer, videos: list[Item], out: Path, *, skip_existing: bool = False,
-                     quiet: bool = False, crf: int = 18, codec: str = "libx264",
+                     quiet: bool = False, crf: int = 18, codec: str = "libx264", temporal: float = 0.35,
                      stream: TextIO | None = None) -> BatchReport:
     """Restore the faces of each video in turn (frames streamed; see ``restore.video.faces``) and
     merge their entries into ``OUT/report.json``; returns the videos' part of the run's report."""
@@ -106,8 +106,10 @@ def run_faces_videos(fr: FaceRestorer, videos: list[Item], out: Path, *, skip_ex
     from restore.video.folder import run_videos
 
     entries = load_report(out / REPORT)
-    report, new = run_videos(lambda src, dst, **kw: restore_video(fr, src, dst, **kw), videos, out,
-                             subfolder="restored", skip_existing=skip_existing, quiet=quiet, crf=crf, codec=codec,
+    def process(src: Path, dst: Path, **kw) -> dict:
+        return restore_video(fr, src, dst, temporal=temporal, **kw)
+
+    report, new = run_videos(process, videos, out, subfolder="restored", skip_existing=skip_existing, quiet=quiet, crf=crf, codec=codec,
                              stream=stream)
     for key, entry in new.items():
         if not entry.get("skipped") or key not in entries:

@@ -6,7 +6,8 @@ import os
 import time
 from typing import Any
 
-from .io import VideoWriter, probe, read_frames
+from .io import probe
+from .stream import FramePipeline
 
 __all__ = ["translate_video"]
 
@@ -17,10 +18,10 @@ def translate_video(translator: Any, src: str | os.PathLike, dst: str | os.PathL
     returns its report entry (input, output, frames, fps, duration, seconds, error)."""
     t0 = time.perf_counter()
     info = probe(src)
-    with VideoWriter(dst, info, crf=crf, codec=codec) as out:
-        for frame in read_frames(src):
-            out.write(translator(frame.rgb), frame.pts)
+    with FramePipeline(src, dst, info, crf=crf, codec=codec) as pipe:  # decoded ahead, encoded behind
+        for frame, _ in pipe:
+            pipe.write(translator(frame.rgb), frame.pts)
             if progress is not None:
                 progress(frame.index + 1, info.frames)
-    return {"input": str(src), "output": str(dst), "frames": out.frames, "fps": round(info.fps, 3),
+    return {"input": str(src), "output": str(dst), "frames": pipe.frames, "fps": round(info.fps, 3),
             "duration": round(info.duration, 3), "seconds": round(time.perf_counter() - t0, 3), "error": None}

@@ -62,7 +62,7 @@ def test_restore_video_keeps_sound_and_time_and_steadies_the_faces(tmp_path):
     assert len(entry["tracks"]) == 1 and entry["tracks"][0] == {"id": 0, "first_frame": 0, "last_frame": 15,
                                                                 "frames": 16}
     f = entry["flicker"]
-    assert f["output"] < 0.95 * f["input"]  # below the input's grain inside the faces, not above it
+    assert f["output"] < 0.5 * f["input"]  # well below the input's grain inside the faces (measured: 0.37x)
     plain = restore_video(fr, src, tmp_path / "plain.mp4", tracker=FaceTracker(window=1), temporal=1.0)
     assert plain["flicker"]["output"] > f["output"]  # frame by frame, the restorer flickers more
     assert set(entry) >= {"input", "output", "frames", "fps", "duration", "tracks", "faces_per_frame", "flicker",
@@ -95,6 +95,7 @@ def test_restore_faces_cli_takes_videos_beside_photos(tmp_path, capsys, monkeypa
     mtime = film.stat().st_mtime_ns
     assert main(args + ["--skip-existing"]) == 1  # the finished film is skipped, the broken one tried again
     assert film.stat().st_mtime_ns == mtime and "videos: done 0, skipped 1, failed 1" in capsys.readouterr().err
+    assert main(args + ["--temporal", "0"]) == 2 and "--temporal must be in (0, 1]" in capsys.readouterr().err
 
 
 def test_restore_translate_takes_videos(tmp_path, capsys):
@@ -102,8 +103,12 @@ def test_restore_translate_takes_videos(tmp_path, capsys):
 
     (tmp_path / "in").mkdir()
     src = make_clip(tmp_path / "in" / "clip.mp4", [0, 1, 2, 4, 5, 7], size=(64, 96))
+    whole = make_clip(tmp_path / "whole.mkv", list(range(20)), size=(64, 96)).read_bytes()
+    (tmp_path / "in" / "cut.mkv").write_bytes(whole[: len(whole) // 2])  # decodes 8 frames, then ends early
     out = tmp_path / "out"
-    assert main(["translate", str(tmp_path / "in"), "-o", str(out), "--weights", "restorer", "--quiet"]) == 0
+    assert main(["translate", str(tmp_path / "in"), "-o", str(out), "--weights", "restorer", "--quiet"]) == 1
+    assert "cut.mkv: truncated file" in capsys.readouterr().err
+    assert not (out / "cut.mp4").exists() and not list(out.glob(".*.tmp"))  # nothing half-written left
     film = out / "clip.mp4"
     assert probe(film).frames == 6 and video_pts(film) == video_pts(src) and audio_packets(film) == audio_packets(src)
     assert main(["translate", str(src), "-o", str(out), "--weights", "restorer", "--skip-existing"]) == 0
