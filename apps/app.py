@@ -4,7 +4,7 @@
     launch(host="127.0.0.1", port=7860)            # what `restore app` does
     demo = build_app(models=["runs/col/generator.safetensors"])   # an extra model in the selectors
 
-Named API endpoints (``gradio_client``): /faces, /sketch, /segment, /translate (README).
+Named API endpoints (``gradio_client``): /faces, /faces_video, /sketch, /segment, /translate (README).
 One queue: every task runs in the same per-device pool of ``concurrency`` slots (one model run
 already uses the whole GPU or every CPU core; more would only share them).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import gradio as gr
 
 from .handlers import Handlers
-from .runtime import Runtime
+from .runtime import MAX_VIDEO_FRAMES, Runtime
 from .tabs import EXAMPLES, faces_tab, segmentation_tab, sketch_tab, translate_tab
 
 MAX_PIXELS = 50_000_000  # per uploaded image (a volume: all its slices); decoded size, not file size
@@ -27,12 +27,14 @@ THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
 
 
 def build_app(device: str = "auto", precision: str = "auto", models: Iterable[str | Path] = (),
-              max_pixels: int = MAX_PIXELS, concurrency: int = 1, backend: str = "torch") -> gr.Blocks:
+              max_pixels: int = MAX_PIXELS, concurrency: int = 1, backend: str = "torch",
+              max_frames: int = MAX_VIDEO_FRAMES) -> gr.Blocks:
     """The app, not yet launched. ``device``: auto | cpu | cuda[:N]; ``precision``: auto (measured
     per task, see apps/runtime.py) or fp32 | bf16 | fp16; ``models``: extra .safetensors files
     offered in the selectors; ``concurrency``: requests run at once on the device; ``backend``:
-    torch or onnxruntime (every tab's networks from their ONNX exports)."""
-    rt = Runtime(device, precision, models, max_pixels, backend=backend)
+    torch or onnxruntime (every tab's networks from their ONNX exports); ``max_frames``: the
+    longest video the Faces tab takes."""
+    rt = Runtime(device, precision, models, max_pixels, backend=backend, max_frames=max_frames)
     h = Handlers(rt)
     queue = {"concurrency_id": f"device-{rt.device}", "concurrency_limit": concurrency}
     with gr.Blocks(title="unet-restore", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:

@@ -158,6 +158,55 @@ class Handlers:
             lines.append(f"(the first {MAX_FACES_SHOWN} of {len(crops)} faces are shown)")
         return slider, _stack(crops[:MAX_FACES_SHOWN]), files, "\n".join(lines)
 
+    @user_errors
+    def faces_video(self, video: str | None, weights: str, detector: str, fidelity: float, upscale: int,
+                    background: str, temporal: float, progress: gr.Progress = gr.Progress()):
+        """Restore the faces of a film (tracked, steadied, its sound kept; ``restore.video.faces``)
+        -> (the restored .mp4, a summary). Refused before any work when a frame is larger than
+        the image cap or the film longer than ``max_frames``."""
+        from restore.video.faces import restore_video
+        from restore.video.io import probe
+
+        if not video:
+            raise gr.Error("Upload a video first.", print_exception=False)
+        name = _name(video)
+        try:
+            info = probe(video)
+        except ValueError as e:
+            raise gr.Error(f"{name}: {e}", print_exception=False) from None
+        if info.width * info.height > self.rt.max_pixels:
+            raise gr.Error(f"{name}: frames too large: {info.width}x{info.height} (at most {self.rt.max_pixels} "
+                           "pixels here)", print_exception=False)
+        if info.frames > self.rt.max_frames:
+            raise gr.Error(f"{name}: video too long: {info.frames} frames (at most {self.rt.max_frames} here; the "
+                           "restore faces command takes any length)", print_exception=False)
+        if not 0 < temporal <= 1:
+            raise gr.Error("temporal weight must be in (0, 1]", print_exception=False)
+        progress(0, desc="loading the face model")
+        fr = self.rt.faces(weights, detector).with_options(upscale=int(upscale), bg=background, fidelity=fidelity)
+        out = self._outdir() / f"{Path(name).stem}_restored.mp4"
+        t0 = time.perf_counter()
+
+        def step(done: int, total: int) -> None:
+            rate = done / max(time.perf_counter() - t0, 1e-6)
+            progress((done, total), desc=f"{rate:.1f} frames/s, {(total - done) / max(rate, 1e-6):.0f} s left",
+                     unit="frames")
+
+        try:
+            entry = restore_video(fr, video, out, temporal=float(temporal), progress=step)
+        except ValueError as e:  # a film that ends early, a frame the decoder refuses
+            raise gr.Error(f"{name}: {e}", print_exception=False) from None
+        tracks, flicker = entry["tracks"], entry["flicker"]
+        steady = (f"; flicker inside the faces {flicker['output']} grey levels (input {flicker['input']})"
+                  if flicker["output"] is not None else "")
+        sound = f", {info.audio_streams} audio stream(s) kept" if info.audio_streams else ""
+        summary = (f"**{name}**: {entry['frames']} frames at {entry['fps']:g} fps{sound}; {len(tracks)} face track(s), "
+                   f"{entry['faces_per_frame']['mean']:g} faces per frame{steady}; {entry['seconds']:.1f} s "
+                   f"({entry['frames'] / max(entry['seconds'], 1e-6):.1f} frames/s); model: {fr.model_info}")
+        if not tracks:
+            gr.Warning(f"No face found in {name}: nothing to restore there.")
+        return str(out), summary
+
     # ------------------------------------------------------------------ sketch
     @user_errors
     def sketch(self, image: str | None, extract: str, style: str | None, hints: str | None, weights: str | None,

@@ -35,6 +35,7 @@ TASKS = ("faces", "sketch", "segmentation", "translation")
 MODEL_TASKS = {"faces": ("faces", "face restoration"), "sketch": ("colorization",),
                "segmentation": ("segmentation",), "translation": ("translation",)}
 AUTO_PRECISION = {"faces": "auto", "sketch": "auto", "segmentation": "fp32", "translation": "auto"}
+MAX_VIDEO_FRAMES = 9000  # 6 minutes at 25 fps
 MAX_UPLOADED_MODELS = 4  # generator files uploaded in the Translate tab kept loaded
 
 
@@ -72,7 +73,8 @@ class Runtime:
     """
 
     def __init__(self, device: str = "auto", precision: str = "auto", models: Iterable[str | Path] = (),
-                 max_pixels: int = DEFAULT_MAX_PIXELS, *, backend: str = "torch") -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, *, backend: str = "torch",
+                 max_frames: int = MAX_VIDEO_FRAMES) -> None:
         from restore.export.backend import check_backend
 
         precision = check_backend(backend, precision)  # fp32 for onnxruntime
@@ -83,6 +85,7 @@ class Runtime:
         self.precision = {t: resolve_precision(AUTO_PRECISION[t] if precision == "auto" else precision, self.device)
                           for t in TASKS}
         self.max_pixels = int(max_pixels)
+        self.max_frames = int(max_frames)  # per uploaded video: a request holds the device that long
         self.extra = [Path(m).expanduser().resolve() for m in models]
         for p in self.extra:
             if not p.is_file():

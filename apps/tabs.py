@@ -9,13 +9,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from restore.formats import IMAGE_EXTS
+from restore.formats import IMAGE_EXTS, VIDEO_EXTENSIONS
 
 from .handlers import AREA_HEADERS, Handlers
 from .runtime import Runtime
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 IMAGE_TYPES = sorted(IMAGE_EXTS)
+VIDEO_TYPES = sorted(VIDEO_EXTENSIONS)
 
 
 def _examples(*examples: tuple[str, list]) -> dict[str, list]:
@@ -69,6 +70,20 @@ def faces_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
                          ("old grey portrait", [[d / "hopper_old_grey.png"]]))
     _wire(button, examples, [photos], h.faces,
           [photos, weights, detector, fidelity, upscale, background], [slider, crops, files, status], "faces", queue)
+    with gr.Accordion("Video: the faces of a film, tracked and steadied, its sound kept", open=False):
+        with gr.Row():
+            with gr.Column(scale=2):
+                video = gr.File(label="Video", file_types=VIDEO_TYPES, elem_id="faces-video")
+                temporal = gr.Slider(0.05, 1, value=0.35, step=0.05, label="Temporal weight",
+                                     info="each frame's restored face against its track's earlier ones; 1: frame "
+                                          "by frame (flickers)")
+                run_video = gr.Button("Restore the video's faces", variant="primary", elem_id="faces-video-run")
+                gr.Markdown("Uses the face model and options above.")
+            with gr.Column(scale=3):
+                restored = gr.Video(label="Restored video (H.264)", elem_id="faces-video-out")
+                video_status = gr.Markdown(elem_id="faces-video-status")
+    run_video.click(h.faces_video, [video, weights, detector, fidelity, upscale, background, temporal],
+                    [restored, video_status], api_name="faces_video", **queue)
 
 
 def sketch_tab(h: Handlers, rt: Runtime, queue: dict) -> None:

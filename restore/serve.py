@@ -19,6 +19,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=1, help="requests run at once on the device (default 1)")
     p.add_argument("--max-file-size", default="50mb", help="largest upload: bytes, or e.g. 50mb (refused before decoding)")
     p.add_argument("--max-pixels", type=int, default=50_000_000, help="largest decoded image (pixels)")
+    p.add_argument("--max-video-frames", type=int, default=9000,
+                   help="longest video the Faces tab takes, in frames (default 9000: 6 minutes at 25 fps)")
     p.add_argument("--model", action="append", default=[], type=Path, metavar="FILE",
                    help="an extra .safetensors model offered in the selectors (repeatable)")
     return p
@@ -31,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
     size = int(args.max_file_size) if args.max_file_size.isdigit() else args.max_file_size  # bytes, or "50mb"
     launch(args.host, args.port, args.share, max_file_size=size, device=args.device,
            precision=args.precision, models=args.model, max_pixels=args.max_pixels, concurrency=args.concurrency,
-           backend=args.backend)
+           backend=args.backend, max_frames=args.max_video_frames)
     return 0

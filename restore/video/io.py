@@ -132,7 +132,10 @@ class VideoWriter:
 
         self._file = atomic_write(self.path)  # .<name>.<pid>-<hex>.tmp beside it; fsync and rename
         self.tmp = self._file.__enter__()
-        self._out = av.open(str(self.tmp), "w", format=_format(self.path))
+        fmt = _format(self.path)
+        # mp4/mov: the index first, so a browser (the app's player) plays it before it is all downloaded
+        self._out = av.open(str(self.tmp), "w", format=fmt, options={"movflags": "+faststart"} if fmt in ("mp4", "mov")
+                            else {})
         return self
 
     def _start(self, width: int, height: int) -> None:

@@ -37,6 +37,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run"]
 MAX_PIXELS = 4_000_000  # the test server's caps, low so that oversized files are small to make
 MAX_FILE_SIZE = 1 << 20
+MAX_FRAMES = 24  # the longest video the test server takes
 TABS = {"Faces": "faces", "Sketch": "sketch", "Segmentation": "segment", "Translate": "translate"}
 FIRST_EXAMPLE = {"faces": "astronaut", "sketch": "dog (XDoG) in ladybug colours", "segment": "DSB2018 nuclei",
                  "translate": "two faces, small"}
@@ -72,7 +73,7 @@ def server(tmp_path_factory, tiny_colorizer):
     env = {**os.environ, "RESTORE_HOME": str(tmp / "cache"), "GRADIO_ANALYTICS_ENABLED": "False",
            "GRADIO_TEMP_DIR": str(tmp / "gradio")}
     cmd = [sys.executable, "-m", "restore", "app", "--port", str(port), "--max-file-size", str(MAX_FILE_SIZE),
-           "--max-pixels", str(MAX_PIXELS), "--model", str(tiny_colorizer)]
+           "--max-pixels", str(MAX_PIXELS), "--max-video-frames", str(MAX_FRAMES), "--model", str(tiny_colorizer)]
     proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
@@ -192,7 +193,7 @@ def test_handlers_on_cuda_match_the_cpu():
 # --------------------------------------------------------------------------- the endpoints
 def test_named_endpoints(client):
     api = client.view_api(print_info=False, return_format="dict")
-    assert {"/faces", "/sketch", "/segment", "/translate"} <= set(api["named_endpoints"])
+    assert {"/faces", "/faces_video", "/sketch", "/segment", "/translate"} <= set(api["named_endpoints"])
 
 
 def test_faces(client):
@@ -226,6 +227,42 @@ def test_faces_without_a_face(client, tmp_path):
         [handle_file(tmp_path / "wall.png")], "auto", "mtcnn", 1.0, 1, "none", api_name="/faces")
     assert crops is None and "No face found in wall.png" in status
     np.testing.assert_array_equal(rgb(files[0]), rgb(tmp_path / "wall.png"))  # background "none": unchanged
+
+
+def test_faces_video(client, tmp_path):
+    """A film with sound through the Faces tab: every frame back at its timestamp, the sound
+    packet for packet, the faces steadied; a broken film, an audio-only file and one too long
+    are one-line errors."""
+    pytest.importorskip("av")
+    from restore.video.io import probe
+    from tests.restore.video.test_video_io import audio_packets, make_clip, video_pts
+
+    picture = rgb(EXAMPLES / "faces" / "astronaut_degraded.jpg")
+    src = make_clip(tmp_path / "visit.mov", list(range(10)), size=(160, 160), picture=picture, jpeg=40)
+    video, status = client.predict(handle_file(src), "auto", "mtcnn", 1.0, 1, "none", 0.35, api_name="/faces_video")
+    out = Path(video["video"] if isinstance(video, dict) else video)
+    assert out.name == "visit_restored.mp4" and probe(out).frames == 10
+    assert video_pts(out) == video_pts(src) and audio_packets(out) == audio_packets(src)
+    assert "10 frames at 25 fps, 1 audio stream(s) kept; 1 face track(s)" in status and "flicker" in status
+    (tmp_path / "broken.mp4").write_bytes(b"not a film at all")
+    with pytest.raises(Exception, match=r"^broken\.mp4: not a readable video"):
+        client.predict(handle_file(tmp_path / "broken.mp4"), "auto", "mtcnn", 1.0, 1, "none", 0.35,
+                       api_name="/faces_video")
+    make_clip(tmp_path / "whole.mp4", [0, 1])
+    import av
+
+    with av.open(str(tmp_path / "whole.mp4")) as c, av.open(str(tmp_path / "sound.mp4"), "w") as o:
+        a = o.add_stream_from_template(c.streams.audio[0])  # the film's sound alone: no picture
+        for packet in c.demux(c.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = a
+                o.mux(packet)
+    with pytest.raises(Exception, match=r"^sound\.mp4: no video stream"):
+        client.predict(handle_file(tmp_path / "sound.mp4"), "auto", "mtcnn", 1.0, 1, "none", 0.35,
+                       api_name="/faces_video")
+    long = make_clip(tmp_path / "long.mp4", list(range(MAX_FRAMES + 1)), size=(32, 32), audio=False)
+    with pytest.raises(Exception, match=rf"^long\.mp4: video too long: {MAX_FRAMES + 1} frames"):
+        client.predict(handle_file(long), "auto", "mtcnn", 1.0, 1, "none", 0.35, api_name="/faces_video")
 
 
 def test_segment(client):
