@@ -35,23 +35,25 @@ __all__ = ["restore_video"]
 
 
 def restore_video(fr: Any, src: str | os.PathLike, dst: str | os.PathLike, *, crf: int = 18, codec: str = "libx264",
-                  tracker: FaceTracker | None = None, temporal: float = 0.35, group: int = 4,
+                  tracker: FaceTracker | None = None, temporal: float = 0.35, group: int | None = None,
                   progress: Any = None) -> dict:
     """Restore the faces of ``src`` into ``dst``; returns its report entry: input, output,
     frames, fps, duration, tracks, faces per frame (min, mean, max), flicker (mean absolute
     frame-to-frame change inside the face boxes: input and output), seconds, error.
-    ``group``: frames whose faces share the network calls (``fr.batch_size`` faces a call).
+    ``group``: frames whose faces share the network calls (``fr.batch_size`` faces a call;
+    default: that many frames, at least 4).
     ``progress``: called with (frames done, frames in all) after each frame."""
     t0 = time.perf_counter()
     info = probe(src)
     tracker = tracker or FaceTracker()
+    group = max(1, group or max(4, fr.batch_size))
     counts: list[int] = []
     flicker_in: list[float] = []
     flicker_out: list[float] = []
     previous: tuple[np.ndarray, np.ndarray] | None = None
     faces: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # track id -> its last restored face (float32), affine
     with FramePipeline(src, dst, info, load=fr.prepare, ahead=2 * group, crf=crf, codec=codec) as pipe:
-        for frames in pipe.groups(max(1, group)):
+        for frames in pipe.groups(group):
             # tracking is sequential, frame after frame; the faces of the whole group share the calls
             tracks = [tracker.update(frame.rgb, prep.found) for frame, prep in frames]
             for (_, prep), tracked in zip(frames, tracks):
