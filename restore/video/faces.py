@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,7 +80,8 @@ def restore_video(fr: Any, src: str | os.PathLike, dst: str | os.PathLike, *, cr
     return {"input": str(src), "output": str(dst), "frames": pipe.frames, "fps": round(info.fps, 3),
             "duration": round(info.duration, 3), "tracks": [t.to_dict() for t in tracker.tracks()],
             "scene_cuts": tracker.cuts,
-            "faces_per_frame": {"min": min(counts, default=0), "mean": _mean(counts) or 0, "max": max(counts, default=0)},
+            "faces_per_frame": {"min": min(counts, default=0), "mean": _mean(counts) or 0,
+                                "max": max(counts, default=0)},
             "flicker": {"input": _mean(flicker_in), "output": _mean(flicker_out)},
             "seconds": round(time.perf_counter() - t0, 3), "error": None}
 

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,96 +16,15 @@ import pytest
 import torch
 from PIL import Image
 
-from gan.nets.colorizer import Colorizer
-from gan.presets import COLORIZER_PRESETS
 from gan.serialize import save_model
-from restore.models.manifest import manifest
 
 pytestmark = pytest.mark.slow
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from tests import ROOT
-
-EXAMPLES = ROOT / "examples"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-MAX_PIXELS = 4_000_000  # the test server's caps, low so that oversized files are small to make
-MAX_FILE_SIZE = 1 << 20
-MAX_FRAMES = 24  # the longest video the test server takes
-TABS = {"Faces": "faces", "Sketch": "sketch", "Segmentation": "segment", "Translate": "translate"}
-FIRST_EXAMPLE = {"faces": "astronaut", "sketch": "dog (XDoG) in ladybug colours", "segment": "DSB2018 nuclei",
-                 "translate": "two faces, small"}
-DONE = {"faces": "face(s) restored", "sketch": "coloured by", "segment": "nuclei.safetensors:",
-        "translate": "restorer:"}  # in each tab's summary once its example has run (not in its progress text)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _bundled_colorizer() -> bool:
-    e = manifest().get("colorizer")
-    return e is not None and (ROOT / "weights" / e["file"]).is_file()
-
-
-@pytest.fixture(scope="module")
-def tiny_colorizer(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("models") / "tiny_colorizer.safetensors"
-    return save_model(Colorizer(COLORIZER_PRESETS["tiny"]), path, {"task": "colorization"})
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_colorizer):
-    """`restore app` on 127.0.0.1 and a free port, with an empty weights cache (so the faces run
-    on the bundled restorer) and a tiny colorizer offered beside the bundled one."""
-    tmp = tmp_path_factory.mktemp("app")
-    port = _free_port()
-    log = (tmp / "app.log").open("w")
-    env = {**os.environ, "RESTORE_HOME": str(tmp / "cache"), "GRADIO_ANALYTICS_ENABLED": "False",
-           "GRADIO_TEMP_DIR": str(tmp / "gradio")}
-    cmd = [sys.executable, "-m", "restore", "app", "--port", str(port), "--max-file-size", str(MAX_FILE_SIZE),
-           "--max-pixels", str(MAX_PIXELS), "--max-video-frames", str(MAX_FRAMES), "--model", str(tiny_colorizer)]
-    proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"restore app exited with {proc.returncode}:\n{(tmp / 'app.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"restore app did not answer in 180 s:\n{(tmp / 'app.log').read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def client(server) -> Client:
-    return Client(server, verbose=False)
-
-
-def rgb(path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB"))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
-    return 100.0 if mse == 0 else 10 * np.log10(255**2 / mse)
+from tests.apps.conftest import (CHROMIUM, CHROMIUM_ARGS, DONE, EXAMPLES, FIRST_EXAMPLE, MAX_FILE_SIZE,
+                                TABS, _bundled_colorizer, psnr, rgb)
 
 
 # --------------------------------------------------------------------------- the parts, without a server
@@ -227,42 +142,6 @@ def test_faces_without_a_face(client, tmp_path):
         [handle_file(tmp_path / "wall.png")], "auto", "mtcnn", 1.0, 1, "none", api_name="/faces")
     assert crops is None and "No face found in wall.png" in status
     np.testing.assert_array_equal(rgb(files[0]), rgb(tmp_path / "wall.png"))  # background "none": unchanged
-
-
-def test_faces_video(client, tmp_path):
-    """A film with sound through the Faces tab: every frame back at its timestamp, the sound
-    packet for packet, the faces steadied; a broken film, an audio-only file and one too long
-    are one-line errors."""
-    pytest.importorskip("av")
-    from restore.video.io import probe
-    from tests.restore.video.test_video_io import audio_packets, make_clip, video_pts
-
-    picture = rgb(EXAMPLES / "faces" / "astronaut_degraded.jpg")
-    src = make_clip(tmp_path / "visit.mov", list(range(10)), size=(160, 160), picture=picture, jpeg=40)
-    video, status = client.predict(handle_file(src), "auto", "mtcnn", 1.0, 1, "none", 0.35, api_name="/faces_video")
-    out = Path(video["video"] if isinstance(video, dict) else video)
-    assert out.name == "visit_restored.mp4" and probe(out).frames == 10
-    assert video_pts(out) == video_pts(src) and audio_packets(out) == audio_packets(src)
-    assert "10 frames at 25 fps, 1 audio stream(s) kept; 1 face track(s)" in status and "flicker" in status
-    (tmp_path / "broken.mp4").write_bytes(b"not a film at all")
-    with pytest.raises(Exception, match=r"^broken\.mp4: not a readable video"):
-        client.predict(handle_file(tmp_path / "broken.mp4"), "auto", "mtcnn", 1.0, 1, "none", 0.35,
-                       api_name="/faces_video")
-    make_clip(tmp_path / "whole.mp4", [0, 1])
-    import av
-
-    with av.open(str(tmp_path / "whole.mp4")) as c, av.open(str(tmp_path / "sound.mp4"), "w") as o:
-        a = o.add_stream_from_template(c.streams.audio[0])  # the film's sound alone: no picture
-        for packet in c.demux(c.streams.audio[0]):
-            if packet.dts is not None:
-                packet.stream = a
-                o.mux(packet)
-    with pytest.raises(Exception, match=r"^sound\.mp4: no video stream"):
-        client.predict(handle_file(tmp_path / "sound.mp4"), "auto", "mtcnn", 1.0, 1, "none", 0.35,
-                       api_name="/faces_video")
-    long = make_clip(tmp_path / "long.mp4", list(range(MAX_FRAMES + 1)), size=(32, 32), audio=False)
-    with pytest.raises(Exception, match=rf"^long\.mp4: video too long: {MAX_FRAMES + 1} frames"):
-        client.predict(handle_file(long), "auto", "mtcnn", 1.0, 1, "none", 0.35, api_name="/faces_video")
 
 
 def test_segment(client):

@@ -53,7 +53,8 @@ def make_clip(path: Path, pts: list[int], size=(96, 128), rate: int = 25, audio:
             t = np.arange(int(16000 * seconds)) / 16000
             tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
             for k in range(0, tone.shape[1], 1024):
-                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, k:k + 1024]), format="flt", layout="mono")
+                samples = np.ascontiguousarray(tone[:, k:k + 1024])
+                chunk = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
                 chunk.sample_rate, chunk.pts = 16000, k
                 for packet in a.encode(chunk):
                     c.mux(packet)
