@@ -164,7 +164,7 @@ class Handlers:
         """Restore the faces of a film (tracked, steadied, its sound kept; ``restore.video.faces``)
         -> (the restored .mp4, a summary). Refused before any work when a frame is larger than
         the image cap or the film longer than ``max_frames``."""
-        from restore.video.faces import restore_video
+        from restore.video.faces import restore_video, temporal_error
         from restore.video.io import probe
 
         if not video:
@@ -180,8 +180,8 @@ class Handlers:
         if info.frames > self.rt.max_frames:
             raise gr.Error(f"{name}: video too long: {info.frames} frames (at most {self.rt.max_frames} here; the "
                            "restore faces command takes any length)", print_exception=False)
-        if not 0 < temporal <= 1:
-            raise gr.Error("temporal weight must be in (0, 1]", print_exception=False)
+        if (why := temporal_error(temporal, "the temporal weight")) is not None:
+            raise gr.Error(why, print_exception=False)
         progress(0, desc="loading the face model")
         fr = self.rt.faces(weights, detector).with_options(upscale=int(upscale), bg=background, fidelity=fidelity)
         out = self._outdir() / f"{Path(name).stem}_restored.mp4"

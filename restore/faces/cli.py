@@ -66,9 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from restore.faces.folder import run_faces_batch
     from restore.faces.restorer import FaceRestorer
     from restore.run import ray_options, ray_usage_error
+    from restore.video.faces import temporal_error
     from restore.models.manifest import WeightsError
 
-    if (why := ray_usage_error(args)) is not None or (why := _temporal_error(args.temporal)) is not None:
+    if (why := ray_usage_error(args)) is not None or (why := temporal_error(args.temporal)) is not None:
         print(f"restore faces: error: {why}", file=sys.stderr)
         return 2
     # keywords only, so a Ray actor given a GPU can make it with device="cuda" (restore.job.Job.use_device)
@@ -100,7 +101,3 @@ def run(args: argparse.Namespace) -> int:
                                       quiet=args.quiet, crf=args.crf, codec=args.codec,
                                       temporal=args.temporal).exit_code)
     return max(codes)
-
-
-def _temporal_error(weight: float) -> str | None:
-    return None if 0 < weight <= 1 else f"--temporal must be in (0, 1], not {weight}"

@@ -105,12 +105,12 @@ def run_faces_videos(fr: FaceRestorer, videos: list[Item], out: Path, *, skip_ex
     from restore.video.faces import restore_video
     from restore.video.folder import run_videos
 
-    entries = load_report(out / REPORT)
     def process(src: Path, dst: Path, **kw) -> dict:
         return restore_video(fr, src, dst, temporal=temporal, **kw)
 
-    report, new = run_videos(process, videos, out, subfolder="restored", skip_existing=skip_existing, quiet=quiet, crf=crf, codec=codec,
-                             stream=stream)
+    entries = load_report(out / REPORT)
+    report, new = run_videos(process, videos, out, subfolder="restored", skip_existing=skip_existing, quiet=quiet,
+                             crf=crf, codec=codec, stream=stream)
     for key, entry in new.items():
         if not entry.get("skipped") or key not in entries:
             entries[key] = entry

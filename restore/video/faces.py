@@ -30,7 +30,7 @@ from .io import probe
 from .stream import FramePipeline
 from .track import FaceTracker
 
-__all__ = ["restore_video"]
+__all__ = ["restore_video", "temporal_error"]
 
 
 def restore_video(fr: Any, src: str | os.PathLike, dst: str | os.PathLike, *, crf: int = 18, codec: str = "libx264",
@@ -42,6 +42,8 @@ def restore_video(fr: Any, src: str | os.PathLike, dst: str | os.PathLike, *, cr
     ``group``: frames whose faces share the network calls (``fr.batch_size`` faces a call;
     default: that many frames, at least 4).
     ``progress``: called with (frames done, frames in all) after each frame."""
+    if (why := temporal_error(temporal, "temporal")) is not None:
+        raise ValueError(why)
     t0 = time.perf_counter()
     info = probe(src)
     tracker = tracker or FaceTracker()
@@ -84,6 +86,12 @@ def restore_video(fr: Any, src: str | os.PathLike, dst: str | os.PathLike, *, cr
                                 "max": max(counts, default=0)},
             "flicker": {"input": _mean(flicker_in), "output": _mean(flicker_out)},
             "seconds": round(time.perf_counter() - t0, 3), "error": None}
+
+
+def temporal_error(weight: float, name: str = "--temporal") -> str | None:
+    """Why ``weight`` cannot be the temporal weight (None when it can), called ``name`` in the
+    message: the CLI and the app refuse it before any work, ``restore_video`` too."""
+    return None if 0 < weight <= 1 else f"{name} must be in (0, 1], not {weight}"
 
 
 def _follow(face: np.ndarray, was: np.ndarray, now: np.ndarray) -> np.ndarray:

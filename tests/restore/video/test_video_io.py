@@ -63,6 +63,16 @@ def make_clip(path: Path, pts: list[int], size=(96, 128), rate: int = 25, audio:
     return path
 
 
+def mux_silence(container) -> None:
+    """A mono AAC stream of 1,024 silent samples into an open output ``container``."""
+    a = container.add_stream("aac", rate=16000)
+    a.layout = "mono"
+    chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+    chunk.sample_rate, chunk.pts = 16000, 0
+    for packet in list(a.encode(chunk)) + list(a.encode()):
+        container.mux(packet)
+
+
 def audio_packets(path: Path) -> list[bytes]:
     with av.open(str(path)) as c:
         return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
@@ -112,12 +122,7 @@ def test_odd_sides_silent_films_and_failures(tmp_path):
     with pytest.raises(ValueError, match="not a readable video|no video stream"):
         probe(tmp_path / "junk.mp4")
     with av.open(str(tmp_path / "tone.m4a"), "w") as c:  # audio only
-        a = c.add_stream("aac", rate=16000)
-        a.layout = "mono"
-        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
-        chunk.sample_rate, chunk.pts = 16000, 0
-        for packet in list(a.encode(chunk)) + list(a.encode()):
-            c.mux(packet)
+        mux_silence(c)
     with pytest.raises(ValueError, match="no video stream"):
         probe(tmp_path / "tone.m4a")
 
@@ -148,11 +153,6 @@ def test_truncated_and_empty_films_fail_in_one_line(tmp_path):
     with av.open(str(tmp_path / "empty.mkv"), "w") as c:  # a video stream with no frame in it, beside sound
         v = c.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("aac", rate=16000)
-        a.layout = "mono"
-        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
-        chunk.sample_rate, chunk.pts = 16000, 0
-        for packet in list(a.encode(chunk)) + list(a.encode()):
-            c.mux(packet)
+        mux_silence(c)
     with pytest.raises(ValueError, match="no frames"):
         probe(tmp_path / "empty.mkv")
