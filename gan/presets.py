@@ -33,6 +33,9 @@ PIX2PIX_PRESETS: dict[str, Pix2PixConfig | RestorerConfig] = {
     # correction of the input. 4.26 M parameters, 17 MB in float32; inputs padded to a
     # multiple of 16. A bf16 training step of 8 crops of 128 px takes ~0.08 s on 2 cores.
     "restorer": RestorerConfig(),
+    # Twice as wide at the top two levels (64-128-256-256): 9.42 M parameters, 38 MB; a bf16 step
+    # of 16 crops of 128 px takes 0.29 s on 2 cores with AMX (the `restorer` preset: 0.13 s).
+    "restorer-wide": RestorerConfig(base_channels=64, max_channels=256),
     # The same shape, small, for tests.
     "tiny-restorer": RestorerConfig(base_channels=8, depth=2, blocks=1, max_channels=32),
     # Isola et al. 2017 / pix2pix's unet_256: 54.4 M parameters.
@@ -44,6 +47,7 @@ PATCHGAN_PRESETS: dict[str, PatchGANConfig] = {
     "tiny": PatchGANConfig(base_channels=8, n_layers=2),
     # Spectral norm instead of batch norm: steadier with the small batches of CPU training.
     "restorer": PatchGANConfig(base_channels=32, n_layers=3, norm="none", spectral_norm=True),
+    "restorer-wide": PatchGANConfig(base_channels=32, n_layers=3, norm="none", spectral_norm=True),
     "tiny-restorer": PatchGANConfig(base_channels=8, n_layers=2, norm="none", spectral_norm=True),
     # pix2pix's 70x70 PatchGAN: 2.77 M parameters.
     "default": PatchGANConfig(),

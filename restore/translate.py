@@ -21,20 +21,26 @@ from .tiling import tiled_inference
 class Translator:
     """A generator ready for inference on RGB uint8 images of any size (tiled)."""
 
-    def __init__(self, weights: str | Path = "restorer", device: str | torch.device = "cpu",
+    def __init__(self, weights: str | Path | torch.nn.Module = "restorer", device: str | torch.device = "cpu",
                  tile: int = 512, overlap: float = 0.25, batch_size: int = 2, precision: str = "fp32",
                  backend: str = "torch") -> None:
-        self.path = resolve_weights(weights)
         self.device = torch.device(device)
         # fp32: an outer autocast still applies; onnxruntime: fp32 (the file's own)
         self.precision = resolve_precision(check_backend(backend, precision), self.device)
-        self.model, self.meta = load_model_file(self.path, self.device)
+        if isinstance(weights, torch.nn.Module):  # a network object (the API, tests): run as it is
+            self.path, self.model, self.meta = None, weights.to(self.device).eval(), {}
+            backend = "torch"
+        else:
+            self.path = resolve_weights(weights)
+            self.model, self.meta = load_model_file(self.path, self.device)
         self.backend = backend
         if not hasattr(self.model.config, "size_divisor"):
-            raise ValueError(f"{self.path} is not an image-to-image generator ({type(self.model).__name__})")
+            what = self.path or "the network"
+            raise ValueError(f"{what} is not an image-to-image generator ({type(self.model).__name__})")
         m = self.model.config.size_divisor
         self.tile = max(m, -(-tile // m) * m)
-        self.model = on_backend(self.model, backend, source=self.path, device=self.device, tile=self.tile)
+        if self.path is not None:
+            self.model = on_backend(self.model, backend, source=self.path, device=self.device, tile=self.tile)
         self.overlap, self.batch_size = overlap, batch_size
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

@@ -188,3 +188,19 @@ def center_face(faces: list[Detection], height: int, width: int) -> list[Detecti
         return []
     c = np.array([width / 2, height / 2])
     return [min(faces, key=lambda d: float(np.hypot(*((d.box[:2] + d.box[2:]) / 2 - c))))]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
+    h = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
+    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+def merge(first: list[Detection], more: list[Detection], overlap: float = 0.4) -> list[Detection]:
+    """``first`` and the faces of ``more`` that none of them covers (box IoU < ``overlap``),
+    largest first: the faces of a photo found on two versions of it (``FaceRestorer`` detects
+    on the degraded photo and on its restored copy)."""
+    extra = [d for d in more if all(box_iou(d.box, f.box) < overlap for f in first)]
+    return sorted(first + extra, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))

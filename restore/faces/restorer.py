@@ -6,16 +6,18 @@
 
 The face network is GFP-GAN (``gan.nets.gfpgan``) when the published GFPGANv1.4/v1.3 weights are in
 the weights cache (or given as a file), else the bundled ``restorer``, which then restores the
-background too. Faces are aligned to the FFHQ 5-point template at the network's size (512),
-restored in batches, blended with the aligned input by ``fidelity`` and pasted back with a
-feathered mask (a face-parsing mask when ``parsenet`` is cached). See ``restore.faces.align``.
+background too. Faces are found on the photo and on its restored background, merged. For
+GFP-GAN they are aligned to the FFHQ 5-point template at the network's size (512), restored in
+batches, blended with the aligned input by ``fidelity`` and pasted back with a feathered mask (a
+face-parsing mask when ``parsenet`` is cached; ``restore.faces.align``). An image-to-image face
+model restores them at their own scale instead (``own_scale``: ``restore.faces.own_scale``).
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,55 +28,15 @@ from gan.precision import autocast, cast_model, resolve_precision, run
 from restore.colour import to_rgb8, to_uint8
 
 from .align import estimate_affine, load_parser, parse_mask, paste, resize_to, template, warp_face
-from .detect import Detection, center_face, detect, make_detector
+from .detect import Detection, center_face, detect, make_detector, merge
+from .models import FACE_MODELS, face_source, load_face_model
+from .own_scale import blend, canvas_crops, restore_regions
+
+__all__ = ["FACE_MODELS", "FaceRestorer", "FaceResult", "Prepared", "RestoredFace", "face_source",
+           "load_face_model"]
 
 BACKGROUNDS = ("restorer", "resize", "none")
-FACE_MODELS = ("gfpgan-v1.4", "gfpgan-v1.3")  # best first
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def load_face_model(weights: str | Path | torch.nn.Module | None, device: torch.device) -> tuple[torch.nn.Module, str]:
-    """The face network and one line saying which it is and why.
-
-    ``weights``: None (GFPGANv1.4, else v1.3, from the weights cache, else the bundled
-    ``restorer``), a manifest name, a run folder, a ``.safetensors`` file, a published
-    GFP-GAN ``.pth`` (read with ``weights_only=True``), or a network object. Never downloads."""
-    from restore.models.cache import find_cached, load_network
-
-    if isinstance(weights, torch.nn.Module):
-        return weights.to(device).eval(), f"the given {type(weights).__name__}"
-    if weights is None:
-        for name in FACE_MODELS:
-            if find_cached(name) is not None:
-                return load_network(name, device)[0], f"{name} (found in the weights cache)"
-        model = load_network("restorer", device)[0]
-        return model, ("bundled restorer (no GFPGANv1.4/v1.3 in the weights cache; "
-                       "`restore weights fetch gfpgan-v1.4` for sharper faces)")
-    path = Path(weights).expanduser()
-    if path.suffix == ".onnx":
-        from restore.export.backend import load_model_file
-
-        model = load_model_file(path, device)[0]
-        return model, f"{path} ({model.meta.get('arch', 'ONNX')}, onnxruntime)"
-    if path.suffix == ".pth" and path.is_file():
-        from gan.nets.gfpgan import load_published
-
-        return load_published(path).to(device).eval(), f"GFP-GAN from {path}"
-    model = load_network(weights, device)[0]
-    return model, f"{weights} ({type(model).__name__})"
-
-
-def face_source(weights: str | Path | torch.nn.Module | None) -> Path | None:
-    """The file ``load_face_model`` reads for ``weights`` (what the onnxruntime backend's cached
-    export is keyed by); None for a network object."""
-    from restore.models.cache import find_cached, resolve_weights
-
-    if isinstance(weights, torch.nn.Module):
-        return None
-    if weights is None:
-        return next((p for n in FACE_MODELS if (p := find_cached(n)) is not None), None) or resolve_weights("restorer")
-    path = Path(weights).expanduser()
-    return path if path.is_file() else resolve_weights(weights)
 
 
 @dataclass
@@ -115,6 +77,7 @@ class Prepared:
     affines: list[np.ndarray]
     crops: list[np.ndarray]  # aligned RGB uint8 S x S faces
     timings: dict[str, float]
+    cleaned: np.ndarray | None = None  # the background restorer's RGB uint8 result, where it ran
 
 
 @contextlib.contextmanager
@@ -185,8 +148,11 @@ class FaceRestorer:
                  device: str | torch.device = "cpu", precision: str = "fp32", *, upscale: int = 1,
                  bg: str = "restorer", bg_weights: str | Path = "restorer", fidelity: float = 1.0, min_face: float = 16,
                  only_center_face: bool = False, parse: bool | str = "auto", tile: int = 512,
-                 detect_size: int = 1600, batch_size: int = 4, backend: str = "torch") -> None:
+                 detect_size: int = 1600, batch_size: int = 4, backend: str = "torch",
+                 own_scale: bool | None = None) -> None:
         from restore.export.backend import check_backend, on_backend
+
+        from restore.translate import Translator
 
         _check_options(upscale, bg, fidelity)
         self.backend = backend
@@ -201,10 +167,12 @@ class FaceRestorer:
         config = getattr(self.model, "config", None)
         self.face_size = int(getattr(config, "out_size", 512))  # GFP-GAN's size; the restorer takes any
         self.is_gfpgan = hasattr(config, "out_size")
-        self.translator = None
+        # A face prior restores aligned crops; any other (image-to-image) model, faces where they are.
+        self.own_scale = not self.is_gfpgan if own_scale is None else bool(own_scale)
+        if self.own_scale and not hasattr(config, "size_divisor"):
+            raise ValueError(f"own_scale needs an image-to-image face model, not {type(self.model).__name__}")
+        self.translator = self.face_translator = None
         if bg == "restorer":
-            from restore.translate import Translator
-
             # An image-to-image face model given by name or file (the restorer) does the
             # background too; otherwise ``bg_weights`` (the bundled restorer) does.
             own = not self.is_gfpgan and hasattr(config, "size_divisor") and not isinstance(weights, torch.nn.Module)
@@ -214,6 +182,9 @@ class FaceRestorer:
                 self.model = self.translator.model  # one copy of the network, not two
         if self.translator is None or self.model is not self.translator.model:  # (that one is on it already)
             self.model = on_backend(self.model, backend, source=face_source(weights), name="faces", device=self.device)
+        if self.own_scale:  # the face model on the faces' own pixels: the background's tiler when it is the same
+            same = self.translator is not None and self.model is self.translator.model
+            self.face_translator = self.translator if same else Translator(self.model, self.device, tile)
         if self.is_gfpgan:  # not shared with the tiler: cast once (no per-call weight casts), channels-last
             cast_model(self.model, self.precision, self.device)
         self.detector, self.detector_info = make_detector(detector, self.device)
@@ -253,7 +224,12 @@ class FaceRestorer:
         rare pixel by one grey level. Calls of one size make every grouping of faces, the
         pipeline's and the photo-at-a-time path's, give the same bytes. The CLI's CPU default of
         one face a call costs nothing; on a GPU the blank faces of a last call are cheap. A
-        photo restored on its own (the API, the app) needs no such filling."""
+        photo restored on its own (the API, the app) needs no such filling.
+
+        With ``own_scale`` there is no face network to call: the crops come back as they are,
+        and ``finish`` restores the faces in the photo."""
+        if self.own_scale:
+            return [c.copy() for c in crops]
         out = []
         n = max(1, self.batch_size)
         for i in range(0, len(crops), n):
@@ -264,22 +240,22 @@ class FaceRestorer:
             y = run(self.model, x, self.precision)  # autocast or the cast model; float32 out
             y = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
             out.extend(y[:len(chunk)])
-        if self.fidelity < 1:
-            w = self.fidelity
-            out = [np.rint(w * r.astype(np.float32) + (1 - w) * c.astype(np.float32)).astype(np.uint8)
-                   for r, c in zip(out, crops)]
-        return out
+        return blend(out, crops, self.fidelity) if self.fidelity < 1 else out
 
-    def _background(self, image: np.ndarray, rgb8: np.ndarray, grey: bool) -> np.ndarray:
+    def _clean(self, rgb8: np.ndarray) -> np.ndarray:
+        with autocast(self.precision, self.device):
+            return self.translator(rgb8)
+
+    def _background(self, prep: Prepared) -> np.ndarray:
+        image = prep.colour
         h, w = image.shape[:2]
         H, W = h * self.upscale, w * self.upscale
         if self.bg == "none":
             return resize_to(image, H, W, "nearest")
         if self.bg == "resize":
             return resize_to(image, H, W, "lanczos")
-        with autocast(self.precision, self.device):
-            restored = self.translator(rgb8)
-        return resize_to(_as_layout(restored, grey, image.dtype), H, W, "lanczos")
+        restored = prep.cleaned if prep.cleaned is not None else self._clean(prep.rgb8)
+        return resize_to(_as_layout(restored, prep.grey, image.dtype), H, W, "lanczos")
 
     def _sync(self) -> float:
         if self.device.type == "cuda":
@@ -288,22 +264,31 @@ class FaceRestorer:
 
     # ------------------------------------------------------------------ public API
     def prepare(self, image: np.ndarray) -> Prepared:
-        """The network-free first half of ``restore``: find and align the faces (MTCNN or
-        RetinaFace are networks too, but small; they run where the photo is read)."""
+        """The first half of ``restore``, run where the photo is read: the background restored
+        (``bg="restorer"``), the faces found and aligned.
+
+        Faces are detected on the photo and on its restored copy, and merged: on degraded
+        photos the detector misses faces that it finds on clean ones (real group photos, heavy
+        degradation: 78% of the faces MTCNN finds on the clean photos; with the restored copy
+        too, see ``scripts/eval_faces.py`` and the restorer's model card)."""
         t0 = time.perf_counter()
         colour, grey, alpha = _split(image)
         rgb8 = to_rgb8(colour)
         h, w = colour.shape[:2]
+        cleaned = self._clean(rgb8) if self.bg == "restorer" else None
+        t_clean = time.perf_counter() - t0
         with _torch_threads(1):
             found = detect(self.detector, rgb8, self.detect_size)
+            if cleaned is not None:
+                found = merge(detect(self.detector, cleaned, self.detect_size), found)
         small = sum(1 for d in found if d.size < self.min_face)
         found = [d for d in found if d.size >= self.min_face]
         if self.only_center_face:
             found = center_face(found, h, w)
         t1 = time.perf_counter()
-        prep = self.realign(Prepared(colour, grey, alpha, rgb8, found, small, [], [], {}), found)
-        prep.timings = {"detect": t1 - t0, "align": time.perf_counter() - t1, "net_faces": 0.0,
-                        "net_background": 0.0, "net_parse": 0.0, "paste": 0.0}
+        prep = self.realign(Prepared(colour, grey, alpha, rgb8, found, small, [], [], {}, cleaned), found)
+        prep.timings = {"detect": t1 - t0 - t_clean, "align": time.perf_counter() - t1, "net_faces": 0.0,
+                        "net_background": t_clean, "net_parse": 0.0, "paste": 0.0}
         return prep
 
     def realign(self, prep: Prepared, found: list[Detection]) -> Prepared:
@@ -315,16 +300,34 @@ class FaceRestorer:
         prep.crops = [warp_face(prep.rgb8, a, self.face_size) for a in prep.affines]
         return prep
 
-    def finish(self, prep: Prepared, restored: list[np.ndarray]) -> FaceResult:
-        """The second half: the background, the parse masks, the faces pasted back."""
+    def finish(self, prep: Prepared, restored: list[np.ndarray],
+               smooth: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None) -> FaceResult:
+        """The second half: the background, the parse masks, the faces pasted back.
+
+        ``restored``: ``restore_crops``' faces. With ``own_scale`` they are not used: the faces
+        are restored in the photo (the background pass, or ``restore_regions``), and the aligned
+        crops of the result are pasted back only when ``fidelity`` < 1 or ``smooth`` changes
+        them. ``smooth``: aligned restored faces -> the faces to paste (a film's temporal blend)."""
         t, t3 = prep.timings, self._sync()
-        canvas = self._background(prep.colour, prep.rgb8, prep.grey)
+        canvas = self._background(prep)
         t4 = self._sync()
         t["net_background" if self.bg == "restorer" else "paste"] += t4 - t3
-        masks = [parse_mask(self.parser, f, self.device) if self.parser is not None else None for f in restored]
+        pasting = True
+        if self.own_scale:
+            if self.face_translator is not self.translator:  # the background pass did not restore them
+                restore_regions(self._own, prep.rgb8, prep.found, canvas, self.upscale)
+            t["net_faces"] += self._sync() - t4
+            restored = canvas_crops(canvas, prep.affines, self.face_size, self.upscale)
+            pasting = self.fidelity < 1 or smooth is not None
+            restored = blend(restored, prep.crops, self.fidelity) if self.fidelity < 1 else restored
+        if smooth is not None:
+            restored = smooth(restored)
+        t4 = self._sync()
+        masks = [parse_mask(self.parser, f, self.device) if self.parser is not None and pasting else None
+                 for f in restored]
         t5 = self._sync()
         t["net_parse"] = t5 - t4
-        for face, a, mask in zip(restored, prep.affines, masks):
+        for face, a, mask in zip(restored if pasting else [], prep.affines, masks):
             paste(canvas, face, a, self.upscale, mask)
         if prep.alpha is not None:
             a = resize_to(prep.alpha, *canvas.shape[:2], "nearest" if self.bg == "none" else "lanczos")
@@ -333,6 +336,10 @@ class FaceRestorer:
         faces = [RestoredFace(d.box, d.landmarks, d.score, a, c, r)
                  for d, a, c, r in zip(prep.found, prep.affines, prep.crops, restored)]
         return FaceResult(canvas, faces, prep.small, t)
+
+    def _own(self, rgb8: np.ndarray) -> np.ndarray:
+        with autocast(self.precision, self.device):
+            return self.face_translator(rgb8)
 
     def restore(self, image: np.ndarray) -> FaceResult:
         """Restore every face (and the background) of a photo.
@@ -353,13 +360,17 @@ class FaceRestorer:
 
         RGB uint8 in and out (grey, RGBA and 16-bit come back as they went in, as with
         ``restore``), at ``size`` (height, width; default: the input's). The crop is resized
-        to the network's size and back."""
+        to the network's size and back (``own_scale``: restored at its own size)."""
         colour, grey, alpha = _split(face)
         rgb8 = to_rgb8(colour)
         h, w = rgb8.shape[:2]
         s = self.face_size
-        crop = resize_to(rgb8, s, s, "area" if min(h, w) > s else "lanczos")
-        out = self.restore_crops([crop])[0]
+        if self.own_scale:  # at its own size, as the model was trained
+            out, s = self._own(rgb8), max(h, w)
+            out = blend([out], [rgb8], self.fidelity)[0] if self.fidelity < 1 else out
+        else:
+            crop = resize_to(rgb8, s, s, "area" if min(h, w) > s else "lanczos")
+            out = self.restore_crops([crop])[0]
         H, W = size or (h, w)
         out = _as_layout(resize_to(out, H, W, "area" if max(H, W) < s else "lanczos"), grey, colour.dtype)
         return out if alpha is None else np.dstack([out, resize_to(alpha, H, W, "lanczos")])

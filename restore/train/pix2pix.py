@@ -177,7 +177,7 @@ def add_parser(tsub) -> argparse.ArgumentParser:
     s.add_argument("--val", type=Path, help="validation folder (same layout); default: every 10th pair")
     s.add_argument("--val-size", type=int, default=256, help="side of the validation centre crops")
     s.add_argument("--out", required=True, type=Path, help="run folder (generator.safetensors, checkpoint.pt, tb/)")
-    s.add_argument("--preset", default="default", choices=["tiny", "tiny-restorer", "restorer", "default", "paper"],
+    s.add_argument("--preset", default="default", choices=list(PIX2PIX_PRESETS),
                    help="network sizes: pix2pix's (default, paper, tiny) or the residual restorer's")
     s.add_argument("--num-downs", type=int, help="generator depth (default: the preset's)")
     s.add_argument("--init", choices=["pix2pix", "default"],

@@ -62,14 +62,19 @@ def restore_video(fr: Any, src: str | os.PathLike, dst: str | os.PathLike, *, cr
             crops = [c for _, prep in frames for c in prep.crops]
             done = iter(fr.restore_crops(crops) if crops else [])
             for (frame, prep), tracked in zip(frames, tracks):
-                restored = []
-                for (tid, _), affine in zip(tracked, prep.affines):
-                    now = next(done).astype(np.float32)
-                    if tracker.steady.get(tid) and tid in faces and temporal < 1:
-                        now = temporal * now + (1 - temporal) * _follow(*faces[tid], affine)
-                    faces[tid] = now, affine
-                    restored.append(np.clip(np.rint(now), 0, 255).astype(np.uint8))
-                result = fr.finish(prep, restored)
+                restored = [next(done) for _ in prep.crops]
+
+                def smooth(made: list[np.ndarray], tracked=tracked, prep=prep) -> list[np.ndarray]:
+                    out = []
+                    for (tid, _), affine, face in zip(tracked, prep.affines, made):
+                        now = face.astype(np.float32)
+                        if tracker.steady.get(tid) and tid in faces and temporal < 1:
+                            now = temporal * now + (1 - temporal) * _follow(*faces[tid], affine)
+                        faces[tid] = now, affine
+                        out.append(np.clip(np.rint(now), 0, 255).astype(np.uint8))
+                    return out
+
+                result = fr.finish(prep, restored, smooth=smooth)
                 pipe.write(result.image, frame.pts)
                 counts.append(len(prep.found))
                 boxes = [d.box for _, d in tracked]

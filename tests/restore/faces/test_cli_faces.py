@@ -10,7 +10,7 @@ from PIL import Image
 from skimage import data
 
 from restore.cli import main
-from restore.faces.align import estimate_affine
+from restore.faces.own_scale import face_region
 from tests.badfiles import BAD_REASONS, make_mixed_folder
 
 
@@ -85,10 +85,11 @@ def test_skip_existing_keeps_earlier_report_entries(tmp_path, capsys, weights, f
     assert run(capsys, "faces", inp, "-o", out, "--weights", weights, "--bg", "none", "--quiet")[0] == 0
     first = report(out)
     (face,) = first[str(inp / "a.png")]["faces"]
-    # --bg none: outside the face's aligned square every pixel is the input's own
-    affine = estimate_affine(np.array(face["landmarks"]), 512)
-    square = cv2.warpAffine(np.ones((512, 512), np.uint8), cv2.invertAffineTransform(affine), (256, 256))
-    outside = cv2.dilate(square, np.ones((7, 7), np.uint8)) == 0
+    # --bg none: the restorer (not a face prior) restores the face at its own scale, in a margin
+    # around its box; outside that region every pixel is the input's own
+    y0, y1, x0, x1 = face_region(np.array(face["box"]), *face_photo.shape[:2])
+    outside = np.ones(face_photo.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
     restored = np.array(Image.open(out / "restored" / "a.png"))
     np.testing.assert_array_equal(restored[outside], face_photo[outside])
     assert (restored[~outside] != face_photo[~outside]).any()

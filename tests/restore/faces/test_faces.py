@@ -89,7 +89,7 @@ def _square_support(affine: np.ndarray, size: int, shape: tuple[int, int], upsca
 
 @pytest.mark.parametrize("upscale", [1, 2])
 def test_paste_back_with_bg_none_leaves_pixels_outside_the_face_untouched(small, weights, upscale):
-    fr = FaceRestorer(weights, "mtcnn", bg="none", upscale=upscale)
+    fr = FaceRestorer(weights, "mtcnn", bg="none", upscale=upscale, own_scale=False)  # the aligned-crop path
     result = fr.restore(small)
     out = result.image
     assert out.shape == (256 * upscale, 256 * upscale, 3) and out.dtype == np.uint8
@@ -105,7 +105,7 @@ def test_paste_back_with_bg_none_leaves_pixels_outside_the_face_untouched(small,
 
 
 def test_fidelity_blends_restored_and_input_faces(small, weights):
-    fr = FaceRestorer(weights, "mtcnn", bg="none", fidelity=0.5)
+    fr = FaceRestorer(weights, "mtcnn", bg="none", fidelity=0.5, own_scale=False)
     (half,) = fr.restore(small).faces
     fr.fidelity = 1.0
     full = fr.restore_aligned(half.cropped)  # the network's own output for the same crop
@@ -117,7 +117,7 @@ def test_fidelity_blends_restored_and_input_faces(small, weights):
 
 
 def test_grey_rgba_and_16_bit_keep_their_layout(small, weights):
-    fr = FaceRestorer(weights, "mtcnn", bg="none")
+    fr = FaceRestorer(weights, "mtcnn", bg="none", own_scale=False)
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     result = fr.restore(grey)
     assert result.image.shape == grey.shape and result.image.dtype == np.uint8 and len(result.faces) == 1
