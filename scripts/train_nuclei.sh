@@ -12,5 +12,6 @@ $PY -m restore train segmenter --data data/nuclei/train --val data/nuclei/val --
     --model plain --preset default --crop 128 --batch-size 8 --steps 1500 --diameter 24 \
     --val-every 100 --augment rotate=180 --augment gamma=0.6,1.6 --threads 2 --seed 0
 $PY scripts/eval_nuclei.py --weights "$RUN/model.safetensors" \
-    --data data/nuclei/val --data data/nuclei/unseen --json "$RUN/eval.json"
+    --data data/nuclei/val --data data/nuclei/unseen --data data/nuclei/unseen-spe \
+    --data data/nuclei/unseen-bbbc007 --json "$RUN/eval.json"
 $PY scripts/export_model.py "$RUN/model.safetensors" nuclei
