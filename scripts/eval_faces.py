@@ -24,20 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from baseline_restore import degraded_test_pair  # noqa: E402
 
-from restore.faces.detect import detect, make_detector  # noqa: E402
+from restore.faces.detect import box_iou, detect, make_detector  # noqa: E402
 from restore.faces.restorer import FaceRestorer  # noqa: E402
 from restore.quality import psnr_ssim  # noqa: E402
 from restore.translate import Translator  # noqa: E402
 
 MIN_FACE = 16
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def face_pixels(img: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
@@ -73,7 +65,7 @@ def main() -> None:
             d8 = (np.clip(degraded, 0, 1) * 255).round().astype(np.uint8)
             result = fr.restore(d8)
             found = [f.box for f in result.faces]
-            hit = sum(1 for r in ref if any(iou(r, f) >= 0.4 for f in found))
+            hit = sum(1 for r in ref if any(box_iou(r, f) >= 0.4 for f in found))
             outs = {"degraded": d8, "faces": result.image, "whole": whole(d8)}
             row = {"image": path.name, "faces": len(ref), "found": hit}
             for name, img in outs.items():

@@ -104,18 +104,23 @@ def paste(background: np.ndarray, face: np.ndarray, affine: np.ndarray, upscale:
     shape = (y1 - y0, x1 - x0)
     mask = feather_mask(size, inv_local, shape, upscale, face_mask)
     warped = cv2.warpAffine(face, inv_local, shape[::-1], flags=cv2.INTER_LINEAR).astype(np.float32)
-    if background.ndim == 2:
-        warped = warped @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma
+    blend_into(background[y0:y1, x0:x1], warped, mask)
+    return background
+
+
+def blend_into(region: np.ndarray, rgb: np.ndarray, mask: np.ndarray) -> None:
+    """``region`` (a view of the canvas: grey or RGB, uint8 or uint16) += ``mask`` x (``rgb`` -
+    region), in place; ``rgb`` is float32 RGB on the 8-bit scale: a grey canvas gets its luma,
+    a 16-bit one gets it scaled by 257."""
+    if region.ndim == 2:
+        rgb = rgb @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma
     else:
         mask = mask[..., None]
-    if background.dtype == np.uint16:
-        warped *= 257.0
-    region = background[y0:y1, x0:x1]
+    if region.dtype == np.uint16:
+        rgb = rgb * 257.0
     base = region.astype(np.float32)
-    out = base + mask * (warped - base)  # where mask == 0 this is base exactly
-    top = np.iinfo(background.dtype).max
-    region[...] = np.rint(out).clip(0, top).astype(background.dtype)
-    return background
+    out = base + mask * (rgb - base)  # where mask == 0 this is base exactly
+    region[...] = np.rint(out).clip(0, np.iinfo(region.dtype).max).astype(region.dtype)
 
 
 # Face parsing (facexlib's ParseNet, 19 classes): which classes belong to the pasted face.

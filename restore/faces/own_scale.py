@@ -18,7 +18,7 @@ import numpy as np
 
 from restore.colour import to_rgb8
 
-from .align import resize_to, warp_face
+from .align import blend_into, resize_to, warp_face
 from .detect import Detection
 
 MARGIN = 0.5  # of the box's longer side, on every side: context for the network, room to feather
@@ -61,16 +61,9 @@ def restore_regions(net: Callable[[np.ndarray], np.ndarray], rgb8: np.ndarray, f
         patch = net(np.ascontiguousarray(rgb8[y0:y1, x0:x1]))
         Y0, Y1, X0, X1 = y0 * upscale, y1 * upscale, x0 * upscale, x1 * upscale
         out = resize_to(patch, Y1 - Y0, X1 - X0, "lanczos").astype(np.float32)
-        if canvas.ndim == 2:
-            out = out @ np.array([0.299, 0.587, 0.114], np.float32)
-        if canvas.dtype == np.uint16:
-            out *= 257.0
         feather = max(1, int(MARGIN * float(max(d.box[2] - d.box[0], d.box[3] - d.box[1])) * upscale) // 2)
         mask = box_feather((Y1 - Y0, X1 - X0), (y0 > 0, y1 < h, x0 > 0, x1 < w), feather)
-        region = canvas[Y0:Y1, X0:X1]
-        base = region.astype(np.float32)
-        blended = base + (mask[..., None] if canvas.ndim == 3 else mask) * (out - base)
-        region[...] = np.rint(blended).clip(0, np.iinfo(canvas.dtype).max).astype(canvas.dtype)
+        blend_into(canvas[Y0:Y1, X0:X1], out, mask)
 
 
 def canvas_crops(canvas: np.ndarray, affines: list[np.ndarray], size: int, upscale: int) -> list[np.ndarray]:
@@ -91,4 +84,3 @@ def blend(restored: list[np.ndarray], inputs: list[np.ndarray], weight: float) -
     """``weight`` x restored + (1 - weight) x input, per aligned face (``fidelity``)."""
     return [np.rint(weight * r.astype(np.float32) + (1 - weight) * c.astype(np.float32)).astype(np.uint8)
             for r, c in zip(restored, inputs)]
-

@@ -229,7 +229,7 @@ class FaceRestorer:
         With ``own_scale`` there is no face network to call: the crops come back as they are,
         and ``finish`` restores the faces in the photo."""
         if self.own_scale:
-            return [c.copy() for c in crops]
+            return list(crops)
         out = []
         n = max(1, self.batch_size)
         for i in range(0, len(crops), n):
@@ -242,9 +242,10 @@ class FaceRestorer:
             out.extend(y[:len(chunk)])
         return blend(out, crops, self.fidelity) if self.fidelity < 1 else out
 
-    def _clean(self, rgb8: np.ndarray) -> np.ndarray:
+    def _run(self, translator, rgb8: np.ndarray) -> np.ndarray:
+        """A tiler (the background's or the face model's) on an RGB uint8 photo, in this precision."""
         with autocast(self.precision, self.device):
-            return self.translator(rgb8)
+            return translator(rgb8)
 
     def _background(self, prep: Prepared) -> np.ndarray:
         image = prep.colour
@@ -254,7 +255,7 @@ class FaceRestorer:
             return resize_to(image, H, W, "nearest")
         if self.bg == "resize":
             return resize_to(image, H, W, "lanczos")
-        restored = prep.cleaned if prep.cleaned is not None else self._clean(prep.rgb8)
+        restored = prep.cleaned if prep.cleaned is not None else self._run(self.translator, prep.rgb8)
         return resize_to(_as_layout(restored, prep.grey, image.dtype), H, W, "lanczos")
 
     def _sync(self) -> float:
@@ -275,7 +276,7 @@ class FaceRestorer:
         colour, grey, alpha = _split(image)
         rgb8 = to_rgb8(colour)
         h, w = colour.shape[:2]
-        cleaned = self._clean(rgb8) if self.bg == "restorer" else None
+        cleaned = self._run(self.translator, rgb8) if self.bg == "restorer" else None
         t_clean = time.perf_counter() - t0
         with _torch_threads(1):
             found = detect(self.detector, rgb8, self.detect_size)
@@ -315,7 +316,8 @@ class FaceRestorer:
         pasting = True
         if self.own_scale:
             if self.face_translator is not self.translator:  # the background pass did not restore them
-                restore_regions(self._own, prep.rgb8, prep.found, canvas, self.upscale)
+                net = lambda x: self._run(self.face_translator, x)  # noqa: E731
+                restore_regions(net, prep.rgb8, prep.found, canvas, self.upscale)
             t["net_faces"] += self._sync() - t4
             restored = canvas_crops(canvas, prep.affines, self.face_size, self.upscale)
             pasting = self.fidelity < 1 or smooth is not None
@@ -336,10 +338,6 @@ class FaceRestorer:
         faces = [RestoredFace(d.box, d.landmarks, d.score, a, c, r)
                  for d, a, c, r in zip(prep.found, prep.affines, prep.crops, restored)]
         return FaceResult(canvas, faces, prep.small, t)
-
-    def _own(self, rgb8: np.ndarray) -> np.ndarray:
-        with autocast(self.precision, self.device):
-            return self.face_translator(rgb8)
 
     def restore(self, image: np.ndarray) -> FaceResult:
         """Restore every face (and the background) of a photo.
@@ -366,7 +364,7 @@ class FaceRestorer:
         h, w = rgb8.shape[:2]
         s = self.face_size
         if self.own_scale:  # at its own size, as the model was trained
-            out, s = self._own(rgb8), max(h, w)
+            out, s = self._run(self.face_translator, rgb8), max(h, w)
             out = blend([out], [rgb8], self.fidelity)[0] if self.fidelity < 1 else out
         else:
             crop = resize_to(rgb8, s, s, "area" if min(h, w) > s else "lanczos")

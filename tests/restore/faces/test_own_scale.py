@@ -72,3 +72,20 @@ def test_merge_adds_only_faces_not_already_found():
     c = Detection(np.array([50, 50, 80, 80.0]), np.zeros((5, 2)), 0.7)
     merged = merge([a], [b, c])
     assert [d.score for d in merged] == [0.7, 0.9]  # largest first; b overlaps a
+
+
+def test_faces_found_only_on_the_restored_copy_are_restored_too(small, weights):
+    """The detector sees the photo and its restored background; a face it finds only on the
+    latter (as on heavily degraded photos) is kept."""
+    fr = FaceRestorer(weights, "mtcnn")
+    cleaned = fr.translator(small)
+    real = fr.detector
+
+    def detector(img):  # blind on the photo itself, MTCNN on the restored copy
+        return real(img) if np.array_equal(img, cleaned) else []
+
+    fr.detector = detector
+    assert len(fr.prepare(small).found) == 1
+    assert FaceRestorer(weights, "mtcnn", bg="none").with_options().prepare(small).found  # sanity: MTCNN sees it
+    fr.bg = "resize"  # no restored copy: nothing to find it on
+    assert fr.prepare(small).found == []
