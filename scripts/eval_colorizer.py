@@ -21,6 +21,14 @@ test_masks/, when given):
                          colour at random off-line pixels, seeded by the image's index);
 - model_other_reference: the model with the next test image as the reference: how much the
                          score owes to the reference (a model that ignores it scores the same).
+- model_transformed_reference: the model with the truth mirrored and turned 15 degrees as the
+                         reference (restore.sketch.scores.transformed_reference): no pixel lines up.
+
+Colour away from lines (``*_away``, restore.sketch.scores): PSNR over the pixels >= 3 px from any
+line pixel of the sketch (so the score is about colour, not about where lines fall), for the model
+with either reference and for **mean_colour_fill** (the truth's background kept white, the rest
+the reference's mean colour). ``lines_kept``: the share of the sketch's dark pixels still dark in
+the model's result.
 """
 from __future__ import annotations
 
@@ -37,6 +45,7 @@ from restore.imageio import read_image  # noqa: E402
 from restore.imagewrite import write_png  # noqa: E402
 from restore.sketch.colorizer import Colorizer, flat_fill, psnr, read_rgb  # noqa: E402
 from restore.sketch.extract import extract  # noqa: E402
+from restore.sketch.scores import away_from_lines, lines_kept, mean_colour_fill, psnr_on, transformed_reference  # noqa: E402,E501
 
 
 def random_hints(truth: np.ndarray, sketch: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -79,13 +88,21 @@ def main(argv: list[str] | None = None) -> dict:
                 "flat_fill_mean": flat_fill(sketch, truth, per_region=False)}
         other = read_rgb(files[(i + 1) % len(files)]) if len(files) > 1 else truth
         outs["model_other_reference"] = model(sketch, other).astype(np.float32) / 255
+        turned = transformed_reference(truth)
+        outs["model_transformed_reference"] = model(sketch, turned).astype(np.float32) / 255
         if args.hints:
-            outs["model_hints"] = model(sketch, truth, random_hints(truth, sketch, args.hints, i)).astype(np.float32) / 255
+            hints = random_hints(truth, sketch, args.hints, i)
+            outs["model_hints"] = model(sketch, truth, hints).astype(np.float32) / 255
         row = {"image": path.name}
         for name, img in outs.items():
             row[f"{name}_psnr"] = psnr(img, truth)
             if mask is not None and mask.any():
                 row[f"{name}_psnr_fg"] = psnr(img, truth, mask)
+        away = away_from_lines(sketch)
+        for name, img in (("model", out), ("model_transformed_reference", outs["model_transformed_reference"]),
+                          ("mean_colour_fill", mean_colour_fill(truth, truth, mask, mask))):
+            row[f"{name}_away"] = psnr_on(img, truth, away)
+        row["lines_kept"] = lines_kept(sketch, out)
         rows.append(row)
         print(f"{path.name:50s} " + " | ".join(f"{k[:-5]} {v:6.2f}" for k, v in row.items() if k.endswith("_psnr")),
               flush=True)
@@ -99,8 +116,14 @@ def main(argv: list[str] | None = None) -> dict:
     gain = mean["model_psnr"] - mean["flat_fill_region_psnr"]
     print(f"model - flat_fill_region: {gain:+.2f} dB (all pixels); model - flat_fill_mean: "
           f"{mean['model_psnr'] - mean['flat_fill_mean_psnr']:+.2f} dB; {t_model / len(rows):.3f} s per image")
+    fill = mean["mean_colour_fill_away"]
+    print(f">= 3 px from lines: mean-colour fill {fill:.2f} dB, model {mean['model_away']:.2f} "
+          f"({mean['model_away'] - fill:+.2f}), with a mirrored + turned reference "
+          f"{mean['model_transformed_reference_away']:.2f} ({mean['model_transformed_reference_away'] - fill:+.2f}); "
+          f"line pixels kept {mean['lines_kept']:.1%}")
     report = {"weights": str(model.path), "data": str(args.data), "sketch": args.method, "images": len(rows),
-              "metric": "PSNR dB, RGB in [0, 1], no crop; _fg: over the alpha mask", "reference": "the truth itself",
+              "metric": "PSNR dB, RGB in [0, 1], no crop; _fg: over the alpha mask; _away: over pixels >= 3 px "
+                        "from the sketch's lines", "reference": "the truth itself (and its transformed copy)",
               "mean": mean, "gain_over_flat_fill_region_db": gain, "seconds_per_image": t_model / len(rows),
               "rows": rows}
     if args.panels and panels:
