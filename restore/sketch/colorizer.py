@@ -22,6 +22,7 @@ from restore.imageio import DEFAULT_MAX_PIXELS, read_alpha, read_image
 from restore.models.cache import resolve_weights
 
 from .extract import luminance, to_float
+from .layers import compose, flat
 
 
 def _alpha(path: str | os.PathLike) -> np.ndarray | None:
@@ -79,11 +80,24 @@ class Colorizer:
         self.model = on_backend(self.model, backend, source=self.path, name="colorizer", device=self.device)
         self.max_side = max_side
 
-    @torch.inference_mode()
-    def __call__(self, sketch: np.ndarray, reference: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, sketch: np.ndarray, reference: np.ndarray, hints: np.ndarray | None = None,
+                 keep_lines: bool = True) -> np.ndarray:
         """Sketch HxW (or HxWx3, made grey) and reference hxwx3 (uint8 or float in [0, 1]),
         hints HxWx4 or None -> RGB uint8 HxWx3 of the sketch's size. Sketches larger than
-        ``max_side`` are coloured at that size and the colours upsampled."""
+        ``max_side`` are coloured at that size and the colours upsampled. With ``keep_lines``
+        the sketch's lines and paper go back over the colours (restore.sketch.layers); without,
+        the network's own output."""
+        return self.layers(sketch, reference, hints)[0] if keep_lines else self.paint(sketch, reference, hints)
+
+    def layers(self, sketch: np.ndarray, reference: np.ndarray,
+               hints: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(result, flat): the coloured sketch, and its colours without lines (RGB uint8)."""
+        colours = flat(sketch, self.paint(sketch, reference, hints))
+        return compose(sketch, colours), colours
+
+    @torch.inference_mode()
+    def paint(self, sketch: np.ndarray, reference: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        """The network's output, RGB uint8 HxWx3 of the sketch's size (lines smeared in)."""
         s = luminance(sketch)
         ref = to_float(reference)
         ref = np.repeat(ref[..., None], 3, axis=2) if ref.ndim == 2 else ref[..., :3]

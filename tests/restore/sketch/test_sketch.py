@@ -215,7 +215,8 @@ def test_eval_script_runs(tmp_path):
     (tmp_path / "masks").mkdir()
     for i in range(2):
         Image.fromarray(clipart(10 + i)).save(tmp_path / "test" / f"a{i}.png")
-        Image.fromarray(((clipart(10 + i) < 250).any(axis=2) * 255).astype(np.uint8)).save(tmp_path / "masks" / f"a{i}.png")
+        mask = ((clipart(10 + i) < 250).any(axis=2) * 255).astype(np.uint8)
+        Image.fromarray(mask).save(tmp_path / "masks" / f"a{i}.png")
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "eval_colorizer.py"), "--weights", str(weights),
                            "--data", str(tmp_path / "test"), "--masks", str(tmp_path / "masks"), "--hints", "4",
                            "--json", str(tmp_path / "eval.json")], capture_output=True, text=True, cwd=ROOT)
@@ -223,3 +224,5 @@ def test_eval_script_runs(tmp_path):
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["images"] == 2 and {"model_psnr", "flat_fill_region_psnr", "flat_fill_mean_psnr",
                                        "model_hints_psnr", "model_psnr_fg"} <= set(report["mean"])
+    assert {"model_away", "model_transformed_reference_away", "mean_colour_fill_away"} <= set(report["mean"])
+    assert report["mean"]["lines_kept"] == 1.0  # the sketch's lines go back over the colours

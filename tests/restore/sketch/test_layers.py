@@ -1,0 +1,83 @@
+"""restore.sketch.layers: the sketch's lines and paper over the network's colours; --layers."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from restore.cli import main
+from restore.sketch.colorizer import read_sketch
+from restore.sketch.layers import compose, flat, line_layer, paper
+from tests.gan.nets.test_colorizer import clipart
+from tests.restore.sketch.test_sketch import tiny_model
+
+
+def _ring(gap: int = 0) -> np.ndarray:
+    """A 60x60 sketch: a square outline 3 px thick with a gap of ``gap`` px in its top side,
+    and an anti-aliased grey fringe outside it."""
+    s = np.ones((60, 60), np.float32)
+    s[10:50, 10:50] = 0.7  # fringe
+    s[11:49, 11:49] = 0.0  # ink
+    s[14:46, 14:46] = 0.7  # fringe inside
+    s[15:45, 15:45] = 1.0  # inside
+    if gap:
+        s[10:14, 30:30 + gap] = 1.0
+    return s
+
+
+def test_paper_is_outside_the_outline_only():
+    p = paper(_ring())
+    assert p[0, 0] and p[5, 30] and not p[30, 30] and not p[12, 12]
+    # a gap of 2 px in the outline does not let the paper flood the figure
+    p2 = paper(_ring(gap=2))
+    assert p2[0, 0] and not p2[30, 30] and not p2[40, 40]
+
+
+def test_compose_keeps_every_line_pixel_and_the_paper():
+    s = _ring()
+    tint = np.full((60, 60, 3), (200, 120, 40), np.uint8)  # the network tinted everything
+    colours = flat(s, tint)
+    assert np.array_equal(colours[0, 0], [255, 255, 255]) and np.array_equal(colours[30, 30], [200, 120, 40])
+    assert np.array_equal(colours[12, 30], [200, 120, 40])  # under the line: the colour next to it
+    out = compose(s, colours)
+    ink = s < 0.5
+    assert np.array_equal(out[ink], np.zeros((int(ink.sum()), 3), np.uint8))  # lines exactly as drawn
+    assert np.array_equal(out[0, 0], [255, 255, 255]) and np.array_equal(out[30, 30], [200, 120, 40])
+    assert np.allclose(out[14, 30], np.array([200, 120, 40]) * 0.7, atol=1)  # a fringe inside multiplies
+    assert np.allclose(out[10, 30], 0.7 * 255, atol=1)  # the fringe outside is paper: the sketch's grey
+    rgba = line_layer(s)
+    assert rgba.shape == (60, 60, 4) and rgba[30, 30, 3] == 0 and rgba[20, 12, 3] == 255
+
+
+def test_cli_layers_writes_flat_and_lines(tmp_path, capsys):
+    weights = tiny_model(tmp_path / "c.safetensors")
+    art = clipart(5, 64, 64)
+    Image.fromarray(art).save(tmp_path / "art.png")
+    argv = ["sketch", str(tmp_path / "art.png"), "--extract", "--style", str(tmp_path / "art.png"), "--layers",
+            "-o", str(tmp_path / "out"), "--weights", str(weights), "--quiet"]
+    assert main(argv) == 0
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["art.png", "art_compare.png", "art_flat.png", "art_lines.png"]
+    lines = np.asarray(Image.open(tmp_path / "out" / "art_lines.png"))
+    assert lines.shape == (64, 64, 4)
+    sketch = 1 - lines[..., 3].astype(np.float32) / 255
+    result = np.asarray(Image.open(tmp_path / "out" / "art.png")).astype(np.float32) / 255
+    ink = sketch < 0.5
+    assert ink.any() and np.abs(result[ink] - sketch[ink, None]).max() <= 1 / 255 + 1e-6
+    assert main(["sketch", str(tmp_path / "art.png"), "--extract", "--layers", "-o", str(tmp_path / "x")]) == 2
+    assert "--layers needs --style" in capsys.readouterr().err
+
+
+def test_colorizer_keeps_the_lines_of_a_drawn_sketch(tmp_path):
+    from restore.sketch.colorizer import Colorizer
+
+    s = _ring()
+    Image.fromarray((s * 255).astype(np.uint8)).save(tmp_path / "s.png")
+    c = Colorizer(weights=tiny_model(tmp_path / "c.safetensors"))
+    red = np.zeros((20, 20, 3), np.uint8)
+    red[..., 0] = 220
+    sketch = read_sketch(tmp_path / "s.png")
+    out, colours = c.layers(sketch, red)
+    assert (out[sketch < 0.5] == 0).all() and (c(sketch, red) == out).all()
+    assert (out[0, 0] == 255).all() and (colours[0, 0] == 255).all()
+    raw = c(sketch, red, keep_lines=False)
+    assert raw.shape == out.shape and not (raw == out).all()
