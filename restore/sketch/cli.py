@@ -30,6 +30,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--layers", action="store_true",
                    help="also write <stem>_flat.png (colours without lines) and <stem>_lines.png "
                         "(the lines, transparent)")
+    p.add_argument("--keep-paper", action="store_true",
+                   help="the paper outside the drawing's outer contour stays paper (for closed line art)")
     p.add_argument("--weights", default="colorizer", help="bundled model name, run folder, .safetensors or .onnx file")
     p.add_argument("--max-side", type=int, default=1024, help="colour larger sketches at this size, then upsample")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
@@ -82,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
             hed_weights()  # fetch once, before the batch, so a failure is one clear error
         job = SketchJob(make, model=colorizer, out=args.out, reference=reference, hints=args.hints,
                         extract_method=args.method if args.extract else None, device=args.device,
-                        ext=output_ext(args), quality=args.quality, backend=args.backend, layers=args.layers)
+                        ext=output_ext(args), quality=args.quality, backend=args.backend, layers=args.layers,
+                        keep_paper=args.keep_paper)
     except (UsageError, WeightsError, ValueError) as e:
         return usage(str(e))
     return run_job(job, found.items, pipeline=not args.no_pipeline, skip_existing=args.skip_existing,

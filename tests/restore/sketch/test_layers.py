@@ -53,6 +53,7 @@ def test_cli_layers_writes_flat_and_lines(tmp_path, capsys):
     art = clipart(5, 64, 64)
     Image.fromarray(art).save(tmp_path / "art.png")
     argv = ["sketch", str(tmp_path / "art.png"), "--extract", "--style", str(tmp_path / "art.png"), "--layers",
+            "--keep-paper",
             "-o", str(tmp_path / "out"), "--weights", str(weights), "--quiet"]
     assert main(argv) == 0
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
@@ -76,8 +77,10 @@ def test_colorizer_keeps_the_lines_of_a_drawn_sketch(tmp_path):
     red = np.zeros((20, 20, 3), np.uint8)
     red[..., 0] = 220
     sketch = read_sketch(tmp_path / "s.png")
-    out, colours = c.layers(sketch, red)
-    assert (out[sketch < 0.5] == 0).all() and (c(sketch, red) == out).all()
+    out, colours = c.layers(sketch, red, keep_paper=True)
+    assert (out[sketch < 0.5] == 0).all() and (c(sketch, red, keep_paper=True) == out).all()
     assert (out[0, 0] == 255).all() and (colours[0, 0] == 255).all()
+    plain, _ = c.layers(sketch, red)  # the default leaves the network's colour on the paper
+    assert (plain[sketch < 0.5] == 0).all() and (plain == c(sketch, red)).all()
     raw = c(sketch, red, keep_lines=False)
     assert raw.shape == out.shape and not (raw == out).all()
