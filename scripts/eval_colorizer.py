@@ -45,7 +45,7 @@ from restore.imageio import read_image  # noqa: E402
 from restore.imagewrite import write_png  # noqa: E402
 from restore.sketch.colorizer import Colorizer, flat_fill, psnr, read_rgb  # noqa: E402
 from restore.sketch.extract import extract  # noqa: E402
-from restore.sketch.scores import away_from_lines, lines_kept, mean_colour_fill, psnr_on, transformed_reference  # noqa: E402,E501
+from restore.sketch.scores import away_from_lines, lines_kept, mean_colour_fill, transformed_reference  # noqa: E402
 
 
 def random_hints(truth: np.ndarray, sketch: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         away = away_from_lines(sketch)
         for name, img in (("model", out), ("model_transformed_reference", outs["model_transformed_reference"]),
                           ("mean_colour_fill", mean_colour_fill(truth, truth, mask, mask))):
-            row[f"{name}_away"] = psnr_on(img, truth, away)
+            row[f"{name}_away"] = psnr(img, truth, away)
         row["lines_kept"] = lines_kept(sketch, out)
         rows.append(row)
         print(f"{path.name:50s} " + " | ".join(f"{k[:-5]} {v:6.2f}" for k, v in row.items() if k.endswith("_psnr")),

@@ -2,8 +2,8 @@
 
 The network paints every pixel, lines included, and smears them; here the input's own lines
 go back on top: its line pixels (darker than 0.5) come out exactly as they went in, the lighter
-anti-aliased edge pixels multiply the colour under them, and the paper outside the drawing's
-outer contour keeps the sketch's own (paper) value instead of the network's tint.
+anti-aliased edge pixels multiply the colour under them, and (opt-in: ``keep_paper``) the paper
+outside the drawing's outer contour keeps the sketch's own value instead of the network's tint.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .extract import luminance, to_float
-from .scores import line_pixels
+from .scores import border_connected, line_pixels
 
 
 def paper(sketch: np.ndarray, gap: int = 3) -> np.ndarray:
@@ -23,9 +23,7 @@ def paper(sketch: np.ndarray, gap: int = 3) -> np.ndarray:
     if not lines.any():
         return np.ones_like(lines)
     closed = ndi.binary_dilation(lines, iterations=gap) if gap else lines
-    labels, _ = ndi.label(~closed)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    outside = np.isin(labels, edge[edge > 0])
+    outside = border_connected(~closed)
     if gap:
         outside = ndi.binary_dilation(outside, iterations=gap, mask=~lines)
     return outside

@@ -4,7 +4,8 @@ Whole-picture PSNR is dominated by the lines: even the true colours in every reg
 ~1 dB over a one-colour fill. So the colour is scored on the pixels at least ``margin`` px away
 from any line of the input sketch, against a **mean-colour fill** (the picture's background
 kept white, everything else painted the reference's mean colour), and the lines are scored by
-the share of the sketch's dark pixels that are still dark in the result.
+the share of the sketch's dark pixels that are still dark in the result. PSNR over those
+pixels is ``restore.sketch.colorizer.psnr(result, truth, away_from_lines(sketch))``.
 """
 from __future__ import annotations
 
@@ -29,15 +30,19 @@ def away_from_lines(sketch: np.ndarray, margin: float = 3.0) -> np.ndarray:
     return ndi.distance_transform_edt(~lines) >= margin
 
 
+def border_connected(region: np.ndarray) -> np.ndarray:
+    """HxW bool: the pixels of ``region`` (HxW bool) in a connected piece that touches the border."""
+    labels, _ = ndi.label(region)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return np.isin(labels, border[border > 0])
+
+
 def background(picture: np.ndarray, mask: np.ndarray | None = None, white: float = 0.97) -> np.ndarray:
     """HxW bool: the picture's background: outside ``mask`` (its foreground) when given, else
     the near-white pixels connected to the border (white inside a figure stays foreground)."""
     if mask is not None:
         return ~mask.astype(bool)
-    near_white = picture.min(axis=2) > white
-    labels, _ = ndi.label(near_white)
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return np.isin(labels, border[border > 0])
+    return border_connected(picture.min(axis=2) > white)
 
 
 def mean_colour_fill(picture: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None,
@@ -50,14 +55,6 @@ def mean_colour_fill(picture: np.ndarray, reference: np.ndarray, mask: np.ndarra
     out[:] = colour
     out[background(picture, mask)] = 1.0
     return out
-
-
-def psnr_on(result: np.ndarray, truth: np.ndarray, where: np.ndarray) -> float:
-    """PSNR (dB, RGB in [0, 1]) over the pixels ``where``; inf when they match exactly."""
-    if not where.any():
-        return float("nan")
-    mse = float(np.mean((result[where].astype(np.float64) - truth[where]) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def lines_kept(sketch: np.ndarray, result: np.ndarray) -> float:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from restore.sketch.scores import (away_from_lines, background, lines_kept, mean_colour_fill, psnr_on,
+from restore.sketch.colorizer import psnr
+from restore.sketch.scores import (away_from_lines, background, border_connected, lines_kept, mean_colour_fill,
                                    transformed_reference)
 
 
@@ -46,10 +47,17 @@ def test_mean_colour_fill_and_the_true_colours_beat_it():
     fg = ~background(pic)
     assert np.allclose(fill[20, 20], pic[fg].mean(axis=0))
     away = away_from_lines(sketch)
-    assert psnr_on(pic, pic, away) == float("inf")
+    assert psnr(pic, pic, away) == 100.0  # identical: the top score
     swapped = pic.copy()
     swapped[13:27, 13:27], swapped[37:51, 37:51] = pic[37:51, 37:51], pic[13:27, 13:27]  # colours in the wrong regions
-    assert psnr_on(swapped, pic, away) < psnr_on(fill, pic, away) < 60
+    assert psnr(swapped, pic, away) < psnr(fill, pic, away) < 60
+
+
+def test_border_connected_keeps_only_pieces_touching_the_border():
+    region = np.zeros((10, 10), bool)
+    region[0, :3] = region[4:6, 4:6] = region[9, 9] = True
+    got = border_connected(region)
+    assert got[0, :3].all() and got[9, 9] and not got[4:6, 4:6].any() and got.sum() == 4
 
 
 def test_lines_kept_counts_dark_line_pixels():
