@@ -208,47 +208,79 @@ class Handlers:
         return str(out), summary
 
     # ------------------------------------------------------------------ sketch
-    @user_errors
-    def sketch(self, image: str | None, extract: str, style: str | None, hints: str | None, weights: str | None,
-               progress: gr.Progress = gr.Progress()):
-        """Colour a sketch (or the sketch extracted from a colour image) in the style of a
-        reference -> (result, sketch | reference | result, PNG file, summary). Without a
-        reference, the extracted sketch itself."""
-        from restore.sketch.colorizer import compare_panel, read_hints, read_rgb
+    def _sketch_of(self, image: str | None, extract: str, progress: gr.Progress | None = None) -> np.ndarray:
+        """The sketch of an upload: as it is (luminance) or extracted by ``extract``."""
+        from restore.sketch.colorizer import read_rgb
         from restore.sketch.extract import extract as extract_sketch
         from restore.sketch.extract import luminance
 
         colour = self._read(image, "a sketch or a colour image", read_rgb)
-        if extract and extract != "none":
+        if not extract or extract == "none":
+            return luminance(colour)
+        if progress is not None:
             progress(0, desc=f"extracting the sketch ({extract})")
-            kw = {"device": self.rt.device} if extract == "hed" else {}
-            sketch = extract_sketch(colour, extract, **kw)
-        else:
-            sketch = luminance(colour)
+        kw = {"device": self.rt.device} if extract == "hed" else {}
+        return extract_sketch(colour, extract, **kw)
+
+    @user_errors
+    def sketch_canvas(self, image: str | None, extract: str) -> dict | None:
+        """The sketch, shown in the hint editor to draw colour strokes on (None without an upload)."""
+        from .drawn import canvas
+
+        return canvas(self._sketch_of(image, extract)) if image else None
+
+    @user_errors
+    def sketch(self, image: str | None, extract: str, style: str | None, hints: str | None, weights: str | None,
+               drawn: dict | None = None, progress: gr.Progress = gr.Progress()):
+        """Colour a sketch (or the sketch extracted from a colour image) in the style of a
+        reference -> (result, sketch | reference | result, PNG file, summary, colours without
+        lines, lines on transparency). Hints: an uploaded file, or strokes ``drawn`` in the
+        page's editor (both: the drawn strokes win where they overlap); every region a stroke
+        touches takes its colour. Without a reference, the extracted sketch itself."""
+        from restore.sketch.colorizer import compare_panel, read_hints, read_rgb
+        from restore.sketch.layers import line_layer
+
+        from .drawn import editor_hints
+
+        sketch = self._sketch_of(image, extract, progress)
         sketch8 = (np.clip(sketch, 0, 1) * 255).round().astype(np.uint8)
-        out = self._outdir() / f"{Path(_name(image)).stem}_{'coloured' if style else 'sketch'}.png"
+        folder = self._outdir()
+        stem = Path(_name(image)).stem
+        out = folder / f"{stem}_{'coloured' if style else 'sketch'}.png"
         if not style:
             if not extract or extract == "none":
                 raise gr.Error("Upload a style reference (or choose an extraction to get the sketch only).",
                                print_exception=False)
             write_png(out, sketch8)
-            return sketch8, None, str(out), f"sketch extracted by {extract}; no style reference, so not coloured"
+            return sketch8, None, [str(out)], f"sketch extracted by {extract}; no style reference, so not coloured", \
+                None, None
         if not weights:
             raise gr.Error("No colorizer model here: the bundled `colorizer` is missing (train it with "
                            "scripts/train_colorizer.sh) and no other was given.", print_exception=False)
         reference = self._read(style, "a style reference", read_rgb)
         hint = self._read(hints, "hints", read_hints) if hints else None
+        if hint is not None and hint.shape[:2] != sketch.shape:
+            raise gr.Error(f"The hints are {hint.shape[1]}x{hint.shape[0]} px, the sketch {sketch.shape[1]}x"
+                           f"{sketch.shape[0]}: draw them on the sketch itself.", print_exception=False)
+        strokes = editor_hints(drawn, sketch.shape, sketch)
+        if strokes is not None:
+            hint = strokes if hint is None else np.where(strokes[..., 3:] > 0.5, strokes, hint)
         progress(0.3, desc="loading the colorizer")
         colorizer = self.rt.colorizer(weights)
         progress(0.5, desc="colouring")
         t0 = time.perf_counter()
         with autocast(self.rt.precision["sketch"], self.rt.device):
-            result = colorizer(sketch, reference, hint)
-        write_png(out, result)
+            result, colours = colorizer.layers(sketch, reference, hint)
+        lines = line_layer(sketch)
+        files = [out, folder / f"{stem}_flat.png", folder / f"{stem}_lines.png"]
+        for path, image_out in zip(files, (result, colours, lines)):
+            write_png(path, image_out)
         how = f"extracted by {extract}" if extract and extract != "none" else "as uploaded"
+        drawn_note = f", {int(strokes[..., 3].sum())} px of drawn strokes" if strokes is not None else ""
         summary = (f"sketch {how}, {sketch.shape[1]}x{sketch.shape[0]}; coloured by {Path(colorizer.path).name}"
-                   f"{' with hints' if hint is not None else ''} in {time.perf_counter() - t0:.1f} s")
-        return result, compare_panel(sketch, reference, result), str(out), summary
+                   f"{' with hints' if hint is not None else ''}{drawn_note} in {time.perf_counter() - t0:.1f} s; "
+                   "the lines go over the colours unchanged, each region a hint touches takes its colour")
+        return result, compare_panel(sketch, reference, result), [str(f) for f in files], summary, colours, lines
 
     # ------------------------------------------------------------------ segmentation
     @user_errors

@@ -94,24 +94,35 @@ def sketch_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
                                 ("edges of flat colours", "threshold"), ("HED (learned)", "hed")],
                                value="none", label="Sketch extraction")
             style = gr.File(label="Style reference (colours and style to use)", file_types=IMAGE_TYPES)
-            with gr.Accordion("Colour hints (optional)", open=False):
-                hints = gr.File(label="RGBA PNG: its opaque pixels are the colours wanted there (or strokes on white)",
-                                file_types=IMAGE_TYPES, height=140)
+            with gr.Accordion("Colour hints (optional): each region a stroke touches takes its colour", open=False):
+                drawn = gr.ImageEditor(label="Draw strokes on the sketch", type="numpy", image_mode="RGBA",
+                                       sources=(), layers=False, elem_id="sketch-hints-editor",
+                                       brush=gr.Brush(colors=["#e53935", "#fdd835", "#43a047", "#1e88e5",
+                                                              "#8e24aa", "#fb8c00", "#6d4c41", "#ffffff"],
+                                                      color_mode="defaults", default_size=6))
+                hints = gr.File(label="or an RGBA PNG: its opaque pixels are the colours wanted there "
+                                      "(or strokes on white)", file_types=IMAGE_TYPES, height=140)
             choices = rt.choices("sketch")
             weights = gr.Dropdown(choices, value=_choice(choices, "colorizer"), label="Colorizer",
                                   info=None if choices else "no colorizer here yet (scripts/train_colorizer.sh)")
             button = gr.Button("Colour", variant="primary")
         with gr.Column(scale=3):
             result = gr.Image(label="Result", format="png")
+            with gr.Row():
+                colours = gr.Image(label="Colours (no lines)", format="png", elem_id="sketch-flat")
+                lines = gr.Image(label="Lines (on transparency)", format="png", image_mode="RGBA",
+                                 elem_id="sketch-lines")
             compare = gr.Image(label="Sketch | reference | result", format="png")
-            file = gr.File(label="Download (PNG)")
+            file = gr.File(label="Download: result, colours, lines (PNG)", file_count="multiple")
             status = gr.Markdown(elem_id="sketch-status")
+    for source in (image, extract):  # the editor shows the sketch that will be coloured
+        source.change(h.sketch_canvas, [image, extract], drawn, api_visibility="private", **queue)
     d = EXAMPLES / "sketch"
     examples = _examples(("line art + its colours", [d / "monkey_lineart.png", "none", d / "monkey.png"]),
                          ("dog (XDoG) in ladybug colours", [d / "dog.png", "xdog", d / "ladybug.png"]),
                          ("monkey (edges) in dog colours", [d / "monkey.png", "threshold", d / "dog.png"]))
-    _wire(button, examples, [image, extract, style], h.sketch, [image, extract, style, hints, weights],
-          [result, compare, file, status], "sketch", queue)
+    _wire(button, examples, [image, extract, style], h.sketch, [image, extract, style, hints, weights, drawn],
+          [result, compare, file, status, colours, lines], "sketch", queue)
 
 
 def segmentation_tab(h: Handlers, rt: Runtime, queue: dict) -> None:

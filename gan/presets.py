@@ -58,10 +58,11 @@ PATCHGAN_PRESETS: dict[str, PatchGANConfig] = {
 # set from the colorizer's config when a run is built.
 COLORIZER_PRESETS: dict[str, ColorizerConfig] = {
     "tiny": ColorizerConfig(base_channels=8, depth=2, middle_blocks=1, max_channels=32, style_channels=16,
-                            style_size=32, palette_bins=2, guide_channels=8),
+                            style_size=32, palette_bins=2, guide_channels=8, attention=2),
     # The bundled model: trainable style encoder + colour histogram (a frozen backbone's weights
     # would travel in the file: MobileNetV2 adds 8.9 MB), widths 32-192, 4 modulated middle blocks.
-    "default": ColorizerConfig(max_channels=192),
+    # + sketch-to-reference attention at the bottleneck and the level above it (SCFT).
+    "default": ColorizerConfig(max_channels=192, attention=2),
     # Closer to the paper: VGG19 fc1 as the style (needs vgg19-dcbb9e9d.pth in the torch hub
     # cache), wider and deeper; a GPU model.
     "paper": ColorizerConfig(base_channels=64, depth=4, blocks=2, max_channels=512, style_encoder="vgg19",

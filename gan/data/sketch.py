@@ -9,11 +9,15 @@ as ``gan.data``). For one sample:
   colours cannot be guessed from the lines alone and must be read from the reference;
 - sketch: ``sketch(target_before_hue, g)`` (a caller's extractor, e.g. XDoG with random
   parameters), or the same crop of a sketch given with the image (HED, real pairs);
-- reference: another view of the same image (its own crop, scale and flip, the same hue
-  rotation, a small brightness change), cut into a grid of patches that are shuffled, so the
-  network learns the palette and texture rather than where each colour sits. With probability
-  ``unpaired`` it is a view of another image instead (unpaired style; ``paired`` is then 0
-  and the training step leaves out the reconstruction losses of that sample);
+- reference: with probability ``self_ref``, the augmented-self reference of SCFT (Lee et al.
+  2020): the target itself, colours kept, zoomed, turned, flipped and warped by a thin-plate
+  spline (gan/data/tps.py), so a colorizer that attends to the reference learns which part of
+  the sketch each colour belongs to even when nothing lines up. Otherwise another view of the
+  same image (its own crop, scale and flip, the same hue rotation, a small brightness change),
+  cut into a grid of patches that are shuffled, so the network learns the palette and texture
+  rather than where each colour sits. With probability ``unpaired`` it is a view of another
+  image instead (unpaired style; ``paired`` is then 0 and the training step leaves out the
+  reconstruction losses of that sample);
 - hints: with probability ``hint_prob``, 1..``max_hints`` small squares of the target's
   colour at random points off the lines (mostly on coloured pixels), as a user's strokes.
 """
@@ -26,6 +30,7 @@ import numpy as np
 import torch
 
 from .batches import sample_generator
+from .tps import augment_self
 
 SketchFn = Callable[[np.ndarray, torch.Generator], np.ndarray]
 
@@ -80,7 +85,7 @@ class ColorizeBatches:
                  sketch: SketchFn | None = None, sketches: list[np.ndarray] | None = None,
                  scale: tuple[float, float] = (0.5, 1.0), hue: bool = True, grids: tuple[int, ...] = (1, 2, 4),
                  hints: bool = True, hint_prob: float = 0.5, max_hints: int = 12, unpaired: float = 0.0,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 self_ref: float = 0.0, rank: int = 0, world_size: int = 1) -> None:
         if not images:
             raise ValueError("no training images")
         if (sketch is None) == (sketches is None):
@@ -92,6 +97,7 @@ class ColorizeBatches:
         self.crop, self.batch_size, self.seed, self.sketch = crop, batch_size, seed, sketch
         self.scale, self.hue, self.grids = scale, hue, grids
         self.hints, self.hint_prob, self.max_hints, self.unpaired = hints, hint_prob, max_hints, unpaired
+        self.self_ref = self_ref
         self.rank, self.world_size = rank, world_size
         sizes = np.array([i.shape[0] * i.shape[1] for i in self.images], dtype=np.float64)
         self.probs = torch.as_tensor(sizes / sizes.sum())
@@ -157,8 +163,11 @@ class ColorizeBatches:
             (ref,) = self._view(self.images[i], g)
             ref_rot = rot
         target = np.clip(target @ rot.T, 0, 1)
-        ref = np.clip(ref @ ref_rot.T * (0.9 + 0.2 * _rand(g)), 0, 1)
-        ref = shuffle_patches(ref, self.grids[_randint(g, 0, len(self.grids))], g)
+        if paired and self.self_ref and _rand(g) < self.self_ref:
+            ref = augment_self(target, g)
+        else:
+            ref = np.clip(ref @ ref_rot.T * (0.9 + 0.2 * _rand(g)), 0, 1)
+            ref = shuffle_patches(ref, self.grids[_randint(g, 0, len(self.grids))], g)
         out = {"input": sketch[None], "reference": ref.transpose(2, 0, 1), "target": target.transpose(2, 0, 1),
                "paired": np.float32(paired)}
         if self.hints:

@@ -10,6 +10,9 @@ with Enhanced Residual U-net and Auxiliary Classifier GAN").
       -> pixel-shuffle -> tanh, or + the sketch (``from_sketch``)
     reference -> style vector = frozen ImageNet backbone (VGG19 fc1 as the paper, or MobileNetV2's
                  pooled features) or a small trainable encoder, plus a soft colour histogram
+    reference -> its own encoder's features, which the sketch's features attend to at the
+                 bottleneck and at ``attention - 1`` finer decoder levels (``attention`` > 0;
+                 gan/nets/correspondence.py, SCFT): where each colour goes
 
 ``from_sketch``: the tail starts at zero and its output is added to the sketch (no tanh, whose
 saturation would block the gradient at white and black; values are clamped at inference), so
@@ -39,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import ConvNormLeaky, ResidualBlock, conv_nd, maybe_spectral_norm
+from .correspondence import CrossAttention, ReferenceEncoder
 from .pix2pix import _check_norm, _crop, _pad_to_multiple, init_pix2pix_weights
 
 STYLE_ENCODERS = ("trainable", "mobilenet_v2", "vgg19", "none")
@@ -66,6 +70,8 @@ class ColorizerConfig:
     guide_channels: int = 32  # width of the guide decoders
     style_in_decoder: bool = True  # FiLM the decoder levels too, not only the middle (the paper's place)
     from_sketch: bool = True  # output = sketch + net, no tanh: starts as the sketch itself (lines, white paper)
+    attention: int = 0  # sketch-to-reference cross-attention levels, from the bottleneck up (0: off)
+    attention_heads: int = 4
 
     def __post_init__(self) -> None:
         if self.style_encoder not in STYLE_ENCODERS:
@@ -78,6 +84,13 @@ class ColorizerConfig:
             raise ValueError("palette_bins must be 0 (off) or >= 2")
         if self.style_dim < 1:
             raise ValueError("no style: choose a style encoder or palette_bins >= 2")
+        if not 0 <= self.attention <= self.depth + 1:
+            raise ValueError(f"attention must be 0..{self.depth + 1} levels (depth + 1)")
+
+    @property
+    def attention_levels(self) -> tuple[int, ...]:
+        """The levels (0 = top, ``depth`` = bottleneck) where the sketch attends to the reference."""
+        return tuple(range(self.depth, self.depth - self.attention, -1))
 
     @property
     def style_dim(self) -> int:
@@ -235,6 +248,29 @@ class Colorizer(nn.Module):
             nn.init.zeros_(self.tail.bias)
         self.guide_grey = _guide(mid, c.guide_channels, c.depth, f)
         self.guide_colour = _guide(mid, c.guide_channels, c.depth, 3 * f)
+        levels = c.attention_levels
+        self.reference = ReferenceEncoder(widths, c.pixel_unshuffle, levels, c.blocks) if levels else None
+        self.attend = nn.ModuleDict({str(j): CrossAttention(widths[j], widths[j], c.attention_heads)
+                                     for j in levels})
+
+    def encode_reference(self, reference: torch.Tensor) -> dict:
+        """What the U-Net needs of a reference (N, 3, h, w): {"style": the style vector} and, with
+        attention, {"features": {level: map}, "rgb": the reference at ``style_size``}."""
+        out = {"style": self.style(reference)}
+        if self.reference is not None:
+            side = self.config.style_size
+            rgb = reference if reference.shape[-2:] == (side, side) else F.interpolate(
+                reference.float(), size=(side, side), mode="bilinear", align_corners=False,
+                antialias=True).to(reference.dtype)
+            out.update(features=self.reference(rgb), rgb=rgb)
+        return out
+
+    def _attend(self, h: torch.Tensor, level: int, ref: dict | None) -> torch.Tensor:
+        if str(level) not in self.attend:
+            return h
+        if ref is None or "features" not in ref:
+            raise ValueError("this colorizer attends to the reference: pass run(..., ref=encode_reference(r))")
+        return self.attend[str(level)](h, ref["features"][level].to(h.dtype), ref["rgb"])
 
     def _unfold(self, h: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         p = self.config.pixel_unshuffle
@@ -242,9 +278,10 @@ class Colorizer(nn.Module):
         return torch.tanh(h) if base is None else h + base
 
     def run(self, sketch: torch.Tensor, style: torch.Tensor, hints: torch.Tensor | None = None,
-            guides: bool = False) -> dict[str, torch.Tensor]:
-        """The U-Net on a sketch (N, 1, H, W) given a style vector (N, style_dim); returns
-        {"image"} and, with ``guides``, {"grey", "colour"} (the guide decoders' outputs)."""
+            guides: bool = False, ref: dict | None = None) -> dict[str, torch.Tensor]:
+        """The U-Net on a sketch (N, 1, H, W) given a style vector (N, style_dim) and, for a model
+        with attention, ``ref = encode_reference(reference)``; returns {"image"} and, with
+        ``guides``, {"grey", "colour"} (the guide decoders' outputs)."""
         c = self.config
         x = sketch
         if c.hints:
@@ -262,6 +299,7 @@ class Colorizer(nn.Module):
         out = {}
         if guides:
             out["grey"] = _crop(self._unfold(self.guide_grey(h)), pads)
+        h = self._attend(h, c.depth, ref)
         z = self.style_mlp(style.to(h.dtype))
         for film, block in zip(self.film, self.middle):
             gamma, beta = film(z).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
@@ -273,7 +311,7 @@ class Colorizer(nn.Module):
             if self.film_dec is not None:
                 gamma, beta = self.film_dec[j](z).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
                 h = h * (1 + gamma) + beta
-            h = self.decoders[j](h)
+            h = self.decoders[j](self._attend(h, j, ref))
         out["image"] = _crop(self._unfold(self.tail(h), base), pads)
         return out
 
@@ -281,7 +319,8 @@ class Colorizer(nn.Module):
                 hints: torch.Tensor | None = None) -> torch.Tensor:
         """Sketch (N, 1, H, W), reference (N, 3, h, w) of any size, hints (N, 4, H, W) or None
         (colour in [-1, 1] times the mask, then the 0/1 mask) -> colour image (N, 3, H, W)."""
-        return self.run(sketch, self.style(reference), hints)["image"]
+        ref = self.encode_reference(reference)
+        return self.run(sketch, ref["style"], hints, ref=ref)["image"]
 
 
 # ---------------------------------------------------------------------------------------------

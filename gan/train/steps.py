@@ -100,8 +100,9 @@ def colorize_step(cfg: TrainConfig, nets: dict, opts: dict, batch: dict, step: i
         return e.mean() if w is None else (e * w).sum()
 
     with dist.autocast(cfg.amp):
-        style = G.style(ref)
-        out = G.run(sketch, style, batch.get("hints"), guides=any(cfg.guide_weights))
+        encoded = G.encode_reference(ref)
+        style = encoded["style"]
+        out = G.run(sketch, style, batch.get("hints"), guides=any(cfg.guide_weights), ref=encoded)
     fake = out["image"]
     scalars = {"l1": l1(fake, b)}
     loss_g = cfg.l1_weight * scalars["l1"]

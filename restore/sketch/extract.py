@@ -47,20 +47,55 @@ def luminance(image: np.ndarray) -> np.ndarray:
     return x if x.ndim == 2 else x[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
+FLAT_ART_INK = 0.3  # xdog's ``ink`` for flat-colour art: its outlines are darker than this
+FLAT_ART_INK_WIDTH = 12.0  # and are at most this wide (px); wider dark areas are regions
+
+
+def flat_share(image: np.ndarray) -> float:
+    """The share of pixels equal (within 2/255 in every channel) to their right and lower
+    neighbours: ~0.6-0.95 for flat-colour art and clip art, ~0.0-0.3 for photos (noise, texture)."""
+    x = to_float(image)
+    x = x[..., None] if x.ndim == 2 else x[..., :3]
+    if min(x.shape[:2]) < 2:
+        return 1.0
+    same = (np.abs(np.diff(x, axis=0))[:, :-1].max(axis=2) < 2 / 255) & \
+           (np.abs(np.diff(x, axis=1))[:-1].max(axis=2) < 2 / 255)
+    return float(same.mean())
+
+
 def xdog(image: np.ndarray, sigma: float = 0.8, k: float = 1.6, tau: float = 0.98,
-         epsilon: float = -0.005, phi: float = 200.0, ink: float = 0.0) -> np.ndarray:
+         epsilon: float = -0.005, phi: float = 200.0, ink: float | str = 0.0,
+         ink_width: float = 0.0) -> np.ndarray:
     """XDoG lines: ``D = G_sigma - tau * G_{k sigma}`` of the luminance; 1 where D >= epsilon,
     else ``1 + tanh(phi (D - epsilon))``. Flat areas of any tone give D = (1 - tau) L >= 0: white.
-    Areas darker than ``ink`` (e.g. 0.12) stay black, as the solid fills of inked art (0: off)."""
+    Areas darker than ``ink`` (e.g. 0.12) stay black, as the solid fills of inked art (0: off);
+    with ``ink_width`` only their pixels within ``ink_width / 2`` px of their edge (bands up to
+    that wide are solid; larger dark areas keep a solid border of that width and a white inside,
+    to be coloured).
+
+    A thick dark outline is such a flat area: without ``ink`` XDoG draws its two edges and
+    leaves it white inside (two thin lines for one thick one). ``ink="auto"`` reads the content:
+    flat-colour art (``flat_share`` >= 0.5) gets ``ink`` = 0.3 and
+    ``ink_width`` = 12 px, so its outlines stay solid and its large black areas stay regions;
+    photos get 0, as their dark areas are shadows, not ink. Not the default yet: the bundled
+    colorizer scored lower on such sketches of the examples (ladybug +2.53 -> +0.52 dB over the
+    fill, 2026-12-04)."""
     import cv2
 
+    if ink == "auto":
+        ink, ink_width = (FLAT_ART_INK, FLAT_ART_INK_WIDTH) if flat_share(image) >= 0.5 else (0.0, 0.0)
     lum = luminance(image)
     g1 = cv2.GaussianBlur(lum, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
     g2 = cv2.GaussianBlur(lum, (0, 0), sigma * k, borderType=cv2.BORDER_REFLECT)
     d = g1 - tau * g2
     out = np.where(d >= epsilon, 1.0, 1.0 + np.tanh(phi * (d - epsilon)))
     if ink:
-        out = np.where(g1 < ink, 0.0, out)
+        dark = g1 < ink
+        if ink_width:
+            from scipy import ndimage as ndi
+
+            dark &= ndi.distance_transform_edt(dark) <= ink_width / 2
+        out = np.where(dark, 0.0, out)
     return out.clip(0, 1).astype(np.float32)
 
 

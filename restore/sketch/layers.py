@@ -44,6 +44,31 @@ def flat(sketch: np.ndarray, colours: np.ndarray, keep_paper: bool = True) -> np
     return (np.clip(c, 0, 1) * 255).round().astype(np.uint8)
 
 
+def fill_hinted(sketch: np.ndarray, flat_colours: np.ndarray, hints: np.ndarray) -> np.ndarray:
+    """RGB uint8: the flat layer with every region a hint stroke touches painted the stroke's
+    colour, as a colouring tool's bucket fill. Regions are the 4-connected pieces of the
+    sketch's non-line pixels; ``hints`` HxWx4 (RGB in [0, 1] or uint8, mask). Where strokes of
+    several colours touch one region, the colour with the most stroke pixels there wins. Line
+    pixels then take the nearest region's colour again (``flat``)."""
+    s = luminance(sketch)
+    h = to_float(hints)
+    mask = (h[..., 3] > 0.5) & ~line_pixels(s)
+    if not mask.any():
+        return flat_colours
+    labels, _ = ndi.label(~line_pixels(s))
+    out = to_float(flat_colours)[..., :3].copy()
+    colour8 = (np.clip(h[..., :3], 0, 1) * 255).round().astype(np.int64)
+    key = (colour8[..., 0] << 16) | (colour8[..., 1] << 8) | colour8[..., 2]
+    pairs = np.stack([labels[mask], key[mask]], axis=1)
+    found, counts = np.unique(pairs, axis=0, return_counts=True)
+    order = np.lexsort((-counts, found[:, 0]))  # per region, the most frequent colour first
+    found = found[order]
+    first = np.r_[True, found[1:, 0] != found[:-1, 0]]
+    for region, k in found[first]:
+        out[labels == region] = np.array([(k >> 16) & 255, (k >> 8) & 255, k & 255]) / 255
+    return flat(s, (out * 255).round().astype(np.uint8), keep_paper=False)
+
+
 def compose(sketch: np.ndarray, flat_colours: np.ndarray) -> np.ndarray:
     """RGB uint8: the flat layer under the sketch's lines. Line pixels are the sketch's grey
     unchanged; the others are colour x sketch (multiply, so anti-aliased edges stay smooth)."""

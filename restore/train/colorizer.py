@@ -81,6 +81,28 @@ def make_evaluate(images: list[np.ndarray]):
     return evaluate
 
 
+def initial_state(config, weights: str | Path, seed: int) -> dict[str, torch.Tensor]:
+    """A state dict for a new colorizer of ``config``: every tensor of the ``weights`` model
+    (a file or a bundled name) whose name and shape match, the rest freshly initialised (e.g. the
+    attention modules added to a colorizer trained without them; their output starts at zero,
+    so the new model starts as the old one)."""
+    from gan.nets.colorizer import Colorizer
+    from restore.export.backend import load_model_file
+    from restore.models.cache import resolve_weights
+
+    old, _ = load_model_file(resolve_weights(weights), torch.device("cpu"))
+    if not isinstance(old, Colorizer):
+        raise ValueError(f"--init {weights}: not a sketch colorizer ({type(old).__name__})")
+    torch.manual_seed(seed)
+    state = Colorizer(config).state_dict()
+    source = old.state_dict()
+    taken = [k for k, v in source.items() if k in state and state[k].shape == v.shape]
+    state.update({k: source[k] for k in taken})
+    print(f"--init {weights}: {len(taken)} of {len(state)} tensors taken from it, "
+          f"{len(state) - len(taken)} new")
+    return state
+
+
 def train_colorizer_cli(args) -> dict[str, Any]:
     """Everything ``restore train colorizer`` does, from parsed arguments."""
     if args.threads:
@@ -111,6 +133,8 @@ def train_colorizer_cli(args) -> dict[str, Any]:
         gen = replace(gen, style_weights=str(args.style_weights))
     if args.no_hints:
         gen = replace(gen, hints=False)
+    if args.attention is not None:
+        gen = replace(gen, attention=args.attention)
     disc = replace(AC_PATCHGAN_PRESETS[args.preset], style_dim=gen.aux_dim)
     print(f"style: {gen.style_encoder} encoder" + (f" ({gen.style_weights})" if gen.style_weights else "")
           + (f" + {gen.palette_bins}^3-bin colour histogram" if gen.palette_bins else "") + f", {gen.style_dim} values")
@@ -122,17 +146,22 @@ def train_colorizer_cli(args) -> dict[str, Any]:
     else:
         kw = {"sketch": lambda img, g, m=args.sketch: extract(img, m)}
     batches = ColorizeBatches(images, args.crop, args.batch_size, args.seed, scale=tuple(args.scale),
-                              hints=gen.hints, hint_prob=args.hint_prob, unpaired=args.unpaired, rank=rank,
-                              world_size=dist.world_size(), **kw)
+                              hints=gen.hints, hint_prob=args.hint_prob, unpaired=args.unpaired,
+                              self_ref=args.self_ref, rank=rank, world_size=dist.world_size(), **kw)
     cfg = TrainConfig(task="colorize", arch="Colorizer", model=asdict(gen), disc_arch="ACPatchDiscriminator",
                       disc=disc.to_dict(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       betas=(args.beta1, 0.999), weight_decay=0.0, warmup=min(100, args.steps // 20),
                       gan_loss=args.gan_loss, gan_weight=args.gan_weight, l1_weight=args.l1_weight,
                       guide_weights=tuple(args.guide_weights), aux_weight=args.aux_weight, ema=args.ema,
                       amp=args.amp, val_every=args.val_every, image_every=args.val_every, seed=args.seed)
-    meta = {"data": str(args.data), "crop": args.crop, "sketch": args.sketch, "images": len(images)}
+    meta = {"data": str(args.data), "crop": args.crop, "sketch": args.sketch, "images": len(images),
+            "self_ref": args.self_ref, "unpaired": args.unpaired}
+    initial = None
+    if args.init:
+        initial = {"G": initial_state(gen, args.init, args.seed)}
+        meta["init"] = str(args.init)
     summary = train(cfg, batches, args.out, evaluate=make_evaluate(val), resume=args.resume, meta=meta,
-                    progress=not args.quiet)
+                    progress=not args.quiet, initial=initial)
     print(f"best validation PSNR {summary['best_score']:.2f} dB; colorizer written to "
           f"{Path(args.out) / 'generator.safetensors'}")
     return summary
@@ -153,6 +182,14 @@ def add_parser(tsub) -> argparse.ArgumentParser:
     s.add_argument("--hint-prob", type=float, default=0.5, help="share of samples given random colour hints")
     s.add_argument("--sketch", default="random", choices=["random", *METHODS],
                    help="training sketches: random XDoG/threshold parameters (default), one method, or hed")
+    s.add_argument("--attention", type=int, choices=range(0, 5), metavar="LEVELS",
+                   help="sketch-to-reference cross-attention at this many levels from the bottleneck up "
+                        "(0: none, the style vector only; default: the preset's)")
+    s.add_argument("--self-ref", type=float, default=0.8,
+                   help="share of samples whose reference is the target itself, warped, turned, flipped "
+                        "and zoomed (SCFT's augmented-self reference); the rest get shuffled patches")
+    s.add_argument("--init", help="start from this colorizer's weights (a file or a bundled name), e.g. "
+                                  "the bundled `colorizer`, where names and shapes match")
     s.add_argument("--unpaired", type=float, default=0.0,
                    help="share of samples whose reference is another image (adversarial and style losses only)")
     s.add_argument("--max-side", type=int, default=256, help="downscale larger images to this (0: keep)")

@@ -194,10 +194,13 @@ def test_sketch(client, tiny_colorizer, bundled):
     assert _bundled_colorizer() or not bundled, "weights/colorizer.safetensors is missing"
     weights = "colorizer" if bundled else str(tiny_colorizer)
     d = EXAMPLES / "sketch"
-    result, compare, file, status = client.predict(
-        handle_file(d / "dog.png"), "xdog", handle_file(d / "ladybug.png"), None, weights, api_name="/sketch")
+    result, compare, files, status, colours, lines = client.predict(
+        handle_file(d / "dog.png"), "xdog", handle_file(d / "ladybug.png"), None, weights, None, api_name="/sketch")
     h, w = np.asarray(Image.open(d / "dog.png")).shape[:2]
-    assert rgb(result).shape == (h, w, 3) and rgb(file).shape == (h, w, 3)
+    file = files[0]
+    assert [Path(f).name for f in files] == ["dog_coloured.png", "dog_flat.png", "dog_lines.png"]
+    assert rgb(result).shape == (h, w, 3) and rgb(file).shape == (h, w, 3) and rgb(colours).shape == (h, w, 3)
+    assert np.asarray(Image.open(files[2])).shape == (h, w, 4)
     assert rgb(compare).shape[1] > 2 * w  # sketch | reference | result
     assert "xdog" in status
     if bundled:  # a trained model colours: the result is not grey
@@ -206,9 +209,9 @@ def test_sketch(client, tiny_colorizer, bundled):
 
 
 def test_sketch_extraction_only(client):
-    _, compare, file, _ = client.predict(
-        handle_file(EXAMPLES / "sketch" / "monkey.png"), "threshold", None, None, None, api_name="/sketch")
-    lines = np.asarray(Image.open(file))
+    _, compare, files, _, _, _ = client.predict(
+        handle_file(EXAMPLES / "sketch" / "monkey.png"), "threshold", None, None, None, None, api_name="/sketch")
+    lines = np.asarray(Image.open(files[0]))
     assert lines.ndim == 2 and {0, 255} <= set(np.unique(lines)) and compare is None
 
 
@@ -298,3 +301,23 @@ def test_browser_visits_every_tab_and_runs_examples(server, tmp_path):
         finally:
             browser.close()
 
+
+
+def test_sketch_takes_strokes_drawn_in_the_page(tmp_path, tiny_colorizer):
+    """The hint editor shows the sketch; strokes drawn on it paint the regions they touch."""
+    from apps.handlers import Handlers
+    from apps.runtime import Runtime
+
+    h = Handlers(Runtime("cpu", models=[tiny_colorizer]))
+    d = EXAMPLES / "sketch"
+    value = h.sketch_canvas(str(d / "monkey_lineart.png"), "none")
+    sketch = value["background"][..., 0].astype(np.float32) / 255
+    ys, xs = np.nonzero(sketch > 0.9)
+    y, x = ys[len(ys) // 2], xs[len(xs) // 2]  # a paper pixel inside some region
+    layer = np.zeros((*sketch.shape, 4), np.uint8)
+    layer[y, x] = (20, 200, 60, 255)
+    out = h.sketch(str(d / "monkey_lineart.png"), "none", str(d / "monkey.png"), None, str(tiny_colorizer),
+                   {**value, "layers": [layer]})
+    result, colours, status = out[0], out[4], out[3]
+    assert "1 px of drawn strokes" in status and np.array_equal(colours[y, x], [20, 200, 60])
+    assert result.shape == (*sketch.shape, 3) and h.sketch_canvas(None, "none") is None

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gan.data.sketch import ColorizeBatches, hue_matrix, shuffle_patches
+from gan.data.tps import augment_self, tps_map
 from gan.nets.colorizer import ACPatchDiscriminator, Colorizer, ColorizerConfig, palette_histogram
 from gan.presets import AC_PATCHGAN_PRESETS, COLORIZER_PRESETS
 from gan.serialize import load_model, save_model
@@ -49,6 +50,8 @@ def trained_like(cfg: ColorizerConfig = TINY, seed: int = 0) -> Colorizer:
     torch.manual_seed(seed)
     net = Colorizer(cfg)
     torch.nn.init.normal_(net.tail.weight, std=0.05)
+    for attend in net.attend.values():  # their output starts at zero too
+        torch.nn.init.normal_(attend.out.weight, std=0.05)
     return net
 
 
@@ -81,8 +84,10 @@ def test_two_references_give_two_results():
         assert (a - b).abs().max() > 1e-3
         s_red, s_blue = net.style(red), net.style(blue)
         assert s_red.shape == (1, TINY.style_dim) and not torch.allclose(s_red, s_blue)
-        # and the style reaches the output only through the middle: same style, same output
-        assert torch.equal(net.run(sketch(), s_red)["image"], a)
+        # the reference reaches the output through its encoding only: same encoding, same output
+        assert torch.equal(net.run(sketch(), s_red, ref=net.encode_reference(red))["image"], a)
+        with pytest.raises(ValueError, match="attends to the reference"):
+            net.run(sketch(), s_red)
 
 
 def test_hints_change_the_output():
@@ -174,6 +179,52 @@ def test_hue_rotation_keeps_greys_and_patch_shuffle_keeps_pixels():
     img = np.arange(8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3)
     out = shuffle_patches(img, 4, torch.Generator().manual_seed(0))
     assert not np.array_equal(out, img) and np.array_equal(np.sort(out.ravel()), np.sort(img.ravel()))
+
+
+def test_attention_levels_and_a_model_without_them_carried_over(tmp_path):
+    """The tiny preset attends at the bottleneck and the level above; the attention output starts
+    at zero, so a colorizer without attention, carried over by ``--init``'s initial_state, gives
+    the same colours; after that its output depends on where the reference's colours are."""
+    from restore.train.colorizer import initial_state
+
+    assert TINY.attention_levels == (2, 1) and set(Colorizer(TINY).attend) == {"2", "1"}
+    plain = trained_like(replace(TINY, attention=0))
+    path = save_model(plain, tmp_path / "plain.safetensors", {"task": "colorization"})
+    net = Colorizer(TINY)
+    net.load_state_dict(initial_state(TINY, path, seed=0))
+    red, blue = refs()
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(sketch(), red), plain.eval()(sketch(), red), atol=1e-6)
+    net = trained_like().eval()
+    left = torch.cat([red[..., :20], blue[..., 20:]], dim=-1)  # red | blue, and blue | red:
+    right = torch.flip(left, dims=[-1])                         # the same colours, elsewhere
+    with torch.no_grad():
+        assert net.style.fixed(net.style(left)).allclose(net.style.fixed(net.style(right)), atol=1e-6)
+        assert not torch.allclose(net(sketch(), left), net(sketch(), right), atol=1e-4)
+    with pytest.raises(ValueError, match="attention must be"):
+        replace(TINY, attention=4)
+
+
+def test_augmented_self_reference_is_the_target_warped_colours_kept():
+    g = lambda s=0: torch.Generator().manual_seed(s)  # noqa: E731
+    img = np.random.default_rng(0).random((40, 48, 3)).astype(np.float32)
+    same = augment_self(img, g(), jitter=0, rotate=0, zoom=(1, 1), flip=0)
+    assert np.abs(same - img).max() < 1e-5  # no distortion: the image itself
+    mirrored = augment_self(img, g(), jitter=0, rotate=0, zoom=(1, 1), flip=1)
+    assert np.abs(mirrored - img[:, ::-1]).max() < 1e-5
+    ctrl = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1], [0, 0.2]], float)
+    moved = ctrl + 0.1
+    assert np.allclose(tps_map(ctrl, moved, moved), ctrl, atol=1e-6)  # through every control point
+    art = clipart(3, 64, 64).astype(np.float32) / 255
+    warped = augment_self(art, g(1))
+    assert np.array_equal(warped, augment_self(art, g(1))) and not np.allclose(warped, art, atol=0.1)
+    # colours kept: every warped pixel is near a colour of the picture (or the white paper)
+    palette = np.unique((art * 255).round().reshape(-1, 3), axis=0) / 255
+    nearest = np.abs(warped.reshape(-1, 1, 3) - palette[None]).max(-1).min(-1)
+    assert np.mean(nearest < 0.02) > 0.9
+    batches = ColorizeBatches([clipart(i) for i in range(3)], 32, 4, sketch=random_sketch, self_ref=1.0, grids=(4,))
+    b = batches.batch(0)
+    assert not torch.equal(b["reference"], b["target"]) and b["reference"].shape == b["target"].shape
 
 
 def test_short_training_lowers_the_loss(tmp_path):

@@ -6,7 +6,7 @@ from PIL import Image
 
 from restore.cli import main
 from restore.sketch.colorizer import read_sketch
-from restore.sketch.layers import compose, flat, line_layer, paper
+from restore.sketch.layers import compose, fill_hinted, flat, line_layer, paper
 from tests.gan.nets.test_colorizer import clipart
 from tests.restore.sketch.test_sketch import tiny_model
 
@@ -84,3 +84,37 @@ def test_colorizer_keeps_the_lines_of_a_drawn_sketch(tmp_path):
     assert (plain[sketch < 0.5] == 0).all() and (plain == c(sketch, red)).all()
     raw = c(sketch, red, keep_lines=False)
     assert raw.shape == out.shape and not (raw == out).all()
+
+
+def test_hint_strokes_paint_the_regions_they_touch():
+    s = _ring()
+    colours = np.full((60, 60, 3), (200, 120, 40), np.uint8)
+    hints = np.zeros((60, 60, 4), np.float32)
+    hints[30:32, 28:34] = (0, 0, 1, 1)  # a blue stroke inside the square
+    hints[40:41, 40:43] = (1, 0, 0, 1)  # and a shorter red one: the most stroke pixels win
+    hints[12, 30] = (0, 1, 0, 1)  # on the line: ignored
+    out = fill_hinted(s, colours, hints)
+    inside = s > 0.9
+    inside[:10], inside[50:], inside[:, :10], inside[:, 50:] = False, False, False, False
+    assert np.array_equal(np.unique(out[inside], axis=0), [[0, 0, 255]])
+    assert np.array_equal(out[0, 0], [200, 120, 40])  # outside: untouched
+    assert fill_hinted(s, colours, np.zeros((60, 60, 4), np.float32)) is colours
+    hints[2:4, 2:4] = (0, 1, 0, 1)  # a stroke on the paper paints the paper
+    assert np.array_equal(fill_hinted(s, colours, hints)[0, 0], [0, 255, 0])
+
+
+def test_editor_strokes_become_hints():
+    from apps.drawn import canvas, editor_hints
+
+    s = _ring()
+    value = canvas(s)
+    assert editor_hints(value, s.shape, s) is None  # nothing drawn
+    layer = np.zeros((60, 60, 4), np.uint8)
+    layer[30:33, 30:33] = (30, 60, 230, 255)
+    hints = editor_hints({**value, "layers": [layer]}, s.shape, s)
+    assert hints[31, 31, 3] == 1 and hints[0, 0, 3] == 0
+    assert np.allclose(hints[31, 31, :3], np.array([30, 60, 230]) / 255)
+    flat_only = value["composite"].copy()  # an editor that flattened the strokes into the picture
+    flat_only[30:33, 30:33] = (30, 60, 230)
+    hints = editor_hints({"background": value["background"], "layers": [], "composite": flat_only}, (120, 120), s)
+    assert hints.shape == (120, 120, 4) and hints[62, 62, 3] == 1 and hints[0, 0, 3] == 0

@@ -226,3 +226,30 @@ def test_eval_script_runs(tmp_path):
                                        "model_hints_psnr", "model_psnr_fg"} <= set(report["mean"])
     assert {"model_away", "model_transformed_reference_away", "mean_colour_fill_away"} <= set(report["mean"])
     assert report["mean"]["lines_kept"] == 1.0  # the sketch's lines go back over the colours
+
+
+def test_xdog_auto_keeps_a_thick_outline_one_line():
+    """XDoG draws both edges of a thick dark outline (two thin lines for one thick one); with
+    ``ink="auto"`` flat art keeps it one solid line, and a photo is left as XDoG draws it."""
+    import cv2
+
+    from restore.sketch.extract import flat_share
+
+    img = np.ones((100, 100, 3), np.float32)
+    cv2.circle(img, (50, 50), 30, (1, 0.9, 0.1), -1)
+    cv2.circle(img, (50, 50), 30, (0, 0, 0), 8)
+
+    def runs(s):  # dark runs across the middle row: 2 for the ring's two crossings
+        row = np.r_[0, (s[50] < 0.5).astype(int), 0]
+        return int((np.diff(row) == 1).sum())
+
+    assert runs(xdog(img)) == 4 and runs(xdog(img, ink="auto")) == 2
+    assert xdog(img, ink="auto")[50, 50] == 1  # the yellow inside stays paper
+    blob = np.ones((100, 100, 3), np.float32)
+    blob[20:80, 20:80] = 0  # a large black area: a solid border, a white inside to colour
+    s = xdog(blob, ink="auto")
+    assert s[50, 50] == 1 and s[50, 21] == 0
+    assert flat_share(img) > 0.9
+    for name, photo in real_images().items():
+        assert flat_share(photo) < 0.5, name
+        assert np.array_equal(xdog(photo, ink="auto"), xdog(photo)), name
