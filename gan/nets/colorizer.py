@@ -256,14 +256,13 @@ class Colorizer(nn.Module):
     def encode_reference(self, reference: torch.Tensor) -> dict:
         """What the U-Net needs of a reference (N, 3, h, w): {"style": the style vector} and, with
         attention, {"features": {level: map}, "rgb": the reference at ``style_size``}."""
-        out = {"style": self.style(reference)}
-        if self.reference is not None:
-            side = self.config.style_size
-            rgb = reference if reference.shape[-2:] == (side, side) else F.interpolate(
-                reference.float(), size=(side, side), mode="bilinear", align_corners=False,
-                antialias=True).to(reference.dtype)
-            out.update(features=self.reference(rgb), rgb=rgb)
-        return out
+        if self.reference is None:
+            return {"style": self.style(reference)}
+        side = self.config.style_size  # resized once: the style encoder takes it as it is
+        rgb = reference if reference.shape[-2:] == (side, side) else F.interpolate(
+            reference.float(), size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+        return {"style": self.style(rgb), "features": self.reference(rgb.to(reference.dtype)),
+                "rgb": rgb.to(reference.dtype)}
 
     def _attend(self, h: torch.Tensor, level: int, ref: dict | None) -> torch.Tensor:
         if str(level) not in self.attend:

@@ -52,21 +52,23 @@ def fill_hinted(sketch: np.ndarray, flat_colours: np.ndarray, hints: np.ndarray)
     pixels then take the nearest region's colour again (``flat``)."""
     s = luminance(sketch)
     h = to_float(hints)
-    mask = (h[..., 3] > 0.5) & ~line_pixels(s)
+    free = ~line_pixels(s)
+    mask = (h[..., 3] > 0.5) & free
     if not mask.any():
         return flat_colours
-    labels, _ = ndi.label(~line_pixels(s))
-    out = to_float(flat_colours)[..., :3].copy()
+    labels, n = ndi.label(free)
     colour8 = (np.clip(h[..., :3], 0, 1) * 255).round().astype(np.int64)
     key = (colour8[..., 0] << 16) | (colour8[..., 1] << 8) | colour8[..., 2]
-    pairs = np.stack([labels[mask], key[mask]], axis=1)
-    found, counts = np.unique(pairs, axis=0, return_counts=True)
-    order = np.lexsort((-counts, found[:, 0]))  # per region, the most frequent colour first
-    found = found[order]
+    found, counts = np.unique(np.stack([labels[mask], key[mask]], axis=1), axis=0, return_counts=True)
+    found = found[np.lexsort((-counts, found[:, 0]))]  # per region, the most frequent colour first
     first = np.r_[True, found[1:, 0] != found[:-1, 0]]
-    for region, k in found[first]:
-        out[labels == region] = np.array([(k >> 16) & 255, (k >> 8) & 255, k & 255]) / 255
-    return flat(s, (out * 255).round().astype(np.uint8), keep_paper=False)
+    paint = np.full(n + 1, -1, np.int64)  # region -> its colour key, -1: no stroke touched it
+    paint[found[first, 0]] = found[first, 1]
+    keys = paint[labels]
+    out = (to_float(flat_colours)[..., :3] * 255).round().astype(np.uint8)
+    painted = keys >= 0
+    out[painted] = np.stack([(keys[painted] >> b) & 255 for b in (16, 8, 0)], axis=1)
+    return flat(s, out, keep_paper=False)
 
 
 def compose(sketch: np.ndarray, flat_colours: np.ndarray) -> np.ndarray:

@@ -201,6 +201,11 @@ def test_attention_levels_and_a_model_without_them_carried_over(tmp_path):
     with torch.no_grad():
         assert net.style.fixed(net.style(left)).allclose(net.style.fixed(net.style(right)), atol=1e-6)
         assert not torch.allclose(net(sketch(), left), net(sketch(), right), atol=1e-4)
+        # one style vector, the references' features swapped: only the attention can tell them apart
+        enc_left, enc_right = net.encode_reference(left), net.encode_reference(right)
+        a = net.run(sketch(), enc_left["style"], ref=enc_left)["image"]
+        b = net.run(sketch(), enc_left["style"], ref=enc_right)["image"]
+        assert (a - b).abs().max() > 1e-3
     with pytest.raises(ValueError, match="attention must be"):
         replace(TINY, attention=4)
 
