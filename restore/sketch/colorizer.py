@@ -69,7 +69,7 @@ class Colorizer:
 
     def __init__(self, weights: str | Path = "colorizer", device: str | torch.device = "cpu",
                  max_side: int = 1024, precision: str = "fp32", backend: str = "torch",
-                 fill_hints: bool = True) -> None:
+                 fill_hints: bool = True, one_per_region: bool = True) -> None:
         self.path = resolve_weights(weights)
         self.device = torch.device(device)
         # fp32: an outer autocast still applies; onnxruntime: fp32 (the file's own)
@@ -81,6 +81,7 @@ class Colorizer:
         self.model = on_backend(self.model, backend, source=self.path, name="colorizer", device=self.device)
         self.max_side = max_side
         self.fill_hints = fill_hints  # hint strokes paint the regions they touch (restore.sketch.layers)
+        self.one_per_region = one_per_region  # each region of the sketch one colour (layers.flat)
 
     def __call__(self, sketch: np.ndarray, reference: np.ndarray, hints: np.ndarray | None = None,
                  keep_lines: bool = True, keep_paper: bool = False) -> np.ndarray:
@@ -101,7 +102,7 @@ class Colorizer:
         outlines are rarely closed, the paper reached 9-18% of the figures, and colour away from
         the lines dropped 0.3-0.9 dB (2026-12-03); for clean, closed line art it is what you want.
         Hint strokes set the colour of every region they touch (``fill_hints``, on by default)."""
-        colours = flat(sketch, self.paint(sketch, reference, hints), keep_paper)
+        colours = flat(sketch, self.paint(sketch, reference, hints), keep_paper, self.one_per_region)
         if hints is not None and self.fill_hints:
             colours = fill_hinted(sketch, colours, hints)
         return compose(sketch, colours), colours

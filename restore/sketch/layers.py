@@ -11,31 +11,73 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .extract import luminance, to_float
-from .scores import border_connected, line_pixels
+from .scores import line_pixels
+
+
+def regions(sketch: np.ndarray, gap: int = 3) -> tuple[np.ndarray, int]:
+    """(labels, n): the sketch's regions as a colouring tool's bucket fill sees them, int HxW
+    (0 on the lines, 1..n elsewhere). Gaps in the lines of up to ~2 * ``gap`` px are closed first
+    (the lines dilated by ``gap``; XDoG rarely closes an outline), the pieces of what is left are
+    labelled (4-connected), and every other pixel off the lines then joins the nearest piece.
+    Pieces narrower than ~2 * ``gap`` px join a neighbour; ``gap=0``: the plain pieces."""
+    lines = line_pixels(luminance(sketch))
+    closed = ndi.binary_dilation(lines, iterations=gap) if gap and lines.any() else lines
+    labels, n = ndi.label(~closed)
+    if n == 0:  # the lines, dilated, cover everything: the plain pieces
+        labels, n = ndi.label(~lines)
+    elif gap:
+        _, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
+        labels = labels[iy, ix]
+        labels[lines] = 0
+    return labels, n
 
 
 def paper(sketch: np.ndarray, gap: int = 3) -> np.ndarray:
-    """HxW bool: the paper around the drawing: the non-line pixels reachable from the border
-    without crossing a line. Gaps in the outline of up to ~2 * ``gap`` px are closed first (the
-    lines dilated by ``gap``), so that a broken contour does not let the paper flood the figure;
-    the paper then grows back by ``gap`` px up to the lines, never across them."""
+    """HxW bool: the paper around the drawing: the regions (``regions``, gaps in the outline of
+    up to ~2 * ``gap`` px closed, so that a broken contour does not let the paper flood the
+    figure) that touch the border."""
     lines = line_pixels(luminance(sketch))
     if not lines.any():
         return np.ones_like(lines)
-    closed = ndi.binary_dilation(lines, iterations=gap) if gap else lines
-    outside = border_connected(~closed)
-    if gap:
-        outside = ndi.binary_dilation(outside, iterations=gap, mask=~lines)
-    return outside
+    labels, _ = regions(sketch, gap)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return np.isin(labels, border[border > 0])
 
 
-def flat(sketch: np.ndarray, colours: np.ndarray, keep_paper: bool = True) -> np.ndarray:
+def region_medians(labels: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """float32 HxWx3: every pixel of a region (``labels`` > 0, e.g. from ``regions``) the
+    per-channel median of ``colours`` (float HxWx3) over that region; label 0 is left as it is."""
+    out = colours.astype(np.float32).reshape(-1, 3).copy()
+    lab = labels.ravel()
+    inside = np.flatnonzero(lab > 0)
+    if not len(inside):
+        return out.reshape(colours.shape)
+    counts = np.bincount(lab[inside])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    present = np.flatnonzero(counts)
+    mid = starts[present] + (counts[present] - 1) // 2
+    for ch in range(3):  # sort by (label, value): each region's middle value is its median
+        v = out[:, ch]
+        order = inside[np.lexsort((v[inside], lab[inside]))]
+        median = np.zeros(len(counts), np.float32)
+        median[present] = v[order[mid]]
+        out[inside, ch] = median[lab[inside]]
+    out = out.reshape(colours.shape)
+    return out
+
+
+def flat(sketch: np.ndarray, colours: np.ndarray, keep_paper: bool = True, one_per_region: bool = False,
+         gap: int = 2) -> np.ndarray:
     """RGB uint8: the colours without lines: each line pixel takes the colour of the nearest
     pixel off the lines (the network smears dark strokes there); with ``keep_paper`` the paper
-    outside the drawing is white (composed, it shows the sketch's own paper value)."""
+    outside the drawing is white (composed, it shows the sketch's own paper value); with
+    ``one_per_region`` every region (``regions(sketch, gap)``) takes the median of the colours
+    over it, as flat art is coloured: no wash or bleed inside a region, and the paper's tint goes."""
     s = luminance(sketch)
     c = to_float(colours)[..., :3].copy()
     lines = line_pixels(s)
+    if one_per_region:
+        c = region_medians(regions(s, gap)[0], c)
     if lines.any() and not lines.all():
         _, (iy, ix) = ndi.distance_transform_edt(lines, return_indices=True)
         c[lines] = c[iy[lines], ix[lines]]
@@ -44,19 +86,25 @@ def flat(sketch: np.ndarray, colours: np.ndarray, keep_paper: bool = True) -> np
     return (np.clip(c, 0, 1) * 255).round().astype(np.uint8)
 
 
-def fill_hinted(sketch: np.ndarray, flat_colours: np.ndarray, hints: np.ndarray) -> np.ndarray:
+def fill_hinted(sketch: np.ndarray, flat_colours: np.ndarray, hints: np.ndarray, gap: int = 2) -> np.ndarray:
     """RGB uint8: the flat layer with every region a hint stroke touches painted the stroke's
-    colour, as a colouring tool's bucket fill. Regions are the 4-connected pieces of the
-    sketch's non-line pixels; ``hints`` HxWx4 (RGB in [0, 1] or uint8, mask). Where strokes of
+    colour, as a colouring tool's bucket fill. Regions are ``regions(sketch, gap)``, so that a
+    stroke inside a figure whose outline has a small gap does not paint the paper around it
+    (with the plain pieces, 8 random hints took held-out stamps from 15.6 to 8.8 dB); ``hints``
+    HxWx4 (RGB in [0, 1] or uint8, mask). The paper around the drawing is left to the network
+    (which takes the strokes too): a stroke near the edge of a figure whose outline the closing
+    did not mend would paint the whole paper (on 60 held-out clip-art pictures with 8 random
+    hints, 13.8 dB with the paper filled, 15.7 without). Where strokes of
     several colours touch one region, the colour with the most stroke pixels there wins. Line
     pixels then take the nearest region's colour again (``flat``)."""
     s = luminance(sketch)
     h = to_float(hints)
     free = ~line_pixels(s)
-    mask = (h[..., 3] > 0.5) & free
+    labels, n = regions(s, gap)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    mask = (h[..., 3] > 0.5) & free & ~np.isin(labels, border)
     if not mask.any():
         return flat_colours
-    labels, n = ndi.label(free)
     colour8 = (np.clip(h[..., :3], 0, 1) * 255).round().astype(np.int64)
     key = (colour8[..., 0] << 16) | (colour8[..., 1] << 8) | colour8[..., 2]
     found, counts = np.unique(np.stack([labels[mask], key[mask]], axis=1), axis=0, return_counts=True)

@@ -6,7 +6,7 @@ from PIL import Image
 
 from restore.cli import main
 from restore.sketch.colorizer import read_sketch
-from restore.sketch.layers import compose, fill_hinted, flat, line_layer, paper
+from restore.sketch.layers import compose, fill_hinted, flat, line_layer, paper, regions
 from tests.gan.nets.test_colorizer import clipart
 from tests.restore.sketch.test_sketch import tiny_model
 
@@ -99,8 +99,36 @@ def test_hint_strokes_paint_the_regions_they_touch():
     assert np.array_equal(np.unique(out[inside], axis=0), [[0, 0, 255]])
     assert np.array_equal(out[0, 0], [200, 120, 40])  # outside: untouched
     assert fill_hinted(s, colours, np.zeros((60, 60, 4), np.float32)) is colours
-    hints[2:4, 2:4] = (0, 1, 0, 1)  # a stroke on the paper paints the paper
-    assert np.array_equal(fill_hinted(s, colours, hints)[0, 0], [0, 255, 0])
+    hints[2:4, 2:4] = (0, 1, 0, 1)  # a stroke on the paper is left to the network
+    assert np.array_equal(fill_hinted(s, colours, hints)[0, 0], [200, 120, 40])
+    leaky = _ring(gap=2)  # a 2 px gap in the outline: the stroke inside still paints the inside only
+    out = fill_hinted(leaky, colours, hints)
+    assert np.array_equal(out[30, 30], [0, 0, 255]) and np.array_equal(out[0, 0], [200, 120, 40])
+    # without closing, the inside is one piece with the paper, and the stroke is left to the network
+    assert np.array_equal(fill_hinted(leaky, colours, hints, gap=0)[30, 30], [200, 120, 40])
+
+
+def test_one_colour_per_region_is_the_median_and_the_regions_close_small_gaps():
+    s = _ring(gap=2)
+    labels, n = regions(s)
+    assert labels[30, 30] != labels[0, 0] and labels[30, 30] > 0 and (labels[s < 0.5] == 0).all()
+    assert ndi_label_count(s) == 1  # the plain pieces: inside and outside are one
+    rng = np.random.default_rng(0)
+    colours = np.full((60, 60, 3), (200, 120, 40), np.uint8)
+    colours[15:45, 15:45] = (20, 200, 90)
+    noisy = colours.copy()
+    spots = rng.random((60, 60)) < 0.2
+    noisy[spots] = rng.integers(0, 256, (int(spots.sum()), 3))  # a wash of stray colours
+    out = flat(s, noisy, keep_paper=False, one_per_region=True)
+    assert np.array_equal(out[30, 30], [20, 200, 90]) and np.array_equal(out[0, 0], [200, 120, 40])
+    assert len(np.unique(out[s > 0.9].reshape(-1, 3), axis=0)) == 2
+    assert not np.array_equal(flat(s, noisy, keep_paper=False)[spots & (s > 0.9)], out[spots & (s > 0.9)])
+
+
+def ndi_label_count(s: np.ndarray) -> int:
+    from scipy import ndimage
+
+    return ndimage.label(s >= 0.5)[1]
 
 
 def test_editor_strokes_become_hints():
