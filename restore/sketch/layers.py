@@ -32,6 +32,12 @@ def regions(sketch: np.ndarray, gap: int = 3) -> tuple[np.ndarray, int]:
     return labels, n
 
 
+def border_labels(labels: np.ndarray) -> np.ndarray:
+    """The labels (> 0) that occur on the border of a label image."""
+    found = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return found[found > 0]
+
+
 def paper(sketch: np.ndarray, gap: int = 3) -> np.ndarray:
     """HxW bool: the paper around the drawing: the regions (``regions``, gaps in the outline of
     up to ~2 * ``gap`` px closed, so that a broken contour does not let the paper flood the
@@ -40,8 +46,7 @@ def paper(sketch: np.ndarray, gap: int = 3) -> np.ndarray:
     if not lines.any():
         return np.ones_like(lines)
     labels, _ = regions(sketch, gap)
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return np.isin(labels, border[border > 0])
+    return np.isin(labels, border_labels(labels))
 
 
 def region_medians(labels: np.ndarray, colours: np.ndarray) -> np.ndarray:
@@ -62,8 +67,7 @@ def region_medians(labels: np.ndarray, colours: np.ndarray) -> np.ndarray:
         median = np.zeros(len(counts), np.float32)
         median[present] = v[order[mid]]
         out[inside, ch] = median[lab[inside]]
-    out = out.reshape(colours.shape)
-    return out
+    return out.reshape(colours.shape)
 
 
 def flat(sketch: np.ndarray, colours: np.ndarray, keep_paper: bool = True, one_per_region: bool = False,
@@ -99,10 +103,8 @@ def fill_hinted(sketch: np.ndarray, flat_colours: np.ndarray, hints: np.ndarray,
     pixels then take the nearest region's colour again (``flat``)."""
     s = luminance(sketch)
     h = to_float(hints)
-    free = ~line_pixels(s)
-    labels, n = regions(s, gap)
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    mask = (h[..., 3] > 0.5) & free & ~np.isin(labels, border)
+    labels, n = regions(s, gap)  # 0 on the lines
+    mask = (h[..., 3] > 0.5) & (labels > 0) & ~np.isin(labels, border_labels(labels))
     if not mask.any():
         return flat_colours
     colour8 = (np.clip(h[..., :3], 0, 1) * 255).round().astype(np.int64)
