@@ -162,6 +162,15 @@ def add_precision_arg(parser: argparse.ArgumentParser, default: str = "auto") ->
                         help=f"{why} (benchmarks/bench_precision.py); or one of {others}")
 
 
+def add_tta_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--tta N``: average the network over N flips/rotations of each input (restore/ensemble.py)."""
+    from .ensemble import ORIENTATIONS
+
+    parser.add_argument("--tta", type=int, default=1, choices=ORIENTATIONS, metavar="N",
+                        help=f"test-time augmentation: {what} over N of the 8 flips and quarter turns of each "
+                             "image (1 off (default), 2, 4, 8); N times the network time")
+
+
 BACKENDS = ("torch", "onnxruntime")
 
 

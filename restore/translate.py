@@ -12,7 +12,8 @@ from gan.precision import autocast, resolve_precision
 from restore.export.backend import check_backend, load_model_file, on_backend
 from restore.models.cache import resolve_weights
 
-from .batch import add_backend_arg, add_output_args, add_precision_arg, add_video_args
+from .batch import add_backend_arg, add_output_args, add_precision_arg, add_tta_arg, add_video_args
+from .ensemble import check_orientations, ensemble
 from .job import Job
 from .run import add_runner_args
 from .tiling import tiled_inference
@@ -23,8 +24,9 @@ class Translator:
 
     def __init__(self, weights: str | Path | torch.nn.Module = "restorer", device: str | torch.device = "cpu",
                  tile: int = 512, overlap: float = 0.25, batch_size: int = 2, precision: str = "fp32",
-                 backend: str = "torch") -> None:
+                 backend: str = "torch", tta: int = 1) -> None:
         self.device = torch.device(device)
+        self.tta = check_orientations(tta)  # test-time augmentation: orientations averaged
         # fp32: an outer autocast still applies; onnxruntime: fp32 (the file's own)
         self.precision = resolve_precision(check_backend(backend, precision), self.device)
         if isinstance(weights, torch.nn.Module):  # a network object (the API, tests): run as it is
@@ -52,9 +54,12 @@ class Translator:
         def net(t: torch.Tensor) -> torch.Tensor:  # uint8 tiles -> [-1, 1] -> generator
             return self.model(t / 127.5 - 1).float()
 
+        def tiled(t: torch.Tensor) -> torch.Tensor:
+            return tiled_inference(net, t, self.tile, overlap=self.overlap, batch_size=self.batch_size,
+                                   device=self.device, out_channels=self.model.config.out_channels)
+
         with autocast(self.precision, self.device):
-            y = tiled_inference(net, x, self.tile, overlap=self.overlap, batch_size=self.batch_size,
-                                device=self.device, out_channels=self.model.config.out_channels)
+            y = ensemble(tiled, x, self.tta)
         return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
 
 
@@ -96,6 +101,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     add_precision_arg(p)
     add_backend_arg(p)
+    add_tta_arg(p, "the restored images averaged")
     add_output_args(p)
     p.add_argument("--skip-existing", action="store_true")
     p.add_argument("--quiet", action="store_true")
@@ -117,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"restore translate: error: {why}", file=sys.stderr)
         return 2
     make = partial(Translator, weights=args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
-                   precision=args.precision, backend=args.backend)
+                   precision=args.precision, backend=args.backend, tta=args.tta)
     try:
         found = scan_inputs(args.paths, exclude=[args.out], videos=True)
         translator = make()

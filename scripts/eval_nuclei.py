@@ -42,10 +42,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, action="append", required=True)
     ap.add_argument("--diameter", default="auto", help="auto, none or pixels")
     ap.add_argument("--zoom", type=float, default=1.0, help="rescale images and labels by this factor first")
+    ap.add_argument("--tta", type=int, default=1, help="test-time augmentation: orientations averaged (1, 2, 4, 8)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     diameter = None if args.diameter == "none" else args.diameter if args.diameter == "auto" else float(args.diameter)
-    seg = Segmenter(args.weights, diameter=diameter)
+    seg = Segmenter(args.weights, diameter=diameter, tta=args.tta)
     report = {"weights": str(seg.path), "diameter": args.diameter, "zoom": args.zoom, "sets": {}}
     for folder in args.data:
         rows = []

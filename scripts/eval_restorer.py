@@ -31,11 +31,12 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("data/photos/test"))
     ap.add_argument("--preset", action="append", help="degradation presets (default: mild and gfpgan)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tta", type=int, default=1, help="test-time augmentation: orientations averaged (1, 2, 4, 8)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    model = Translator(args.weights)
-    report = {"weights": str(model.path), "seed": args.seed, "metric": "basicsr PSNR/SSIM, RGB, 0-255, no crop",
-              "presets": {}}
+    model = Translator(args.weights, tta=args.tta)
+    report = {"weights": str(model.path), "tta": args.tta, "seed": args.seed,
+              "metric": "basicsr PSNR/SSIM, RGB, 0-255, no crop", "presets": {}}
     for preset in args.preset or ["mild", "gfpgan"]:
         rows = []
         for path in sorted(args.data.glob("*.png")):

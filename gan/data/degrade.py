@@ -87,6 +87,11 @@ MILD = DegradeConfig(blur_sigma=(0.1, 2.0), downsample_range=(1.0, 2.5), noise_r
 NONE = DegradeConfig(blur_prob=0.0, downsample_range=None, noise_range=None, jpeg_range=None,
                      color_jitter_prob=0.0, gray_prob=0.0)
 
+# Only JPEG: a downsized, re-saved photo (web copies, phone shares). No blur at all, so a
+# restorer that only ever saw blurred input learns to sharpen, and over-sharpens these.
+JPEG_ONLY = DegradeConfig(blur_prob=0.0, downsample_range=None, noise_range=None, jpeg_range=(30.0, 90.0),
+                          color_jitter_prob=0.0, gray_prob=0.0)
+
 DEGRADE_PRESETS: dict[str, DegradeConfig | Mixture] = {
     "gfpgan": GFPGAN,
     "mild": MILD,
@@ -95,6 +100,10 @@ DEGRADE_PRESETS: dict[str, DegradeConfig | Mixture] = {
     "old-photo": ((MILD, 0.75), (GFPGAN, 0.15), (NONE, 0.10)),
     # Untouched: scores how much a restorer changes photos that need nothing.
     "none": NONE,
+    "jpeg": JPEG_ONLY,
+    # The bundled restorer's mixture since 2026-12-04: mixed, plus JPEG-only and untouched
+    # photos, so it leaves alone what is not blurred.
+    "photo": ((MILD, 0.5), (GFPGAN, 0.3), (JPEG_ONLY, 0.1), (NONE, 0.1)),
 }
 
 SeedLike = Union[int, Sequence[int], np.random.Generator, None]

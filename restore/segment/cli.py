@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from restore.batch import add_backend_arg, add_output_args, add_precision_arg
+from restore.batch import add_backend_arg, add_output_args, add_precision_arg, add_tta_arg
 from restore.run import add_runner_args
 
 
@@ -37,6 +37,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     add_precision_arg(p, "fp32")
     add_backend_arg(p)
+    add_tta_arg(p, "class probabilities (logits) averaged")
     add_output_args(p, "overlays (masks stay PNG, or TIFF for volumes)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"restore segment: error: {why}", file=sys.stderr)
         return 2
     make = partial(Segmenter, weights=args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
-                   diameter=args.diameter, precision=args.precision, backend=args.backend)
+                   diameter=args.diameter, precision=args.precision, backend=args.backend, tta=args.tta)
     try:
         found = scan_inputs(args.paths, exclude=[args.out])
         job = SegmentJob(make, model=make(), out=args.out, instances=args.instances, min_size=args.min_size,

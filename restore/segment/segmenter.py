@@ -10,6 +10,7 @@ import torch
 from gan.precision import autocast, resolve_precision
 from restore.export.backend import check_backend, load_model_file, on_backend
 from restore.models.cache import resolve_weights
+from restore.ensemble import check_orientations, ensemble
 from restore.tiling import tiled_inference
 
 from .postprocess import dense_crf, remove_small, split_instances
@@ -29,7 +30,8 @@ class Segmenter:
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu",
                  tile: int = 512, overlap: float = 0.25, batch_size: int = 4, blend: str = "gaussian",
-                 diameter: float | str | None = "auto", precision: str = "fp32", backend: str = "torch") -> None:
+                 diameter: float | str | None = "auto", precision: str = "fp32", backend: str = "torch",
+                 tta: int = 1) -> None:
         self.path = resolve_weights(weights or "nuclei")
         self.device = torch.device(device)
         # fp32 by default: see segment/cli.py; onnxruntime: fp32 (the file's own)
@@ -41,6 +43,7 @@ class Segmenter:
         self.model_diameter = float(self.meta.get("diameter") or 0) or None
         self.diameter = diameter
         self.overlap, self.batch_size, self.blend = overlap, batch_size, blend
+        self.tta = check_orientations(tta)  # test-time augmentation: orientations averaged (logits)
         self.tile = self._fit_tile(tile)
         self.model = self._on_backend()
 
@@ -50,7 +53,7 @@ class Segmenter:
         return on_backend(self.source, self.backend, source=self.path, device=self.device, tile=self.tile)
 
     def with_options(self, *, tile: int | None = None, overlap: float | None = None,
-                     diameter: float | str | None = "keep") -> Segmenter:
+                     diameter: float | str | None = "keep", tta: int | None = None) -> Segmenter:
         """A copy sharing this one's network, with another tile, overlap or diameter (``"keep"``:
         this one's), so a server loads each model once and varies these per request."""
         new = copy.copy(self)
@@ -60,6 +63,8 @@ class Segmenter:
                 new.model = new._on_backend()  # the cached export of that tile, where sizes are fixed
         if overlap is not None:
             new.overlap = float(overlap)
+        if tta is not None:
+            new.tta = check_orientations(int(tta))
         if diameter != "keep":
             if diameter is not None and diameter != "auto" and not float(diameter) > 0:
                 raise ValueError(f"diameter must be 'auto', None or a positive number, not {diameter!r}")
@@ -80,10 +85,13 @@ class Segmenter:
         size = x.shape[1:]
         if factor != 1:
             x, _ = rescale(x, None, factor)
+
+        def tiled(t: torch.Tensor) -> torch.Tensor:
+            return tiled_inference(self.model, t, self.tile, overlap=self.overlap, blend=self.blend,
+                                   batch_size=self.batch_size, device=self.device)
+
         with autocast(self.precision, self.device):
-            logits = tiled_inference(self.model, torch.from_numpy(np.ascontiguousarray(x)), self.tile,
-                                     overlap=self.overlap, blend=self.blend, batch_size=self.batch_size,
-                                     device=self.device)
+            logits = ensemble(tiled, torch.from_numpy(np.ascontiguousarray(x)), self.tta)
         if factor != 1:
             logits = torch.nn.functional.interpolate(
                 logits[None], size=size, mode="bilinear" if self.dims == 2 else "trilinear", align_corners=False)[0]

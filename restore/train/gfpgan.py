@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan.data.degrade import DEGRADE_PRESETS
 from gan.presets import GFPGAN_TRAIN_PRESETS
 
 from .options import add_run_args
@@ -46,7 +47,7 @@ def add_parser(tsub) -> argparse.ArgumentParser:
     s.add_argument("--fix-decoder", action="store_true", help="freeze the decoder (with --prior or --init-weights)")
     s.add_argument("--init-weights", help="fine-tune from a GFPGANv1.3/1.4 .pth (or its name), a run folder or "
                                           "a .safetensors (generator only)")
-    s.add_argument("--degrade", default="gfpgan", choices=["gfpgan", "mild", "mixed", "old-photo"],
+    s.add_argument("--degrade", default="gfpgan", choices=sorted(DEGRADE_PRESETS),
                    help="degradation model making the inputs (default: GFP-GAN's)")
     s.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     s.add_argument("--steps", type=int, default=20000)

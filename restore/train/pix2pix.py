@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from gan.data.batches import PairBatches
-from gan.data.degrade import Degradation
+from gan.data.degrade import DEGRADE_PRESETS, Degradation
 from gan.losses.perceptual import PerceptualLoss
 from gan.nets.restorer import RestorerConfig
 from gan.presets import PATCHGAN_PRESETS, PIX2PIX_PRESETS
@@ -172,7 +172,7 @@ def add_parser(tsub) -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, type=Path,
                    help="A/ + B/ folders, side-by-side pairs, or clean images with --degrade")
     s.add_argument("--layout", default="auto", choices=["auto", "ab", "side", "clean"])
-    s.add_argument("--degrade", choices=["gfpgan", "mild", "mixed", "old-photo"],
+    s.add_argument("--degrade", choices=sorted(DEGRADE_PRESETS),
                    help="make inputs from clean images with this degradation model (gan/data/degrade.py)")
     s.add_argument("--val", type=Path, help="validation folder (same layout); default: every 10th pair")
     s.add_argument("--val-size", type=int, default=256, help="side of the validation centre crops")

@@ -264,3 +264,13 @@ def test_old_photo_mixture_leaves_some_photos_untouched():
     changes = [np.abs(d(clean, (7, i)) - clean).mean() for i in range(60)]
     untouched = sum(c < 1e-6 for c in changes)
     assert 1 <= untouched <= 15  # about 10% of 60
+
+
+def test_jpeg_preset_only_compresses(photo):
+    out, params = Degradation("jpeg").sample(photo, 3)
+    assert not {"blur", "scale", "noise", "color_jitter"} & set(params) and not params["gray"]
+    assert 30 <= params["jpeg_quality"] <= 90
+    ref = jpeg(photo, params["jpeg_quality"])
+    assert np.abs(out - ref).max() <= 1 / 255 + 1e-6  # the same JPEG round trip, nothing else
+    weights = dict((c, w) for c, w in DEGRADE_PRESETS["photo"])
+    assert set(weights) >= {MILD, GFPGAN, DEGRADE_PRESETS["jpeg"]} and abs(sum(weights.values()) - 1) < 1e-9
