@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import ConvNormLeaky, ResidualBlock, conv_nd, maybe_spectral_norm
-from .correspondence import CrossAttention, ReferenceEncoder
+from .correspondence import CrossAttention, ReferenceEncoder, SketchMatch, xdog_torch
 from .pix2pix import _check_norm, _crop, _pad_to_multiple, init_pix2pix_weights
 
 STYLE_ENCODERS = ("trainable", "mobilenet_v2", "vgg19", "none")
@@ -72,6 +72,7 @@ class ColorizerConfig:
     from_sketch: bool = True  # output = sketch + net, no tanh: starts as the sketch itself (lines, white paper)
     attention: int = 0  # sketch-to-reference cross-attention levels, from the bottleneck up (0: off)
     attention_heads: int = 4
+    match_level: int = -1  # decoder level of the sketch-keyed correspondence (SketchMatch; -1: off)
 
     def __post_init__(self) -> None:
         if self.style_encoder not in STYLE_ENCODERS:
@@ -86,6 +87,8 @@ class ColorizerConfig:
             raise ValueError("no style: choose a style encoder or palette_bins >= 2")
         if not 0 <= self.attention <= self.depth + 1:
             raise ValueError(f"attention must be 0..{self.depth + 1} levels (depth + 1)")
+        if not -1 <= self.match_level < self.depth:
+            raise ValueError(f"match_level must be -1 (off) or a decoder level 0..{self.depth - 1}")
 
     @property
     def attention_levels(self) -> tuple[int, ...]:
@@ -249,9 +252,11 @@ class Colorizer(nn.Module):
         self.guide_grey = _guide(mid, c.guide_channels, c.depth, f)
         self.guide_colour = _guide(mid, c.guide_channels, c.depth, 3 * f)
         levels = c.attention_levels
-        self.reference = ReferenceEncoder(widths, c.pixel_unshuffle, levels, c.blocks) if levels else None
+        ref_levels = levels + ((c.match_level,) if c.match_level >= 0 else ())
+        self.reference = ReferenceEncoder(widths, c.pixel_unshuffle, ref_levels, c.blocks) if ref_levels else None
         self.attend = nn.ModuleDict({str(j): CrossAttention(widths[j], widths[j], c.attention_heads)
                                      for j in levels})
+        self.match = SketchMatch(widths, c.match_level, heads=c.attention_heads) if c.match_level >= 0 else None
 
     def encode_reference(self, reference: torch.Tensor) -> dict:
         """What the U-Net needs of a reference (N, 3, h, w): {"style": the style vector} and, with
@@ -261,8 +266,13 @@ class Colorizer(nn.Module):
         side = self.config.style_size  # resized once: the style encoder takes it as it is
         rgb = reference if reference.shape[-2:] == (side, side) else F.interpolate(
             reference.float(), size=(side, side), mode="bilinear", align_corners=False, antialias=True)
-        return {"style": self.style(rgb), "features": self.reference(rgb.to(reference.dtype)),
-                "rgb": rgb.to(reference.dtype)}
+        rgb = rgb.to(reference.dtype)
+        out = {"style": self.style(rgb), "features": self.reference(rgb), "rgb": rgb}
+        if self.match is not None:  # the reference's own sketch through this U-Net's encoder
+            sketch = xdog_torch(rgb)
+            hints = sketch.new_zeros(sketch.shape[0], 4, *sketch.shape[2:]) if self.config.hints else None
+            out["sketch_features"] = self._encode(sketch, hints)[0]
+        return out
 
     def _attend(self, h: torch.Tensor, level: int, ref: dict | None) -> torch.Tensor:
         if str(level) not in self.attend:
@@ -276,11 +286,9 @@ class Colorizer(nn.Module):
         h = F.pixel_shuffle(h, p) if p > 1 else h
         return torch.tanh(h) if base is None else h + base
 
-    def run(self, sketch: torch.Tensor, style: torch.Tensor, hints: torch.Tensor | None = None,
-            guides: bool = False, ref: dict | None = None) -> dict[str, torch.Tensor]:
-        """The U-Net on a sketch (N, 1, H, W) given a style vector (N, style_dim) and, for a model
-        with attention, ``ref = encode_reference(reference)``; returns {"image"} and, with
-        ``guides``, {"grey", "colour"} (the guide decoders' outputs)."""
+    def _encode(self, sketch: torch.Tensor,
+                hints: torch.Tensor | None) -> tuple[list[torch.Tensor], tuple, torch.Tensor | None]:
+        """The encoder: features at every level (the skips, then the bottleneck), the padding, the base."""
         c = self.config
         x = sketch
         if c.hints:
@@ -290,11 +298,29 @@ class Colorizer(nn.Module):
         base = x[:, :1] if c.from_sketch else None
         h = F.pixel_unshuffle(x, c.pixel_unshuffle) if c.pixel_unshuffle > 1 else x
         h = self.head(h)
-        skips = []
+        feats = []
         for encode, down in zip(self.encoders, self.downs):
             h = encode(h)
-            skips.append(h)
+            feats.append(h)
             h = down(h)
+        return feats + [h], pads, base
+
+    def _match(self, h: torch.Tensor, level: int, feats: list[torch.Tensor], ref: dict | None) -> torch.Tensor:
+        if self.match is None or level != self.config.match_level:
+            return h
+        if ref is None or "sketch_features" not in ref:
+            raise ValueError("this colorizer matches sketches: pass run(..., ref=encode_reference(r))")
+        keys = [f.to(h.dtype) for f in ref["sketch_features"][level:]]
+        return self.match(h, feats[level:], keys, ref["features"][level].to(h.dtype), ref["rgb"])
+
+    def run(self, sketch: torch.Tensor, style: torch.Tensor, hints: torch.Tensor | None = None,
+            guides: bool = False, ref: dict | None = None) -> dict[str, torch.Tensor]:
+        """The U-Net on a sketch (N, 1, H, W) given a style vector (N, style_dim) and, for a model
+        with attention, ``ref = encode_reference(reference)``; returns {"image"} and, with
+        ``guides``, {"grey", "colour"} (the guide decoders' outputs)."""
+        c = self.config
+        feats, pads, base = self._encode(sketch, hints)
+        skips, h = feats[:-1], feats[-1]
         out = {}
         if guides:
             out["grey"] = _crop(self._unfold(self.guide_grey(h)), pads)
@@ -310,7 +336,7 @@ class Colorizer(nn.Module):
             if self.film_dec is not None:
                 gamma, beta = self.film_dec[j](z).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
                 h = h * (1 + gamma) + beta
-            h = self.decoders[j](self._attend(h, j, ref))
+            h = self.decoders[j](self._match(self._attend(h, j, ref), j, feats, ref))
         out["image"] = _crop(self._unfold(self.tail(h), base), pads)
         return out
 

@@ -84,3 +84,72 @@ class CrossAttention(nn.Module):
         n, _, H, W = h.shape
         a = a.transpose(2, 3).reshape(n, -1, H, W)
         return h + self.out(a)
+
+
+def xdog_torch(rgb: torch.Tensor, sigma: float = 0.8, k: float = 1.6, tau: float = 0.98,
+               epsilon: float = -0.005, phi: float = 200.0) -> torch.Tensor:
+    """restore.sketch.extract.xdog's line form in torch (RGB (N, 3, H, W) in [-1, 1] -> lines
+    (N, 1, H, W) in [-1, 1], -1 = ink), so the reference's own sketch is made inside the network
+    and exports with it; Gaussian kernels cut at 3 sigma, reflected borders, as cv2's."""
+    lum = ((rgb.float() + 1) / 2 * rgb.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1).float()).sum(1, True)
+
+    def blur(x: torch.Tensor, s: float) -> torch.Tensor:
+        r = max(1, int(3 * s + 0.5))
+        t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+        g = torch.exp(-t**2 / (2 * s * s))
+        g = g / g.sum()
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), g.view(1, 1, 1, -1))
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), g.view(1, 1, -1, 1))
+
+    d = blur(lum, sigma) - tau * blur(lum, sigma * k)
+    lines = torch.where(d >= epsilon, torch.ones_like(d), 1 + torch.tanh(phi * (d - epsilon)))
+    return (lines.clamp(0, 1) * 2 - 1).to(rgb.dtype)
+
+
+class SketchMatch(nn.Module):
+    """Correspondence by the sketch's own features: queries from the input sketch's encoder
+    features, keys from the *reference's* sketch (``xdog_torch``) through the same encoder, so
+    both sides live in one feature space from the first step (RGB-to-sketch keys, as
+    ``CrossAttention``, must learn that space; measured: 12,000 steps left them about as good as
+    the mean colour). A token is described by its level's features and every coarser level's,
+    upsampled (local shape plus context, as SCFT concatenates its levels), through one shared
+    projection; cosine similarity with a learned temperature. Values: the reference encoder's
+    features and the reference's colours at this scale. Output projection starts at zero."""
+
+    def __init__(self, widths: list[int], level: int, dim: int = 128, heads: int = 4) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"attention width {dim} is not a multiple of {heads} heads")
+        self.level, self.heads = level, heads
+        feats = widths[level:]
+        self.norms = nn.ModuleList(nn.GroupNorm(1, w) for w in feats)
+        self.proj = nn.Conv2d(sum(feats), dim, 1)
+        self.log_temperature = nn.Parameter(torch.full((1, heads, 1, 1), 2.3))  # e^2.3 ~ 10
+        self.norm_v = nn.GroupNorm(1, widths[level])
+        self.v = nn.Conv2d(widths[level] + 3, dim, 1)
+        self.out = nn.Conv2d(dim, widths[level], 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def describe(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """Encoder features at levels ``level``.. (finest first) -> unit descriptors (N, heads, tokens, d)."""
+        size = feats[0].shape[-2:]
+        parts = [norm(f if f.shape[-2:] == size else F.interpolate(f, size=size, mode="nearest"))
+                 for norm, f in zip(self.norms, feats)]
+        d = self.proj(torch.cat(parts, dim=1))
+        n, c = d.shape[:2]
+        d = d.reshape(n, self.heads, c // self.heads, -1).transpose(2, 3)
+        return F.normalize(d, dim=-1)
+
+    def forward(self, h: torch.Tensor, query_feats: list[torch.Tensor], key_feats: list[torch.Tensor],
+                ref_feat: torch.Tensor, ref_rgb: torch.Tensor) -> torch.Tensor:
+        q = self.describe(query_feats) * self.log_temperature.exp().to(h.dtype)
+        k = self.describe(key_feats)
+        r = self.norm_v(ref_feat)
+        colours = F.adaptive_avg_pool2d(ref_rgb.to(r.dtype), r.shape[-2:])
+        v = self.v(torch.cat([r, colours], dim=1))
+        n, c = v.shape[:2]
+        v = v.reshape(n, self.heads, c // self.heads, -1).transpose(2, 3)
+        a = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        H, W = query_feats[0].shape[-2:]
+        return h + self.out(a.transpose(2, 3).reshape(n, -1, H, W))

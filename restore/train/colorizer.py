@@ -135,6 +135,8 @@ def train_colorizer_cli(args) -> dict[str, Any]:
         gen = replace(gen, hints=False)
     if args.attention is not None:
         gen = replace(gen, attention=args.attention)
+    if args.match_level is not None:
+        gen = replace(gen, match_level=args.match_level)
     disc = replace(AC_PATCHGAN_PRESETS[args.preset], style_dim=gen.aux_dim)
     print(f"style: {gen.style_encoder} encoder" + (f" ({gen.style_weights})" if gen.style_weights else "")
           + (f" + {gen.palette_bins}^3-bin colour histogram" if gen.palette_bins else "") + f", {gen.style_dim} values")
@@ -185,6 +187,9 @@ def add_parser(tsub) -> argparse.ArgumentParser:
     s.add_argument("--attention", type=int, choices=range(0, 5), metavar="LEVELS",
                    help="sketch-to-reference cross-attention at this many levels from the bottleneck up "
                         "(0: none, the style vector only; default: the preset's)")
+    s.add_argument("--match-level", type=int, choices=range(-1, 4), metavar="LEVEL",
+                   help="sketch-keyed correspondence (the reference's own XDoG sketch through the same encoder) "
+                        "at this decoder level (0 = top; -1: none; default: the preset's)")
     s.add_argument("--self-ref", type=float, default=0.8,
                    help="share of samples whose reference is the target itself, warped, turned, flipped "
                         "and zoomed (SCFT's augmented-self reference); the rest get shuffled patches")

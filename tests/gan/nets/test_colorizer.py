@@ -273,3 +273,42 @@ def test_bundled_colorizer_colours_held_out_clip_art():
     s = xdog(monkey)
     a, b = colorizer(s, monkey).astype(np.float32), colorizer(s, ladybug).astype(np.float32)
     assert np.abs(a - b).mean() > 5  # grey levels: the reference steers the colours
+
+
+def test_torch_xdog_is_the_extractors_xdog():
+    """The reference's own sketch, made inside the network, is the one `--extract xdog` draws."""
+    from gan.nets.correspondence import xdog_torch
+    from restore.sketch.extract import xdog
+
+    img = clipart(3, 64, 72)
+    mine = (xdog_torch(torch.from_numpy(img.transpose(2, 0, 1).copy())[None].float() / 127.5 - 1) + 1) / 2
+    theirs = xdog(img)
+    assert np.abs(mine[0, 0].numpy() - theirs).mean() < 0.01
+    assert ((mine[0, 0].numpy() < 0.5) == (theirs < 0.5)).mean() > 0.99
+
+
+def test_sketch_match_starts_at_zero_and_finds_the_same_place():
+    """match_level: the reference's XDoG sketch goes through the colorizer's own encoder, so an
+    aligned reference gives each query its own place as the best key from the first step; the
+    output starts as the model without it (``--init`` carries a model over unchanged)."""
+    cfg = replace(TINY, match_level=0)
+    net = trained_like(cfg).eval()
+    img = clipart(5, 32, 32)  # the tiny preset sees references at 32 x 32
+    ref = torch.from_numpy(img.transpose(2, 0, 1).copy())[None].float() / 127.5 - 1
+    from gan.nets.correspondence import xdog_torch
+
+    x = xdog_torch(ref)
+    with torch.no_grad():
+        without = Colorizer(replace(cfg, match_level=-1))
+        without.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("match.")})
+        assert torch.allclose(net(x, ref), without.eval()(x, ref), atol=1e-6)
+        feats = net._encode(x, None)[0]
+        keys = net.encode_reference(ref)["sketch_features"]
+        q, k = net.match.describe(feats), net.match.describe(keys)
+        best = (q @ k.transpose(-1, -2)).argmax(-1)  # (N, heads, tokens)
+        same = (best == torch.arange(best.shape[-1])).float().mean()
+        assert same > 0.9  # the coarser levels tell even alike flat insides apart
+        torch.nn.init.normal_(net.match.out.weight, std=0.05)
+        assert (net(x, ref) - without(x, ref)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="match_level"):
+        replace(TINY, match_level=TINY.depth)

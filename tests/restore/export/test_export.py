@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -64,14 +65,16 @@ def tiny(kind: str) -> torch.nn.Module:
         return randomized(UNETR(UNETR_PRESETS["tiny"]))
     if kind == "colorizer":
         return randomized(Colorizer(COLORIZER_PRESETS["tiny"]))
+    if kind == "colorizer-match":  # + the sketch-keyed correspondence (the reference's XDoG inside)
+        return randomized(Colorizer(replace(COLORIZER_PRESETS["tiny"], match_level=0)))
     if kind == "hed":
         return randomized(HED())
     raise KeyError(kind)
 
 
 @pytest.mark.parametrize("kind,tile", [("restorer", 64), ("pix2pix", 64), ("unet2d", 64), ("unet-valid", 60),
-                                       ("unet3d", 16), ("unetr", 32), ("colorizer", 64), ("hed", 48),
-                                       ("residual", 64), ("attention", 64), ("multires", 64)])
+                                       ("unet3d", 16), ("unetr", 32), ("colorizer", 64), ("colorizer-match", 64),
+                                       ("hed", 48), ("residual", 64), ("attention", 64), ("multires", 64)])
 def test_every_network_exports_and_matches(tmp_path, kind, tile):
     net = tiny(kind)
     before = copy.deepcopy(net.state_dict())
@@ -99,7 +102,8 @@ def test_every_network_exports_and_matches(tmp_path, kind, tile):
     assert spec.compare(want, got)[1] >= (45 if spec.output != "logits" else 0.999)
 
 
-@pytest.mark.parametrize("kind,sides", [("restorer", (48, 80)), ("colorizer", (40, 72)), ("hed", (37, 50)),
+@pytest.mark.parametrize("kind,sides", [("restorer", (48, 80)), ("colorizer", (40, 72)), ("colorizer-match", (40, 72)),
+                                        ("hed", (37, 50)),
                                         ("unet2d", (40, 56))])
 def test_dynamic_sides(tmp_path, kind, sides):
     net = tiny(kind)
