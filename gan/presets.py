@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gan.nets.colorizer import ACPatchGANConfig, ColorizerConfig
+from gan.nets.ac_patchgan import ACPatchGANConfig
+from gan.nets.colorizer import ColorizerConfig
 from gan.nets.components import ComponentDiscriminatorConfig
 from gan.nets.gfpgan import GFPGAN_PRESETS, GFPGANConfig
 from gan.nets.pix2pix import PatchGANConfig, Pix2PixConfig

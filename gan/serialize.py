@@ -15,7 +15,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gan.nets.colorizer import ACPatchDiscriminator, ACPatchGANConfig, Colorizer, ColorizerConfig
+from gan.nets.ac_patchgan import ACPatchDiscriminator, ACPatchGANConfig
+from gan.nets.colorizer import Colorizer, ColorizerConfig
 from gan.nets.components import ComponentDiscriminatorConfig, FacialComponentDiscriminator
 from gan.nets.gfpgan import GFPGAN, GFPGANConfig
 from gan.nets.pix2pix import PatchDiscriminator, PatchGANConfig, Pix2PixConfig, UNetGenerator

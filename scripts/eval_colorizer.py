@@ -69,15 +69,20 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--hints", type=int, default=0, help="also score with this many random colour hints")
     ap.add_argument("--panels", type=Path, help="write a PNG of sketch | model | flat fill | truth rows")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--ink", default="0", help="xdog's ink: 0 (off), auto (solid outlines of flat art), or a level")
+    ap.add_argument("--per-pixel", action="store_true",
+                    help="the network's own colours, not one colour per region (Colorizer(one_per_region=False))")
     args = ap.parse_args(argv)
-    model = Colorizer(args.weights)
+    model = Colorizer(args.weights, one_per_region=not args.per_pixel)
     files = sorted(args.data.glob("*.png"))[: args.limit or None]
+    ink = {} if args.method != "xdog" or args.ink == "0" else \
+        {"ink": args.ink if args.ink == "auto" else float(args.ink)}
     if not files:
         sys.exit(f"no PNG files in {args.data}")
     rows, panels, t_model = [], [], 0.0
     for i, path in enumerate(files):
         truth = read_rgb(path)
-        sketch = extract(truth, args.method)
+        sketch = extract(truth, args.method, **ink)
         mask = None
         if args.masks and (args.masks / path.name).is_file():
             mask = read_image(args.masks / path.name) > 127
@@ -121,9 +126,11 @@ def main(argv: list[str] | None = None) -> dict:
           f"({mean['model_away'] - fill:+.2f}), with a mirrored + turned reference "
           f"{mean['model_transformed_reference_away']:.2f} ({mean['model_transformed_reference_away'] - fill:+.2f}); "
           f"line pixels kept {mean['lines_kept']:.1%}")
-    report = {"weights": str(model.path), "data": str(args.data), "sketch": args.method, "images": len(rows),
+    report = {"weights": str(model.path), "data": str(args.data), "sketch": args.method, "ink": args.ink,
+              "images": len(rows),
               "metric": "PSNR dB, RGB in [0, 1], no crop; _fg: over the alpha mask; _away: over pixels >= 3 px "
                         "from the sketch's lines", "reference": "the truth itself (and its transformed copy)",
+              "one_per_region": not args.per_pixel,
               "mean": mean, "gain_over_flat_fill_region_db": gain, "seconds_per_image": t_model / len(rows),
               "rows": rows}
     if args.panels and panels:

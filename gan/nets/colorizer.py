@@ -28,10 +28,8 @@ Why guides: skips let a U-Net copy the sketch's detail around its middle, so the
 where the style enters, would learn little; the guide decoders read the middle directly (losses
 weighted 0.3 and 0.9 in the paper) and so keep them learning. They are only run in training.
 
-The discriminator is a PatchGAN with an auxiliary head that regresses the style vector of what
-it sees (the paper's AC-GAN; here its fixed part: frozen backbone features and the colour
-histogram): real images must score their own style, and the generator is pushed to make images
-whose style D reads as the reference's. Images in [-1, 1].
+Its discriminator, a PatchGAN with an auxiliary style head (the paper's AC-GAN), is in
+gan/nets/ac_patchgan.py. Images in [-1, 1].
 """
 from __future__ import annotations
 
@@ -41,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvNormLeaky, ResidualBlock, conv_nd, maybe_spectral_norm
+from .blocks import ResidualBlock
 from .correspondence import CrossAttention, ReferenceEncoder, SketchMatch, xdog_torch
-from .pix2pix import _check_norm, _crop, _pad_to_multiple, init_pix2pix_weights
+from .pix2pix import _crop, _pad_to_multiple
 
 STYLE_ENCODERS = ("trainable", "mobilenet_v2", "vgg19", "none")
 BACKBONE_DIMS = {"mobilenet_v2": 1280, "vgg19": 4096}
@@ -346,59 +344,3 @@ class Colorizer(nn.Module):
         (colour in [-1, 1] times the mask, then the 0/1 mask) -> colour image (N, 3, H, W)."""
         ref = self.encode_reference(reference)
         return self.run(sketch, ref["style"], hints, ref=ref)["image"]
-
-
-# ---------------------------------------------------------------------------------------------
-# the discriminator: PatchGAN + auxiliary style regressor (AC-GAN)
-
-
-@dataclass(frozen=True)
-class ACPatchGANConfig:
-    """Everything needed to rebuild the auxiliary-classifier PatchGAN."""
-
-    in_channels: int = 4  # the sketch (the condition) and the colour image
-    base_channels: int = 64
-    n_layers: int = 3  # stride-2 convs; 3 gives the 70x70 receptive field
-    norm: str = "none"
-    spectral_norm: bool = True
-    style_dim: int = 0  # length of the style vector the auxiliary head predicts (0: no head)
-
-    def __post_init__(self) -> None:
-        _check_norm(self.norm)
-        if self.n_layers < 1 or self.base_channels < 1 or self.in_channels < 1 or self.style_dim < 0:
-            raise ValueError("n_layers, base_channels and in_channels must be positive, style_dim >= 0")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class ACPatchDiscriminator(nn.Module):
-    """PatchGAN trunk; ``forward`` gives the patch logits, ``forward(..., aux=True)`` also the
-    style vector predicted from the average-pooled trunk features."""
-
-    def __init__(self, config: ACPatchGANConfig | None = None, **overrides) -> None:
-        super().__init__()
-        self.config = c = config or ACPatchGANConfig(**overrides)
-        b, sn = c.base_channels, c.spectral_norm
-        layers: list[nn.Module] = [ConvNormLeaky(c.in_channels, b, 2, "none", sn)]
-        mult = 1
-        for i in range(1, c.n_layers):
-            prev, mult = mult, min(2**i, 8)
-            layers.append(ConvNormLeaky(b * prev, b * mult, 2, c.norm, sn))
-        prev, mult = mult, min(2**c.n_layers, 8)
-        layers.append(ConvNormLeaky(b * prev, b * mult, 1, c.norm, sn))
-        self.trunk = nn.Sequential(*layers)
-        self.logits = maybe_spectral_norm(conv_nd(2)(b * mult, 1, 4, stride=1, padding=1), sn)
-        self.aux = nn.Linear(b * mult, c.style_dim) if c.style_dim else None
-        init_pix2pix_weights(self)
-
-    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None,
-                aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        if condition is not None:
-            x = torch.cat([condition, x], dim=1)
-        h = self.trunk(x)
-        if not aux:
-            return self.logits(h)
-        if self.aux is None:
-            raise ValueError("this discriminator has no auxiliary head (style_dim=0)")
-        return self.logits(h), self.aux(h.float().mean(dim=(2, 3)))

@@ -10,7 +10,8 @@ import torch
 
 from gan.data.sketch import ColorizeBatches, hue_matrix, shuffle_patches
 from gan.data.tps import augment_self, tps_map
-from gan.nets.colorizer import ACPatchDiscriminator, Colorizer, ColorizerConfig, palette_histogram
+from gan.nets.ac_patchgan import ACPatchDiscriminator
+from gan.nets.colorizer import Colorizer, ColorizerConfig, palette_histogram
 from gan.presets import AC_PATCHGAN_PRESETS, COLORIZER_PRESETS
 from gan.serialize import load_model, save_model
 from gan.train.loop import TrainConfig, train

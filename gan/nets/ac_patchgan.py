@@ -1,0 +1,65 @@
+"""The colorizer's discriminator: a PatchGAN whose auxiliary head regresses the style vector of
+what it sees (Zhang, Ji, Lin 2017's AC-GAN; here its fixed part: frozen backbone features and the
+colour histogram). Real images must score their own style, and the generator is pushed to make
+images whose style the head reads as the reference's."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .blocks import ConvNormLeaky, conv_nd, maybe_spectral_norm
+from .pix2pix import _check_norm, init_pix2pix_weights
+
+
+@dataclass(frozen=True)
+class ACPatchGANConfig:
+    """Everything needed to rebuild the auxiliary-classifier PatchGAN."""
+
+    in_channels: int = 4  # the sketch (the condition) and the colour image
+    base_channels: int = 64
+    n_layers: int = 3  # stride-2 convs; 3 gives the 70x70 receptive field
+    norm: str = "none"
+    spectral_norm: bool = True
+    style_dim: int = 0  # length of the style vector the auxiliary head predicts (0: no head)
+
+    def __post_init__(self) -> None:
+        _check_norm(self.norm)
+        if self.n_layers < 1 or self.base_channels < 1 or self.in_channels < 1 or self.style_dim < 0:
+            raise ValueError("n_layers, base_channels and in_channels must be positive, style_dim >= 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ACPatchDiscriminator(nn.Module):
+    """PatchGAN trunk; ``forward`` gives the patch logits, ``forward(..., aux=True)`` also the
+    style vector predicted from the average-pooled trunk features."""
+
+    def __init__(self, config: ACPatchGANConfig | None = None, **overrides) -> None:
+        super().__init__()
+        self.config = c = config or ACPatchGANConfig(**overrides)
+        b, sn = c.base_channels, c.spectral_norm
+        layers: list[nn.Module] = [ConvNormLeaky(c.in_channels, b, 2, "none", sn)]
+        mult = 1
+        for i in range(1, c.n_layers):
+            prev, mult = mult, min(2**i, 8)
+            layers.append(ConvNormLeaky(b * prev, b * mult, 2, c.norm, sn))
+        prev, mult = mult, min(2**c.n_layers, 8)
+        layers.append(ConvNormLeaky(b * prev, b * mult, 1, c.norm, sn))
+        self.trunk = nn.Sequential(*layers)
+        self.logits = maybe_spectral_norm(conv_nd(2)(b * mult, 1, 4, stride=1, padding=1), sn)
+        self.aux = nn.Linear(b * mult, c.style_dim) if c.style_dim else None
+        init_pix2pix_weights(self)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None,
+                aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if condition is not None:
+            x = torch.cat([condition, x], dim=1)
+        h = self.trunk(x)
+        if not aux:
+            return self.logits(h)
+        if self.aux is None:
+            raise ValueError("this discriminator has no auxiliary head (style_dim=0)")
+        return self.logits(h), self.aux(h.float().mean(dim=(2, 3)))
