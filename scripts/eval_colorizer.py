@@ -59,6 +59,9 @@ def random_hints(truth: np.ndarray, sketch: np.ndarray, k: int, seed: int) -> np
     return hints
 
 
+REGIONS = {"auto": "auto", "on": True, "off": False}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default="colorizer")
@@ -70,10 +73,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--panels", type=Path, help="write a PNG of sketch | model | flat fill | truth rows")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--ink", default="0", help="xdog's ink: 0 (off), auto (solid outlines of flat art), or a level")
-    ap.add_argument("--per-pixel", action="store_true",
-                    help="the network's own colours, not one colour per region (Colorizer(one_per_region=False))")
+    ap.add_argument("--regions", default="auto", choices=list(REGIONS),
+                    help="one colour per region of the sketch: on, off (the network's own colours), or auto "
+                         "(on when the reference is flat colour; Colorizer(one_per_region=...))")
     args = ap.parse_args(argv)
-    model = Colorizer(args.weights, one_per_region=not args.per_pixel)
+    model = Colorizer(args.weights, one_per_region=REGIONS[args.regions])
     files = sorted(args.data.glob("*.png"))[: args.limit or None]
     ink = {} if args.method != "xdog" or args.ink == "0" else \
         {"ink": args.ink if args.ink == "auto" else float(args.ink)}
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
               "images": len(rows),
               "metric": "PSNR dB, RGB in [0, 1], no crop; _fg: over the alpha mask; _away: over pixels >= 3 px "
                         "from the sketch's lines", "reference": "the truth itself (and its transformed copy)",
-              "one_per_region": not args.per_pixel,
+              "one_per_region": args.regions,
               "mean": mean, "gain_over_flat_fill_region_db": gain, "seconds_per_image": t_model / len(rows),
               "rows": rows}
     if args.panels and panels:

@@ -32,6 +32,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "(the lines, transparent)")
     p.add_argument("--keep-paper", action="store_true",
                    help="the paper outside the drawing's outer contour stays paper (for closed line art)")
+    p.add_argument("--regions", default="auto", choices=["auto", "on", "off"],
+                   help="one colour per region of the sketch: auto (when the reference is flat colour; default), "
+                        "on, or off (the network's own colours, with its shading)")
     p.add_argument("--weights", default="colorizer", help="bundled model name, run folder, .safetensors or .onnx file")
     p.add_argument("--max-side", type=int, default=1024, help="colour larger sketches at this size, then upsample")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
@@ -72,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         make = colorizer = reference = None
         if args.style is not None:
             make = partial(Colorizer, weights=args.weights, device=args.device, max_side=args.max_side,
-                           precision=args.precision, backend=args.backend)
+                           precision=args.precision, backend=args.backend,
+                           one_per_region={"auto": "auto", "on": True, "off": False}[args.regions])
             colorizer = make()
             try:
                 reference = read_rgb(args.style)

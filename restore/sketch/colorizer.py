@@ -21,8 +21,10 @@ from restore.export.backend import check_backend, load_model_file, on_backend
 from restore.imageio import DEFAULT_MAX_PIXELS, read_alpha, read_image
 from restore.models.cache import resolve_weights
 
-from .extract import luminance, to_float
+from .extract import flat_share, luminance, to_float
 from .layers import compose, fill_hinted, flat
+
+FLAT_FIGURE_SHARE = 0.5  # one colour per region above this flat share of the reference's figure
 
 
 def _alpha(path: str | os.PathLike) -> np.ndarray | None:
@@ -69,7 +71,7 @@ class Colorizer:
 
     def __init__(self, weights: str | Path = "colorizer", device: str | torch.device = "cpu",
                  max_side: int = 1024, precision: str = "fp32", backend: str = "torch",
-                 fill_hints: bool = True, one_per_region: bool = True) -> None:
+                 fill_hints: bool = True, one_per_region: bool | str = "auto") -> None:
         self.path = resolve_weights(weights)
         self.device = torch.device(device)
         # fp32: an outer autocast still applies; onnxruntime: fp32 (the file's own)
@@ -81,7 +83,20 @@ class Colorizer:
         self.model = on_backend(self.model, backend, source=self.path, name="colorizer", device=self.device)
         self.max_side = max_side
         self.fill_hints = fill_hints  # hint strokes paint the regions they touch (restore.sketch.layers)
+        if one_per_region not in (True, False, "auto"):
+            raise ValueError(f"one_per_region must be True, False or 'auto', not {one_per_region!r}")
         self.one_per_region = one_per_region  # each region of the sketch one colour (layers.flat)
+
+    def per_region(self, reference: np.ndarray) -> bool:
+        """Whether each region takes one colour: ``one_per_region``, or with "auto" when the
+        reference's figure is flat colour (``flat_share(figure_only=True)`` >= 0.5). Chosen on the
+        clip-art dev set (80 pictures, 2026-12-06): per pixel 18.83 dB away from lines, per region
+        18.99, auto 19.19; on the held-out stamps (shaded, median share 0.25) per pixel 21.72,
+        per region 20.78, auto 21.89. One colour per region hides the network's noise where the
+        art is flat and erases the reference's shading where it is not."""
+        if self.one_per_region == "auto":
+            return flat_share(reference, figure_only=True) >= FLAT_FIGURE_SHARE
+        return bool(self.one_per_region)
 
     def __call__(self, sketch: np.ndarray, reference: np.ndarray, hints: np.ndarray | None = None,
                  keep_lines: bool = True, keep_paper: bool = False) -> np.ndarray:
@@ -102,7 +117,7 @@ class Colorizer:
         outlines are rarely closed, the paper reached 9-18% of the figures, and colour away from
         the lines dropped 0.3-0.9 dB (2026-12-03); for clean, closed line art it is what you want.
         Hint strokes set the colour of every region they touch (``fill_hints``, on by default)."""
-        colours = flat(sketch, self.paint(sketch, reference, hints), keep_paper, self.one_per_region)
+        colours = flat(sketch, self.paint(sketch, reference, hints), keep_paper, self.per_region(reference))
         if hints is not None and self.fill_hints:
             colours = fill_hinted(sketch, colours, hints)
         return compose(sketch, colours), colours

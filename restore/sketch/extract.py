@@ -51,15 +51,20 @@ FLAT_ART_INK = 0.3  # xdog's ``ink`` for flat-colour art: its outlines are darke
 FLAT_ART_INK_WIDTH = 12.0  # and are at most this wide (px); wider dark areas are regions
 
 
-def flat_share(image: np.ndarray) -> float:
+def flat_share(image: np.ndarray, figure_only: bool = False) -> float:
     """The share of pixels equal (within 2/255 in every channel) to their right and lower
-    neighbours: ~0.6-0.95 for flat-colour art and clip art, ~0.0-0.3 for photos (noise, texture)."""
+    neighbours: ~0.6-0.95 for flat-colour art and clip art, ~0.0-0.3 for photos (noise, texture).
+    ``figure_only`` counts only the pixels that are not white paper (any channel < 0.98), so a
+    wide white margin does not make a shaded picture look flat (1.0 when all is paper)."""
     x = to_float(image)
     x = x[..., None] if x.ndim == 2 else x[..., :3]
     if min(x.shape[:2]) < 2:
         return 1.0
     same = (np.abs(np.diff(x, axis=0))[:, :-1].max(axis=2) < 2 / 255) & \
            (np.abs(np.diff(x, axis=1))[:-1].max(axis=2) < 2 / 255)
+    if figure_only:
+        figure = x[:-1, :-1].min(axis=2) < 0.98
+        return float(same[figure].mean()) if figure.any() else 1.0
     return float(same.mean())
 
 

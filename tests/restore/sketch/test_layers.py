@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from restore.cli import main
@@ -123,6 +124,32 @@ def test_one_colour_per_region_is_the_median_and_the_regions_close_small_gaps():
     assert np.array_equal(out[30, 30], [20, 200, 90]) and np.array_equal(out[0, 0], [200, 120, 40])
     assert len(np.unique(out[s > 0.9].reshape(-1, 3), axis=0)) == 2
     assert not np.array_equal(flat(s, noisy, keep_paper=False)[spots & (s > 0.9)], out[spots & (s > 0.9)])
+
+
+def test_auto_takes_one_colour_per_region_only_for_flat_references(tmp_path):
+    """``one_per_region="auto"``: a flat-colour reference gives each region one colour, a shaded
+    one (noise and gradients inside the figure, however wide its white margin) keeps the
+    network's own colours; True and False force the choice."""
+    from restore.sketch.colorizer import Colorizer
+    from restore.sketch.extract import flat_share
+
+    flat_ref = np.full((80, 80, 3), 255, np.uint8)
+    flat_ref[30:50, 30:50] = (220, 40, 30)
+    shaded = flat_ref.copy()
+    shaded[30:50, 30:50] = np.random.default_rng(0).integers(0, 256, (20, 20, 3))
+    assert flat_share(shaded) > 0.8 and flat_share(shaded, figure_only=True) < 0.1  # the margin hides it
+    assert flat_share(flat_ref, figure_only=True) > 0.9 and flat_share(np.full((9, 9, 3), 255), True) == 1.0
+    weights = tiny_model(tmp_path / "c.safetensors")
+    auto = Colorizer(weights)
+    assert auto.one_per_region == "auto" and auto.per_region(flat_ref) and not auto.per_region(shaded)
+    assert Colorizer(weights, one_per_region=True).per_region(shaded)
+    assert not Colorizer(weights, one_per_region=False).per_region(flat_ref)
+    s = _ring()
+    out_flat = auto.layers(s, flat_ref)[1]
+    assert len(np.unique(out_flat[15:45, 15:45].reshape(-1, 3), axis=0)) == 1  # the inside, one colour
+    assert np.array_equal(auto.layers(s, shaded)[1], Colorizer(weights, one_per_region=False).layers(s, shaded)[1])
+    with pytest.raises(ValueError, match="one_per_region"):
+        Colorizer(weights, one_per_region="yes")
 
 
 def ndi_label_count(s: np.ndarray) -> int:
