@@ -76,8 +76,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--regions", default="auto", choices=list(REGIONS),
                     help="one colour per region of the sketch: on, off (the network's own colours), or auto "
                          "(on when the reference is flat colour; Colorizer(one_per_region=...))")
+    ap.add_argument("--keep-paper", action="store_true", help="the paper outside the outer contour stays paper")
     args = ap.parse_args(argv)
     model = Colorizer(args.weights, one_per_region=REGIONS[args.regions])
+
+    def colour(sketch: np.ndarray, reference: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        return model(sketch, reference, hints, keep_paper=args.keep_paper).astype(np.float32) / 255
+
     files = sorted(args.data.glob("*.png"))[: args.limit or None]
     ink = {} if args.method != "xdog" or args.ink == "0" else \
         {"ink": args.ink if args.ink == "auto" else float(args.ink)}
@@ -91,17 +96,17 @@ def main(argv: list[str] | None = None) -> dict:
         if args.masks and (args.masks / path.name).is_file():
             mask = read_image(args.masks / path.name) > 127
         t0 = time.perf_counter()
-        out = model(sketch, truth).astype(np.float32) / 255
+        out = colour(sketch, truth)
         t_model += time.perf_counter() - t0
         outs = {"model": out, "flat_fill_region": flat_fill(sketch, truth),
                 "flat_fill_mean": flat_fill(sketch, truth, per_region=False)}
         other = read_rgb(files[(i + 1) % len(files)]) if len(files) > 1 else truth
-        outs["model_other_reference"] = model(sketch, other).astype(np.float32) / 255
+        outs["model_other_reference"] = colour(sketch, other)
         turned = transformed_reference(truth)
-        outs["model_transformed_reference"] = model(sketch, turned).astype(np.float32) / 255
+        outs["model_transformed_reference"] = colour(sketch, turned)
         if args.hints:
             hints = random_hints(truth, sketch, args.hints, i)
-            outs["model_hints"] = model(sketch, truth, hints).astype(np.float32) / 255
+            outs["model_hints"] = colour(sketch, truth, hints)
         row = {"image": path.name}
         for name, img in outs.items():
             row[f"{name}_psnr"] = psnr(img, truth)
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
               "images": len(rows),
               "metric": "PSNR dB, RGB in [0, 1], no crop; _fg: over the alpha mask; _away: over pixels >= 3 px "
                         "from the sketch's lines", "reference": "the truth itself (and its transformed copy)",
-              "one_per_region": args.regions,
+              "one_per_region": args.regions, "keep_paper": args.keep_paper,
               "mean": mean, "gain_over_flat_fill_region_db": gain, "seconds_per_image": t_model / len(rows),
               "rows": rows}
     if args.panels and panels:
