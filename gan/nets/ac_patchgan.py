@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .blocks import ConvNormLeaky, conv_nd, maybe_spectral_norm
-from .pix2pix import _check_norm, init_pix2pix_weights
+from .blocks import conv_nd, maybe_spectral_norm
+from .pix2pix import _check_norm, init_pix2pix_weights, patch_trunk
 
 
 @dataclass(frozen=True)
@@ -40,17 +40,10 @@ class ACPatchDiscriminator(nn.Module):
     def __init__(self, config: ACPatchGANConfig | None = None, **overrides) -> None:
         super().__init__()
         self.config = c = config or ACPatchGANConfig(**overrides)
-        b, sn = c.base_channels, c.spectral_norm
-        layers: list[nn.Module] = [ConvNormLeaky(c.in_channels, b, 2, "none", sn)]
-        mult = 1
-        for i in range(1, c.n_layers):
-            prev, mult = mult, min(2**i, 8)
-            layers.append(ConvNormLeaky(b * prev, b * mult, 2, c.norm, sn))
-        prev, mult = mult, min(2**c.n_layers, 8)
-        layers.append(ConvNormLeaky(b * prev, b * mult, 1, c.norm, sn))
+        layers, width = patch_trunk(c.in_channels, c.base_channels, c.n_layers, c.norm, c.spectral_norm)
         self.trunk = nn.Sequential(*layers)
-        self.logits = maybe_spectral_norm(conv_nd(2)(b * mult, 1, 4, stride=1, padding=1), sn)
-        self.aux = nn.Linear(b * mult, c.style_dim) if c.style_dim else None
+        self.logits = maybe_spectral_norm(conv_nd(2)(width, 1, 4, stride=1, padding=1), c.spectral_norm)
+        self.aux = nn.Linear(width, c.style_dim) if c.style_dim else None
         init_pix2pix_weights(self)
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None,

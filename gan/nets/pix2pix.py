@@ -189,21 +189,27 @@ class PatchGANConfig:
         return asdict(self)
 
 
+def patch_trunk(in_channels: int, base: int, n_layers: int, norm: str, sn: bool) -> tuple[list[nn.Module], int]:
+    """The PatchGAN's conv layers before its logits (``n_layers`` stride-2, one stride-1; no
+    norm on the image) and their output width; shared by the AC-PatchGAN of the colorizer."""
+    layers: list[nn.Module] = [ConvNormLeaky(in_channels, base, 2, "none", sn)]
+    mult = 1
+    for i in range(1, n_layers):
+        prev, mult = mult, min(2**i, 8)
+        layers.append(ConvNormLeaky(base * prev, base * mult, 2, norm, sn))
+    prev, mult = mult, min(2**n_layers, 8)
+    layers.append(ConvNormLeaky(base * prev, base * mult, 1, norm, sn))
+    return layers, base * mult
+
+
 class PatchDiscriminator(nn.Module):
     """pix2pix's NLayerDiscriminator: a map of real/fake logits, one per overlapping patch."""
 
     def __init__(self, config: PatchGANConfig | None = None, **overrides) -> None:
         super().__init__()
         self.config = c = config or PatchGANConfig(**overrides)
-        b, sn = c.base_channels, c.spectral_norm
-        layers: list[nn.Module] = [ConvNormLeaky(c.in_channels, b, 2, "none", sn)]  # no norm on the image
-        mult = 1
-        for i in range(1, c.n_layers):
-            prev, mult = mult, min(2**i, 8)
-            layers.append(ConvNormLeaky(b * prev, b * mult, 2, c.norm, sn))
-        prev, mult = mult, min(2**c.n_layers, 8)
-        layers.append(ConvNormLeaky(b * prev, b * mult, 1, c.norm, sn))
-        layers.append(maybe_spectral_norm(conv_nd(2)(b * mult, 1, 4, stride=1, padding=1), sn))
+        layers, width = patch_trunk(c.in_channels, c.base_channels, c.n_layers, c.norm, c.spectral_norm)
+        layers.append(maybe_spectral_norm(conv_nd(2)(width, 1, 4, stride=1, padding=1), c.spectral_norm))
         self.model = nn.Sequential(*layers)
         init_pix2pix_weights(self)
 
