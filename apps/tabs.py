@@ -102,6 +102,9 @@ def sketch_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
                                                       color_mode="defaults", default_size=6))
                 hints = gr.File(label="or an RGBA PNG: its opaque pixels are the colours wanted there "
                                       "(or strokes on white)", file_types=IMAGE_TYPES, height=140)
+            regions = gr.Radio([("auto: one per region when the reference is flat colour", "auto"),
+                                ("one per region", "on"), ("as painted, with shading", "off")],
+                               value="auto", label="Colours", elem_id="sketch-regions")
             choices = rt.choices("sketch")
             weights = gr.Dropdown(choices, value=_choice(choices, "colorizer"), label="Colorizer",
                                   info=None if choices else "no colorizer here yet (scripts/train_colorizer.sh)")
@@ -121,8 +124,9 @@ def sketch_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
     examples = _examples(("line art + its colours", [d / "monkey_lineart.png", "none", d / "monkey.png"]),
                          ("dog (XDoG) in ladybug colours", [d / "dog.png", "xdog", d / "ladybug.png"]),
                          ("monkey (edges) in dog colours", [d / "monkey.png", "threshold", d / "dog.png"]))
-    _wire(button, examples, [image, extract, style], h.sketch, [image, extract, style, hints, weights, drawn],
-          [result, compare, file, status, colours, lines], "sketch", queue)
+    _wire(button, examples, [image, extract, style], h.sketch,
+          [image, extract, style, hints, weights, drawn, regions], [result, compare, file, status, colours, lines],
+          "sketch", queue)
 
 
 def segmentation_tab(h: Handlers, rt: Runtime, queue: dict) -> None:

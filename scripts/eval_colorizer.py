@@ -43,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from restore.imageio import read_image  # noqa: E402
 from restore.imagewrite import write_png  # noqa: E402
-from restore.sketch.colorizer import Colorizer, flat_fill, psnr, read_rgb  # noqa: E402
+from restore.sketch.colorizer import REGIONS, Colorizer, flat_fill, psnr, read_rgb  # noqa: E402
 from restore.sketch.extract import extract  # noqa: E402
 from restore.sketch.scores import away_from_lines, lines_kept, mean_colour_fill, transformed_reference  # noqa: E402
 
@@ -57,9 +57,6 @@ def random_hints(truth: np.ndarray, sketch: np.ndarray, k: int, seed: int) -> np
         y, x = divmod(int(idx), sketch.shape[1])
         hints[max(0, y - 1):y + 2, max(0, x - 1):x + 2] = [*truth[y, x], 1]
     return hints
-
-
-REGIONS = {"auto": "auto", "on": True, "off": False}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from restore.run import ray_options, ray_usage_error, run_job
     from restore.models.manifest import WeightsError
 
-    from .colorizer import Colorizer, read_rgb
+    from .colorizer import REGIONS, Colorizer, read_rgb
     from .job import SketchJob
 
     def usage(msg: str) -> int:
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         if args.style is not None:
             make = partial(Colorizer, weights=args.weights, device=args.device, max_side=args.max_side,
                            precision=args.precision, backend=args.backend,
-                           one_per_region={"auto": "auto", "on": True, "off": False}[args.regions])
+                           one_per_region=REGIONS[args.regions])
             colorizer = make()
             try:
                 reference = read_rgb(args.style)

@@ -25,6 +25,7 @@ from .extract import flat_share, luminance, to_float
 from .layers import compose, fill_hinted, flat
 
 FLAT_FIGURE_SHARE = 0.5  # one colour per region above this flat share of the reference's figure
+REGIONS = {"auto": "auto", "on": True, "off": False}  # --regions -> Colorizer(one_per_region=...)
 
 
 def _alpha(path: str | os.PathLike) -> np.ndarray | None:
@@ -87,16 +88,17 @@ class Colorizer:
             raise ValueError(f"one_per_region must be True, False or 'auto', not {one_per_region!r}")
         self.one_per_region = one_per_region  # each region of the sketch one colour (layers.flat)
 
-    def per_region(self, reference: np.ndarray) -> bool:
-        """Whether each region takes one colour: ``one_per_region``, or with "auto" when the
+    def per_region(self, reference: np.ndarray, choice: bool | str | None = None) -> bool:
+        """Whether each region takes one colour: ``choice`` (default: ``one_per_region``), or with "auto" when the
         reference's figure is flat colour (``flat_share(figure_only=True)`` >= 0.5). Chosen on the
         clip-art dev set (80 pictures, 2026-12-06): per pixel 18.83 dB away from lines, per region
         18.99, auto 19.19; on the held-out stamps (shaded, median share 0.25) per pixel 21.72,
         per region 20.78, auto 21.89. One colour per region hides the network's noise where the
         art is flat and erases the reference's shading where it is not."""
-        if self.one_per_region == "auto":
+        choice = self.one_per_region if choice is None else choice
+        if choice == "auto":
             return flat_share(reference, figure_only=True) >= FLAT_FIGURE_SHARE
-        return bool(self.one_per_region)
+        return bool(choice)
 
     def __call__(self, sketch: np.ndarray, reference: np.ndarray, hints: np.ndarray | None = None,
                  keep_lines: bool = True, keep_paper: bool = False) -> np.ndarray:
@@ -110,14 +112,16 @@ class Colorizer:
         return self.layers(sketch, reference, hints, keep_paper)[0]
 
     def layers(self, sketch: np.ndarray, reference: np.ndarray, hints: np.ndarray | None = None,
-               keep_paper: bool = False) -> tuple[np.ndarray, np.ndarray]:
+               keep_paper: bool = False, one_per_region: bool | str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(result, flat): the coloured sketch, and its colours without lines (RGB uint8).
 
         ``keep_paper`` is off by default: on sketches extracted by XDoG from held-out clip art the
         outlines are rarely closed, the paper reached 9-18% of the figures, and colour away from
         the lines dropped 0.3-0.9 dB (2026-12-03); for clean, closed line art it is what you want.
-        Hint strokes set the colour of every region they touch (``fill_hints``, on by default)."""
-        colours = flat(sketch, self.paint(sketch, reference, hints), keep_paper, self.per_region(reference))
+        Hint strokes set the colour of every region they touch (``fill_hints``, on by default).
+        ``one_per_region`` overrides the instance's choice for this call (True, False, "auto")."""
+        colours = flat(sketch, self.paint(sketch, reference, hints), keep_paper,
+                       self.per_region(reference, one_per_region))
         if hints is not None and self.fill_hints:
             colours = fill_hinted(sketch, colours, hints)
         return compose(sketch, colours), colours
