@@ -74,7 +74,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "onnx.json")
     args = ap.parse_args()
 
-    import numpy as np
     import onnxruntime as ort
     import torch
 
