@@ -8,6 +8,7 @@ from pathlib import Path
 from restore.batch import add_backend_arg, add_output_args, add_precision_arg
 from restore.run import add_runner_args
 
+from .colorizer import REGIONS
 from .extract import METHODS
 
 
@@ -32,7 +33,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "(the lines, transparent)")
     p.add_argument("--keep-paper", action="store_true",
                    help="the paper outside the drawing's outer contour stays paper (for closed line art)")
-    p.add_argument("--regions", default="auto", choices=["auto", "on", "off"],
+    p.add_argument("--regions", default="auto", choices=list(REGIONS),
                    help="one colour per region of the sketch: auto (when the reference is flat colour; default), "
                         "on, or off (the network's own colours, with its shading)")
     p.add_argument("--weights", default="colorizer", help="bundled model name, run folder, .safetensors or .onnx file")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from restore.run import ray_options, ray_usage_error, run_job
     from restore.models.manifest import WeightsError
 
-    from .colorizer import REGIONS, Colorizer, read_rgb
+    from .colorizer import Colorizer, read_rgb
     from .job import SketchJob
 
     def usage(msg: str) -> int:

@@ -67,6 +67,13 @@ def hints_tensor(hints: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     return torch.cat([(t[:, :3] * 2 - 1) * mask, mask], dim=1)
 
 
+def _regions_choice(choice: bool | str) -> bool | str:
+    """``one_per_region`` checked: True, False or "auto" (a typo would otherwise read as True)."""
+    if choice not in REGIONS.values():
+        raise ValueError(f"one_per_region must be True, False or 'auto', not {choice!r}")
+    return choice
+
+
 class Colorizer:
     """A trained colorizer ready for inference: ``colorizer(sketch, reference, hints=None)``."""
 
@@ -84,18 +91,17 @@ class Colorizer:
         self.model = on_backend(self.model, backend, source=self.path, name="colorizer", device=self.device)
         self.max_side = max_side
         self.fill_hints = fill_hints  # hint strokes paint the regions they touch (restore.sketch.layers)
-        if one_per_region not in (True, False, "auto"):
-            raise ValueError(f"one_per_region must be True, False or 'auto', not {one_per_region!r}")
-        self.one_per_region = one_per_region  # each region of the sketch one colour (layers.flat)
+        self.one_per_region = _regions_choice(one_per_region)  # each region of the sketch one colour (layers.flat)
 
     def per_region(self, reference: np.ndarray, choice: bool | str | None = None) -> bool:
-        """Whether each region takes one colour: ``choice`` (default: ``one_per_region``), or with "auto" when the
-        reference's figure is flat colour (``flat_share(figure_only=True)`` >= 0.5). Chosen on the
+        """Whether each region takes one colour: ``choice`` (default: ``one_per_region``), or
+        with "auto" when the reference's figure is flat colour (``flat_share(figure_only=True)``
+        >= 0.5). Chosen on the
         clip-art dev set (80 pictures, 2026-12-06): per pixel 18.83 dB away from lines, per region
         18.99, auto 19.19; on the held-out stamps (shaded, median share 0.25) per pixel 21.72,
         per region 20.78, auto 21.89. One colour per region hides the network's noise where the
         art is flat and erases the reference's shading where it is not."""
-        choice = self.one_per_region if choice is None else choice
+        choice = self.one_per_region if choice is None else _regions_choice(choice)
         if choice == "auto":
             return flat_share(reference, figure_only=True) >= FLAT_FIGURE_SHARE
         return bool(choice)

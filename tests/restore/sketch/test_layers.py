@@ -150,6 +150,8 @@ def test_auto_takes_one_colour_per_region_only_for_flat_references(tmp_path):
     assert np.array_equal(auto.layers(s, shaded)[1], Colorizer(weights, one_per_region=False).layers(s, shaded)[1])
     with pytest.raises(ValueError, match="one_per_region"):
         Colorizer(weights, one_per_region="yes")
+    with pytest.raises(ValueError, match="one_per_region"):  # the per-call choice is checked too
+        auto.layers(s, flat_ref, one_per_region="yes")
 
 
 def ndi_label_count(s: np.ndarray) -> int:

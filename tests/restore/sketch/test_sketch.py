@@ -179,10 +179,10 @@ def test_cli_extract_then_colour_with_hints(tmp_path):
     assert np.asarray(Image.open(tmp_path / "out" / "art.png")).shape == (50, 60, 3)
     compare = np.asarray(Image.open(tmp_path / "out" / "art_compare.png"))
     assert compare.shape[0] == 50 and compare.shape[1] == 3 * 60 + 8
+    art = read_rgb(tmp_path / "art.png")
     for regions, one in (("on", True), ("off", False)):  # --regions is Colorizer(one_per_region=...)
         assert main(argv[:5] + ["-o", str(tmp_path / regions), "--weights", str(weights), "--quiet",
                                 "--regions", regions]) == 0
-        art = read_rgb(tmp_path / "art.png")
         expected = Colorizer(weights, one_per_region=one)(xdog(art), art)
         got = np.asarray(Image.open(tmp_path / regions / "art.png")).astype(int)
         assert np.abs(got - expected).max() <= 1, regions  # batched in the CLI: a rounding step at most
