@@ -104,6 +104,9 @@ DEGRADE_PRESETS: dict[str, DegradeConfig | Mixture] = {
     # mixed, plus JPEG-only and untouched photos, so that a restorer leaves alone what is not
     # blurred. Measured, not bundled: it also leaves real degradations alone (weights/restorer.md).
     "photo": ((MILD, 0.5), (GFPGAN, 0.3), (JPEG_ONLY, 0.1), (NONE, 0.1)),
+    # mixed, plus JPEG-only photos but no untouched ones: "photo" without the share that
+    # taught a restorer to call real degradations clean.
+    "mixed-jpeg": ((MILD, 0.55), (GFPGAN, 0.35), (JPEG_ONLY, 0.1)),
 }
 
 SeedLike = Union[int, Sequence[int], np.random.Generator, None]

@@ -274,3 +274,10 @@ def test_jpeg_preset_only_compresses(photo):
     assert np.abs(out - ref).max() <= 1 / 255 + 1e-6  # the same JPEG round trip, nothing else
     weights = dict((c, w) for c, w in DEGRADE_PRESETS["photo"])
     assert set(weights) >= {MILD, GFPGAN, DEGRADE_PRESETS["jpeg"]} and abs(sum(weights.values()) - 1) < 1e-9
+
+
+def test_mixed_jpeg_preset_has_no_untouched_share():
+    """'mixed-jpeg' is 'photo' without the untouched photos that taught a net to leave real ones alone."""
+    weights = dict((c, w) for c, w in DEGRADE_PRESETS["mixed-jpeg"])
+    assert set(weights) == {MILD, GFPGAN, DEGRADE_PRESETS["jpeg"]} and abs(sum(weights.values()) - 1) < 1e-9
+    assert DEGRADE_PRESETS["none"] not in weights and weights[DEGRADE_PRESETS["jpeg"]] == 0.1
