@@ -58,7 +58,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default="restorer")
     ap.add_argument("--data", type=Path, default=Path("data/photos/test"))
-    ap.add_argument("--preset", action="append", help="degradation presets (default: mild and gfpgan; none with --real alone)")
+    ap.add_argument("--preset", action="append",
+                    help="degradation presets (default: mild and gfpgan; none with --real alone)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tta", type=int, default=1, help="test-time augmentation: orientations averaged (1, 2, 4, 8)")
     ap.add_argument("--real", type=Path, help="also: change and blockiness on degraded photos with no original")
