@@ -22,6 +22,8 @@ $PY -m restore train pix2pix --data "$STAGE1" --degrade mixed --out "$RUN" --pre
 # photos worse; it is not bundled (weights/restorer.md, "what did not work"):
 #   restore train pix2pix --data data/photos/train ... --steps 5000 --lr 2e-4 --seed 1 \
 #       --init-weights "$RUN/last.safetensors"
+# Neither the 'photo' nor the 'mixed-jpeg' mixture (JPEG-only samples; weights/restorer.md) is
+# bundled: both leave genuinely degraded photos almost untouched (eval_restorer.py --real).
 # The end of each schedule is exported (last.safetensors): the small validation set is too few
 # crops to choose by (see the model card). Two held-out sets: the test photos and the album.
 for SET in test test_album; do
