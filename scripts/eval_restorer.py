@@ -28,16 +28,21 @@ from baseline_restore import classical_baseline, degraded_test_pair  # noqa: E40
 
 from restore.imageio import read_image  # noqa: E402
 from restore.quality import psnr_ssim  # noqa: E402
+from restore.sketch.extract import luminance  # noqa: E402
 from restore.translate import Translator  # noqa: E402
 
 
 def blockiness(img: np.ndarray) -> float:
     """Mean luma step across 8x8 JPEG block edges over the mean step inside blocks (1: no blocks)."""
-    y = img.astype(np.float64) @ [0.299, 0.587, 0.114]
+    y = luminance(img)
     steps = [np.abs(np.diff(y, axis=axis)) for axis in (0, 1)]
     edge = [s.take(np.arange(7, s.shape[a], 8), axis=a).mean() for a, s in enumerate(steps)]
     inner = [np.delete(s, np.arange(7, s.shape[a], 8), axis=a).mean() for a, s in enumerate(steps)]
     return float(sum(edge) / max(sum(inner), 1e-9))
+
+
+def _means(rows: list[dict]) -> dict:
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "image"} if rows else {}
 
 
 def real_photos(model: Translator, folder: Path) -> dict:
@@ -50,8 +55,7 @@ def real_photos(model: Translator, folder: Path) -> dict:
                      "blockiness_in": blockiness(photo), "blockiness_out": blockiness(out)})
         print(f"real    {path.name:45s} change {rows[-1]['mean_abs_change']:5.2f} | blockiness "
               f"{rows[-1]['blockiness_in']:.3f} -> {rows[-1]['blockiness_out']:.3f}", flush=True)
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "image"} if rows else {}
-    return {"images": rows, "mean": mean}
+    return {"images": rows, "mean": _means(rows)}
 
 
 def main() -> None:
@@ -81,7 +85,7 @@ def main() -> None:
             rows.append(row)
             print(f"{preset:7s} {path.name:45s} degraded {row['degraded_psnr']:6.2f} | classical "
                   f"{row['classical_psnr']:6.2f} | model {row['model_psnr']:6.2f} dB  ({seconds:.1f} s)", flush=True)
-        mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "image"}
+        mean = _means(rows)
         print(f"{preset:7s} {'MEAN':45s} degraded {mean['degraded_psnr']:6.2f} / {mean['degraded_ssim']:.4f} | "
               f"classical {mean['classical_psnr']:6.2f} / {mean['classical_ssim']:.4f} | "
               f"model {mean['model_psnr']:6.2f} / {mean['model_ssim']:.4f}")
