@@ -1,10 +1,10 @@
 """scripts/eval_restorer.py's measures on photos with no clean original (--real)."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from skimage import data
 
+from gan.data.degrade import jpeg
 from restore.imagewrite import write_png
 from tests.scripts.test_data_scripts import _load
 
@@ -12,8 +12,7 @@ evaluate = _load("eval_restorer")
 
 
 def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    return (jpeg(img / 255.0, quality) * 255).round().astype(np.uint8)
 
 
 def test_blockiness_sees_jpeg_blocks_and_not_a_clean_photo():
@@ -31,6 +30,8 @@ def test_real_photos_reports_change_per_photo(tmp_path):
     write_png(tmp_path / "b.png", photo[::-1])
     same = evaluate.real_photos(lambda x: x, tmp_path)
     assert [r["image"] for r in same["images"]] == ["a.png", "b.png"] and same["mean"]["mean_abs_change"] == 0
+    for shift in (3, -3):  # darker too: a uint8 difference would wrap around to ~253
+        shifted = evaluate.real_photos(lambda x: np.clip(x.astype(int) + shift, 0, 255).astype(np.uint8), tmp_path)
+        assert 2 < shifted["mean"]["mean_abs_change"] <= 3, shift
     brighter = evaluate.real_photos(lambda x: np.clip(x.astype(int) + 3, 0, 255).astype(np.uint8), tmp_path)
-    assert 2 < brighter["mean"]["mean_abs_change"] <= 3
     assert brighter["images"][0]["blockiness_in"] == same["images"][0]["blockiness_out"]
