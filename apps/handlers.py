@@ -231,13 +231,15 @@ class Handlers:
 
     @user_errors
     def sketch(self, image: str | None, extract: str, style: str | None, hints: str | None, weights: str | None,
-               drawn: dict | None = None, regions: str = "auto", progress: gr.Progress = gr.Progress()):
+               drawn: dict | None = None, regions: str = "auto", align: bool = True,
+               progress: gr.Progress = gr.Progress()):
         """Colour a sketch (or the sketch extracted from a colour image) in the style of a
         reference -> (result, sketch | reference | result, PNG file, summary, colours without
         lines, lines on transparency). Hints: an uploaded file, or strokes ``drawn`` in the
         page's editor (both: the drawn strokes win where they overlap); every region a stroke
         touches takes its colour. ``regions``: "auto", "on" (one colour per region) or "off" (the
-        network's own colours), as ``restore sketch --regions``. Without a reference, the
+        network's own colours), as ``restore sketch --regions``; ``align``: ``--align auto`` (True) or
+        ``off``. Without a reference, the
         extracted sketch itself."""
         from restore.sketch.colorizer import REGIONS, compare_panel, read_hints, read_rgb
         from restore.sketch.layers import line_layer
@@ -272,7 +274,8 @@ class Handlers:
         progress(0.5, desc="colouring")
         t0 = time.perf_counter()
         with autocast(self.rt.precision["sketch"], self.rt.device):
-            result, colours = colorizer.layers(sketch, reference, hint, one_per_region=REGIONS[regions])
+            result, colours = colorizer.layers(sketch, reference, hint, one_per_region=REGIONS[regions],
+                                               align=bool(align))
         lines = line_layer(sketch)
         files = [out, folder / f"{stem}_flat.png", folder / f"{stem}_lines.png"]
         for path, image_out in zip(files, (result, colours, lines)):

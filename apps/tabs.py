@@ -105,6 +105,8 @@ def sketch_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
             regions = gr.Radio([("auto: one per region when the reference is flat colour", "auto"),
                                 ("one per region", "on"), ("as painted, with shading", "off")],
                                value="auto", label="Colours", elem_id="sketch-regions")
+            align = gr.Checkbox(True, label="Lay the reference over the sketch when it shows the same figure "
+                                            "(turned, mirrored, moved, rescaled or warped)", elem_id="sketch-align")
             choices = rt.choices("sketch")
             weights = gr.Dropdown(choices, value=_choice(choices, "colorizer"), label="Colorizer",
                                   info=None if choices else "no colorizer here yet (scripts/train_colorizer.sh)")
@@ -125,8 +127,8 @@ def sketch_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
                          ("dog (XDoG) in ladybug colours", [d / "dog.png", "xdog", d / "ladybug.png"]),
                          ("monkey (edges) in dog colours", [d / "monkey.png", "threshold", d / "dog.png"]))
     _wire(button, examples, [image, extract, style], h.sketch,
-          [image, extract, style, hints, weights, drawn, regions], [result, compare, file, status, colours, lines],
-          "sketch", queue)
+          [image, extract, style, hints, weights, drawn, regions, align],
+          [result, compare, file, status, colours, lines], "sketch", queue)
 
 
 def segmentation_tab(h: Handlers, rt: Runtime, queue: dict) -> None:

@@ -23,12 +23,16 @@ test_masks/, when given):
                          score owes to the reference (a model that ignores it scores the same).
 - model_transformed_reference: the model with the truth mirrored and turned 15 degrees as the
                          reference (restore.sketch.scores.transformed_reference): no pixel lines up.
+- model_warped_reference: the model with an augmented-self reference (gan.data.tps.augment_self with
+                         its defaults, seeded by the image's index: zoomed into 70-100%, turned up to
+                         30 degrees, mirrored half the time, warped by a thin-plate spline): not a
+                         rigid copy, as a redrawn or re-posed figure would be.
 
 Colour away from lines (``*_away``, restore.sketch.scores): PSNR over the pixels >= 3 px from any
 line pixel of the sketch (so the score is about colour, not about where lines fall), for the model
 with either reference and for **mean_colour_fill** (the truth's background kept white, the rest
 the reference's mean colour). ``lines_kept``: the share of the sketch's dark pixels still dark in
-the model's result.
+the model's result. ``--align off`` scores the network alone (no registration of the reference).
 """
 from __future__ import annotations
 
@@ -39,11 +43,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gan.data.tps import augment_self  # noqa: E402
 from restore.imageio import read_image  # noqa: E402
 from restore.imagewrite import write_png  # noqa: E402
-from restore.sketch.colorizer import REGIONS, Colorizer, flat_fill, psnr, read_rgb  # noqa: E402
+from restore.sketch.colorizer import ALIGN, REGIONS, Colorizer, flat_fill, psnr, read_rgb  # noqa: E402
 from restore.sketch.extract import extract  # noqa: E402
 from restore.sketch.scores import away_from_lines, lines_kept, mean_colour_fill, transformed_reference  # noqa: E402
 
@@ -73,9 +79,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--regions", default="auto", choices=list(REGIONS),
                     help="one colour per region of the sketch: on, off (the network's own colours), or auto "
                          "(on when the reference is flat colour; Colorizer(one_per_region=...))")
+    ap.add_argument("--align", default="auto", choices=list(ALIGN),
+                    help="lay a reference that registers onto the sketch over it (auto), or the network alone (off)")
     ap.add_argument("--keep-paper", action="store_true", help="the paper outside the outer contour stays paper")
     args = ap.parse_args(argv)
-    model = Colorizer(args.weights, one_per_region=REGIONS[args.regions])
+    model = Colorizer(args.weights, one_per_region=REGIONS[args.regions], align=ALIGN[args.align])
 
     def colour(sketch: np.ndarray, reference: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
         return model(sketch, reference, hints, keep_paper=args.keep_paper).astype(np.float32) / 255
@@ -101,6 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
         outs["model_other_reference"] = colour(sketch, other)
         turned = transformed_reference(truth)
         outs["model_transformed_reference"] = colour(sketch, turned)
+        outs["model_warped_reference"] = colour(sketch, augment_self(truth, torch.Generator().manual_seed(i)))
         if args.hints:
             hints = random_hints(truth, sketch, args.hints, i)
             outs["model_hints"] = colour(sketch, truth, hints)
@@ -111,6 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
                 row[f"{name}_psnr_fg"] = psnr(img, truth, mask)
         away = away_from_lines(sketch)
         for name, img in (("model", out), ("model_transformed_reference", outs["model_transformed_reference"]),
+                          ("model_warped_reference", outs["model_warped_reference"]),
                           ("mean_colour_fill", mean_colour_fill(truth, truth, mask, mask))):
             row[f"{name}_away"] = psnr(img, truth, away)
         row["lines_kept"] = lines_kept(sketch, out)
@@ -130,13 +140,14 @@ def main(argv: list[str] | None = None) -> dict:
     fill = mean["mean_colour_fill_away"]
     print(f">= 3 px from lines: mean-colour fill {fill:.2f} dB, model {mean['model_away']:.2f} "
           f"({mean['model_away'] - fill:+.2f}), with a mirrored + turned reference "
-          f"{mean['model_transformed_reference_away']:.2f} ({mean['model_transformed_reference_away'] - fill:+.2f}); "
+          f"{mean['model_transformed_reference_away']:.2f} ({mean['model_transformed_reference_away'] - fill:+.2f}), "
+          f"warped {mean['model_warped_reference_away']:.2f} ({mean['model_warped_reference_away'] - fill:+.2f}); "
           f"line pixels kept {mean['lines_kept']:.1%}")
     report = {"weights": str(model.path), "data": str(args.data), "sketch": args.method, "ink": args.ink,
               "images": len(rows),
               "metric": "PSNR dB, RGB in [0, 1], no crop; _fg: over the alpha mask; _away: over pixels >= 3 px "
                         "from the sketch's lines", "reference": "the truth itself (and its transformed copy)",
-              "one_per_region": args.regions, "keep_paper": args.keep_paper,
+              "one_per_region": args.regions, "align": args.align, "keep_paper": args.keep_paper,
               "mean": mean, "gain_over_flat_fill_region_db": gain, "seconds_per_image": t_model / len(rows),
               "rows": rows}
     if args.panels and panels:

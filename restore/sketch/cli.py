@@ -8,7 +8,7 @@ from pathlib import Path
 from restore.batch import add_backend_arg, add_output_args, add_precision_arg
 from restore.run import add_runner_args
 
-from .colorizer import REGIONS
+from .colorizer import ALIGN, REGIONS
 from .extract import METHODS
 
 
@@ -36,6 +36,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--regions", default="auto", choices=list(REGIONS),
                    help="one colour per region of the sketch: auto (when the reference is flat colour; default), "
                         "on, or off (the network's own colours, with its shading)")
+    p.add_argument("--align", default="auto", choices=list(ALIGN),
+                   help="auto (default): a reference that shows the sketch's figure turned, mirrored, moved, rescaled "
+                        "or warped is registered onto the sketch and gives its own colours where it lands; "
+                        "off: the network alone")
     p.add_argument("--weights", default="colorizer", help="bundled model name, run folder, .safetensors or .onnx file")
     p.add_argument("--max-side", type=int, default=1024, help="colour larger sketches at this size, then upsample")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         if args.style is not None:
             make = partial(Colorizer, weights=args.weights, device=args.device, max_side=args.max_side,
                            precision=args.precision, backend=args.backend,
-                           one_per_region=REGIONS[args.regions])
+                           one_per_region=REGIONS[args.regions], align=ALIGN[args.align])
             colorizer = make()
             try:
                 reference = read_rgb(args.style)

@@ -23,9 +23,11 @@ from restore.models.cache import resolve_weights
 
 from .extract import flat_share, luminance, to_float
 from .layers import compose, fill_hinted, flat
+from .register import align as align_reference
 
 FLAT_FIGURE_SHARE = 0.5  # one colour per region above this flat share of the reference's figure
 REGIONS = {"auto": "auto", "on": True, "off": False}  # --regions -> Colorizer(one_per_region=...)
+ALIGN = {"auto": True, "off": False}  # --align -> Colorizer(align=...)
 
 
 def _alpha(path: str | os.PathLike) -> np.ndarray | None:
@@ -79,7 +81,7 @@ class Colorizer:
 
     def __init__(self, weights: str | Path = "colorizer", device: str | torch.device = "cpu",
                  max_side: int = 1024, precision: str = "fp32", backend: str = "torch",
-                 fill_hints: bool = True, one_per_region: bool | str = "auto") -> None:
+                 fill_hints: bool = True, one_per_region: bool | str = "auto", align: bool = True) -> None:
         self.path = resolve_weights(weights)
         self.device = torch.device(device)
         # fp32: an outer autocast still applies; onnxruntime: fp32 (the file's own)
@@ -92,6 +94,7 @@ class Colorizer:
         self.max_side = max_side
         self.fill_hints = fill_hints  # hint strokes paint the regions they touch (restore.sketch.layers)
         self.one_per_region = _regions_choice(one_per_region)  # each region of the sketch one colour (layers.flat)
+        self.align = bool(align)  # a reference that registers onto the sketch gives its colours (.register)
 
     def per_region(self, reference: np.ndarray, choice: bool | str | None = None) -> bool:
         """Whether each region takes one colour: ``choice`` (default: ``one_per_region``), or
@@ -118,16 +121,30 @@ class Colorizer:
         return self.layers(sketch, reference, hints, keep_paper)[0]
 
     def layers(self, sketch: np.ndarray, reference: np.ndarray, hints: np.ndarray | None = None,
-               keep_paper: bool = False, one_per_region: bool | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+               keep_paper: bool = False, one_per_region: bool | str | None = None,
+               align: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(result, flat): the coloured sketch, and its colours without lines (RGB uint8).
+
+        With ``align`` (default: the instance's ``align``, on) a reference that shows the sketch's
+        figure turned, mirrored, moved, rescaled or warped (``restore.sketch.register.align``
+        scores it at least ``MIN_SCORE``) gives its own colours wherever its pixels land, shading
+        included, and no region is flattened; the network paints the rest, and every reference
+        that does not register.
 
         ``keep_paper`` is off by default: on sketches extracted by XDoG from held-out clip art the
         outlines are rarely closed, the paper reached 9-18% of the figures, and colour away from
         the lines dropped 0.3-0.9 dB (2026-12-03); for clean, closed line art it is what you want.
         Hint strokes set the colour of every region they touch (``fill_hints``, on by default).
         ``one_per_region`` overrides the instance's choice for this call (True, False, "auto")."""
-        colours = flat(sketch, self.paint(sketch, reference, hints), keep_paper,
-                       self.per_region(reference, one_per_region))
+        per_region = self.per_region(reference, one_per_region)
+        painted = self.paint(sketch, reference, hints)
+        found = align_reference(sketch, reference) if (self.align if align is None else align) else None
+        if found is not None:  # the reference's own colours, shading kept: no region is flattened
+            painted = painted.copy()
+            ref = found.colours if found.colours.ndim == 3 else np.repeat(found.colours[..., None], 3, axis=2)
+            painted[found.valid] = (np.clip(ref[found.valid], 0, 1) * 255).round().astype(np.uint8)
+            per_region = False
+        colours = flat(sketch, painted, keep_paper, per_region)
         if hints is not None and self.fill_hints:
             colours = fill_hinted(sketch, colours, hints)
         return compose(sketch, colours), colours
