@@ -117,11 +117,12 @@ def _coarse(ref_ink: np.ndarray, sk_ink: np.ndarray) -> list[tuple[float, np.nda
     return sorted(out, key=lambda c: -c[0])
 
 
-def register(sketch: np.ndarray, reference: np.ndarray, keep: int = 3) -> Registration:
+def register(sketch: np.ndarray, reference: np.ndarray, keep: int = 3,
+             ref_lines: np.ndarray | None = None) -> Registration:
     """The affine map that lays ``reference`` (RGB) over ``sketch`` (HxW, dark lines on white),
     mirrored or not: a coarse search at ``COARSE_SIDE`` px, the ``keep`` best refined by ECC at
-    ``WORK_SIDE`` px; the best refined wins."""
-    ref_lines = xdog(to_float(reference))
+    ``WORK_SIDE`` px; the best refined wins. ``ref_lines``: the reference's XDoG sketch, if made already."""
+    ref_lines = xdog(to_float(reference)) if ref_lines is None else ref_lines
     sk_small, f_sk_small = _line_map(sketch, COARSE_SIDE)
     ref_small, f_ref_small = _line_map(ref_lines, COARSE_SIDE)
     sk_ink, f_sk = _line_map(sketch)
@@ -188,13 +189,13 @@ def align(sketch: np.ndarray, reference: np.ndarray, min_score: float = MIN_SCOR
     s = luminance(sketch)
     if min(s.shape) < MIN_SIDE:
         return None
-    reg = register(s, reference)
+    lines = xdog(to_float(reference))
+    reg = register(s, reference, ref_lines=lines)
     if reg.score < min_score:
         return None
     colours, valid = warp_reference(reference, reg, s.shape)
     if flow:
-        ref_lines, _ = warp_reference(xdog(to_float(reference)), reg, s.shape)
-        d = _flow(s, ref_lines)
+        d = _flow(s, warp_reference(lines, reg, s.shape)[0])
         ys, xs = np.mgrid[: s.shape[0], : s.shape[1]].astype(np.float32)
         mx, my = xs + d[..., 0], ys + d[..., 1]
         colours = cv2.remap(colours, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
