@@ -23,15 +23,17 @@ class SketchJob(Job):
     def __init__(self, make_model: Callable[..., Colorizer] | None = None, *, model: Colorizer | None = None,
                  out: Path, reference: np.ndarray | None = None, hints: Path | None = None,
                  extract_method: str | None = None, device: str = "cpu", ext: str = ".png", quality: int = 95,
-                 backend: str = "torch", layers: bool = False, keep_paper: bool = False) -> None:
+                 backend: str = "torch", layers: bool = False, keep_paper: bool = False,
+                 extract_options: dict | None = None) -> None:
         """``reference`` None: extract only; ``hints``: one file for every input, or a folder of
         <stem>.png; ``extract_method``: make the sketch from each input first (xdog, threshold, hed);
         ``layers``: also write the flat colours and the line layer; ``keep_paper``: the paper outside
-        the drawing stays paper."""
+        the drawing stays paper; ``extract_options``: keyword arguments of the extractor (xdog's ``ink``)."""
         super().__init__(make_model, model=model)
         self.out, self.reference, self.ext, self.quality = Path(out), reference, ext, quality
         self.extract_method, self.device, self.backend, self.layers = extract_method, device, backend, layers
         self.keep_paper = keep_paper
+        self.extract_options = dict(extract_options or {})
         self.hints_dir = hints if hints is not None and hints.is_dir() else None
         self.hints = read_hints(hints) if hints is not None and self.hints_dir is None else None
         if reference is None:
@@ -61,6 +63,7 @@ class SketchJob(Job):
         image, hints = value
         if self.extract_method:
             kwargs = {"device": self.device, "backend": self.backend} if self.extract_method == "hed" else {}
+            kwargs.update(self.extract_options)
             image = extract(image, self.extract_method, **kwargs)
         return image, hints
 

@@ -262,3 +262,23 @@ def test_xdog_auto_keeps_a_thick_outline_one_line():
     for name, photo in real_images().items():
         assert flat_share(photo) < 0.5, name
         assert np.array_equal(xdog(photo, ink="auto"), xdog(photo)), name
+
+
+def test_cli_extract_ink_keeps_thick_outlines_one_line(tmp_path):
+    """``restore sketch --extract --ink auto`` is ``xdog(ink="auto")``; the default draws both edges."""
+    import cv2
+
+    img = np.full((100, 100, 3), 255, np.uint8)
+    cv2.circle(img, (50, 50), 30, (255, 230, 25), -1)
+    cv2.circle(img, (50, 50), 30, (0, 0, 0), 8)
+    Image.fromarray(img).save(tmp_path / "ring.png")
+    for ink in ("0", "auto"):
+        assert main(["sketch", str(tmp_path / "ring.png"), "--extract", "--ink", ink, "-o", str(tmp_path / ink),
+                     "--quiet"]) == 0
+        got = np.asarray(Image.open(tmp_path / ink / "ring_sketch.png")).astype(int)
+        want = (xdog(img, ink="auto" if ink == "auto" else 0.0) * 255).round()
+        assert np.abs(got - want).max() <= 1, ink
+    default, auto = (np.asarray(Image.open(tmp_path / i / "ring_sketch.png")) < 128 for i in ("0", "auto"))
+    assert not np.array_equal(default, auto) and auto[50, 18:24].all()  # the outline is solid
+    for bad in (["--ink", "2"], ["--ink", "auto", "--method", "threshold"], ["--ink", "dark"]):
+        assert main(["sketch", str(tmp_path / "ring.png"), "--extract", "-o", str(tmp_path / "x"), *bad]) == 2
