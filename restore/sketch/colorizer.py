@@ -141,8 +141,7 @@ class Colorizer:
         found = align_reference(sketch, reference) if (self.align if align is None else align) else None
         if found is not None:  # the reference's own colours, shading kept: no region is flattened
             painted = painted.copy()
-            ref = found.colours if found.colours.ndim == 3 else np.repeat(found.colours[..., None], 3, axis=2)
-            painted[found.valid] = (np.clip(ref[found.valid], 0, 1) * 255).round().astype(np.uint8)
+            painted[found.valid] = (np.clip(found.colours[found.valid], 0, 1) * 255).round().astype(np.uint8)
             per_region = False
         colours = flat(sketch, painted, keep_paper, per_region)
         if hints is not None and self.fill_hints:

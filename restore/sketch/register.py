@@ -105,13 +105,14 @@ def _coarse(ref_ink: np.ndarray, sk_ink: np.ndarray) -> list[tuple[float, np.nda
     c_sk, r_sk = _moments(sk_ink)
     c_ref, r_ref = _moments(ref_ink)
     shape = sk_ink.shape[::-1]
+    sk64 = sk_ink.astype(np.float64)  # phaseCorrelate's type, converted once for the 360 candidates
     out = []
     for mirrored in (False, True):
         for degrees in ANGLES:
             for scale in SCALES:
                 m = _similarity(c_ref, c_sk, scale * r_sk / r_ref, float(degrees), mirrored)
                 warped = cv2.warpAffine(ref_ink, m[:2], shape)
-                (dx, dy), _ = cv2.phaseCorrelate(warped.astype(np.float64), sk_ink.astype(np.float64))
+                (dx, dy), _ = cv2.phaseCorrelate(warped.astype(np.float64), sk64)
                 m[:2, 2] += (dx, dy)
                 out.append((_ncc(cv2.warpAffine(ref_ink, m[:2], shape), sk_ink), m, mirrored))
     return sorted(out, key=lambda c: -c[0])
@@ -152,8 +153,9 @@ def warp_reference(reference: np.ndarray, reg: Registration, shape: tuple[int, .
 
 @dataclass(frozen=True)
 class Aligned:
-    """The reference laid over the sketch: ``colours`` float32 HxWx3 in [0, 1], ``valid`` HxW bool
-    (where a reference pixel landed), and the global ``registration`` it started from."""
+    """The reference laid over the sketch: ``colours`` float32 HxWx3 in [0, 1] (RGB, also for a grey
+    reference), ``valid`` HxW bool (where a reference pixel landed), and the global
+    ``registration`` it started from."""
     colours: np.ndarray
     valid: np.ndarray
     registration: Registration
@@ -189,16 +191,18 @@ def align(sketch: np.ndarray, reference: np.ndarray, min_score: float = MIN_SCOR
     s = luminance(sketch)
     if min(s.shape) < MIN_SIDE:
         return None
-    lines = xdog(to_float(reference))
-    reg = register(s, reference, ref_lines=lines)
+    ref = to_float(reference)
+    ref = np.repeat(ref[..., None], 3, axis=2) if ref.ndim == 2 else ref[..., :3]
+    lines = xdog(ref)
+    reg = register(s, ref, ref_lines=lines)
     if reg.score < min_score:
         return None
-    colours, valid = warp_reference(reference, reg, s.shape)
+    colours, valid = warp_reference(ref, reg, s.shape)
     if flow:
         d = _flow(s, warp_reference(lines, reg, s.shape)[0])
         ys, xs = np.mgrid[: s.shape[0], : s.shape[1]].astype(np.float32)
         mx, my = xs + d[..., 0], ys + d[..., 1]
         colours = cv2.remap(colours, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                            borderValue=(1.0,) * (3 if colours.ndim == 3 else 1))
+                            borderValue=(1.0, 1.0, 1.0))
         valid = cv2.remap(valid.astype(np.uint8), mx, my, cv2.INTER_NEAREST, borderValue=0) > 0
     return Aligned(colours, valid, reg)

@@ -12,7 +12,7 @@ from PIL import Image
 from gan.data.tps import augment_self
 from restore.cli import main
 from restore.sketch.colorizer import Colorizer, psnr, read_rgb, read_sketch
-from restore.sketch.extract import xdog
+from restore.sketch.extract import luminance, xdog
 from restore.sketch.register import MIN_SCORE, align, register, warp_reference
 from restore.sketch.scores import away_from_lines, mean_colour_fill, transformed_reference
 from tests.restore.sketch.test_sketch import tiny_model
@@ -34,6 +34,8 @@ def test_a_mirrored_turned_reference_is_laid_back_where_it_belongs():
     assert valid.mean() > 0.85 and _away(truth, sketch, colours) > fill + 10
     identity = register(sketch, truth)
     assert not identity.mirrored and np.allclose(identity.matrix, np.eye(3)[:2], atol=0.02)
+    grey = align(sketch, luminance(transformed_reference(truth)))  # a grey reference: RGB colours too
+    assert grey is not None and grey.colours.shape == (*sketch.shape, 3)
 
 
 def test_a_smaller_off_centre_reference_of_another_size_registers():
