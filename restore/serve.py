@@ -1,4 +1,5 @@
-"""``restore app``: the Gradio app of ``apps/`` on loopback (its one entry from ``restore``)."""
+"""``restore app``: the Gradio app (the repository's ``apps/``, installed as ``restore.apps``) on
+loopback: its one entry from ``restore``."""
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """``restore app``: serve the app until interrupted."""
-    from apps.app import launch  # the one import of apps from restore: the command that starts it
+    from restore.apps.app import launch  # the one import of the app from restore: the command that starts it
 
     size = int(args.max_file_size) if args.max_file_size.isdigit() else args.max_file_size  # bytes, or "50mb"
     launch(args.host, args.port, args.share, max_file_size=size, device=args.device,

@@ -26,6 +26,7 @@ import secrets
 import sys
 import tarfile
 import zipfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+# The bundled models: the package restore.weights (the repository's weights/ folder, installed
+# inside restore's namespace; pyproject.toml).
+WEIGHTS_DIR = Path(resources.files("restore.weights"))
 MANIFEST = WEIGHTS_DIR / "manifest.toml"
 RUN_FILES = ("model.safetensors", "generator.safetensors")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

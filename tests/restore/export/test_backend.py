@@ -143,7 +143,7 @@ def test_cli_backend(home, tmp_path, capsys):
 
 
 def test_the_app_runtime_on_onnxruntime(home):
-    from apps.runtime import Runtime
+    from restore.apps.runtime import Runtime
 
     rt = Runtime("cpu", backend="onnxruntime")
     assert "**backend:** onnxruntime" in rt.describe() and set(rt.precision.values()) == {"fp32"}

@@ -161,7 +161,7 @@ def ndi_label_count(s: np.ndarray) -> int:
 
 
 def test_editor_strokes_become_hints():
-    from apps.drawn import canvas, editor_hints
+    from restore.apps.drawn import canvas, editor_hints
 
     s = _ring()
     value = canvas(s)
