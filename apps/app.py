@@ -1,6 +1,6 @@
-"""The Gradio app: faces, sketch, segmentation and translation in one page (``restore app``).
+"""The Gradio app: faces, sketch, segment and translate in one page (``restore app``).
 
-    from apps.app import build_app, launch
+    from restore.apps.app import build_app, launch
     launch(host="127.0.0.1", port=7860)            # what `restore app` does
     demo = build_app(models=["runs/col/generator.safetensors"])   # an extra model in the selectors
 
@@ -17,7 +17,7 @@ import gradio as gr
 
 from .handlers import Handlers
 from .runtime import MAX_VIDEO_FRAMES, Runtime
-from .tabs import EXAMPLES, faces_tab, segmentation_tab, sketch_tab, translate_tab
+from .tabs import EXAMPLES, faces_tab, segment_tab, sketch_tab, translate_tab
 
 MAX_PIXELS = 50_000_000  # per uploaded image (a volume: all its slices); decoded size, not file size
 MAX_FILE_SIZE = "50mb"
@@ -44,8 +44,8 @@ def build_app(device: str = "auto", precision: str = "auto", models: Iterable[st
                 faces_tab(h, rt, queue)
             with gr.Tab("Sketch", id="sketch"):
                 sketch_tab(h, rt, queue)
-            with gr.Tab("Segmentation", id="segmentation"):
-                segmentation_tab(h, rt, queue)
+            with gr.Tab("Segmentation", id="segment"):
+                segment_tab(h, rt, queue)
             with gr.Tab("Translate", id="translate"):
                 translate_tab(h, rt, queue)
         with gr.Accordion("Models and licences", open=False):

@@ -28,7 +28,7 @@ from restore.notes import collect_notes
 
 from .runtime import Runtime
 
-log = logging.getLogger("apps")
+log = logging.getLogger(__name__)  # restore.apps.handlers
 OUTPUT_TTL_S = 3600  # result files are kept this long for their download links
 AREA_HEADERS = ["class", "area (px)", "% of image", "objects"]
 MAX_FACES_SHOWN = 12
@@ -287,7 +287,7 @@ class Handlers:
                    "the lines go over the colours unchanged, each region a hint touches takes its colour")
         return result, compare_panel(sketch, reference, result), [str(f) for f in files], summary, colours, lines
 
-    # ------------------------------------------------------------------ segmentation
+    # ------------------------------------------------------------------ segment
     @user_errors
     def segment(self, file: str | None, weights: str, tile: int, diameter: str, instances: bool, min_size: int,
                 fill_holes: bool, crf: bool, progress: gr.Progress = gr.Progress()):
@@ -300,7 +300,7 @@ class Handlers:
         seg = self.rt.segmenter(weights).with_options(tile=int(tile), diameter=_diameter(diameter))
         progress(0.2, desc="segmenting")
         t0 = time.perf_counter()
-        with autocast(self.rt.precision["segmentation"], self.rt.device):
+        with autocast(self.rt.precision["segment"], self.rt.device):
             labels = seg(image, instances=bool(instances), min_size=int(min_size), fill_holes=bool(fill_holes),
                          crf=bool(crf))
         seconds = time.perf_counter() - t0
@@ -321,7 +321,7 @@ class Handlers:
         summary = f"{Path(seg.path).name}: {size} in {seconds:.1f} s{where}"
         return shown, str(mask_path), table, summary
 
-    # ------------------------------------------------------------------ translation
+    # ------------------------------------------------------------------ translate
     @user_errors
     def translate(self, image: str | None, weights: str | None, generator: str | None,
                   progress: gr.Progress = gr.Progress()):
@@ -340,7 +340,7 @@ class Handlers:
             raise gr.Error("Choose a model or upload a generator file (.safetensors).", print_exception=False)
         progress(0.2, desc="translating (in tiles)")
         t0 = time.perf_counter()
-        with autocast(self.rt.precision["translation"], self.rt.device):
+        with autocast(self.rt.precision["translate"], self.rt.device):
             result = translator(rgb)
         out = self._outdir() / f"{Path(_name(image)).stem}_{Path(translator.path).stem}.png"
         write_png(out, result)

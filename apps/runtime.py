@@ -8,9 +8,9 @@ fp32 on the bundled models and examples (2-core CPU with AVX512-BF16; the sketch
 | faces (bundled restorer) | 62 dB PSNR between the outputs | 1.5x | bf16 where native |
 | translate (restorer) | 63 dB, at most 1 grey level apart | 1.45x | bf16 where native |
 | sketch (bundled colorizer) | 56-58 dB, at most 3 grey levels apart (3 examples) | | bf16 where native |
-| segmentation (nuclei) | up to 2% of the foreground flips (scratch-assay example) | | fp32 everywhere |
+| segment (nuclei) | up to 2% of the foreground flips (scratch-assay example) | | fp32 everywhere |
 
-so segmentation keeps the fp32 of ``restore segment`` (its network is small; fp32 costs little),
+so segment keeps the fp32 of ``restore segment`` (its network is small; fp32 costs little),
 and the other tasks take ``gan.precision``'s "auto": bf16 on a CPU where it measured faster
 (AMX, or AMD's AVX512-BF16; else fp32: with Intel's AVX512-BF16 alone bf16 measured slower,
 benchmarks/bench_precision.py), bf16 on a GPU that supports it, else fp16. The same defaults are the CLI's.
@@ -27,14 +27,15 @@ from typing import Any
 import torch
 
 from gan.precision import cpu_has_bf16, resolve_precision
+from gan.tasks import task_word
 from restore.imageio import DEFAULT_MAX_PIXELS
 from restore.models.manifest import converted_path, is_downloadable, manifest, model_file
 
-TASKS = ("faces", "sketch", "segmentation", "translation")
-# Which manifest / metadata tasks each tab can use (gan.train writes "face restoration").
-MODEL_TASKS = {"faces": ("faces", "face restoration"), "sketch": ("colorization",),
-               "segmentation": ("segmentation",), "translation": ("translation",)}
-AUTO_PRECISION = {"faces": "auto", "sketch": "auto", "segmentation": "fp32", "translation": "auto"}
+TASKS = ("faces", "sketch", "segment", "translate")  # the tabs, in gan.tasks' one word per task
+# A tab offers the models whose task (manifest entry or file metadata, read through task_word so
+# that earlier words such as "segmentation" or "face restoration" match too) is its own; the Faces
+# tab also takes a translate generator (the bundled restorer).
+AUTO_PRECISION = {"faces": "auto", "sketch": "auto", "segment": "fp32", "translate": "auto"}
 MAX_VIDEO_FRAMES = 9000  # 6 minutes at 25 fps
 MAX_UPLOADED_MODELS = 4  # generator files uploaded in the Translate tab kept loaded
 
@@ -53,13 +54,26 @@ def _state(name: str, entry: dict[str, Any]) -> str | None:
     return "fetched" if model_file(name).is_file() or converted_path(name).is_file() else None
 
 
+def _word(task: str | None) -> str:
+    """The one word for a manifest's or a file's task (today's or an earlier one); "" if unknown."""
+    try:
+        return task_word(task or "")
+    except ValueError:
+        return ""
+
+
 def _file_task(path: Path) -> str:
     from gan.serialize import read_metadata
 
     try:
-        return read_metadata(path).get("task", "")
+        return _word(read_metadata(path).get("task", ""))
     except Exception:  # noqa: BLE001 - not a safetensors model: the loader will say so
         return ""
+
+
+def _offers(task: str, model_task: str) -> bool:
+    """Whether ``task``'s tab offers a model of ``model_task`` (one word)."""
+    return model_task == task or (task == "faces" and model_task == "translate")
 
 
 class Runtime:
@@ -98,15 +112,15 @@ class Runtime:
     def choices(self, task: str) -> list[tuple[str, str]]:
         """(label, value) for a model selector: the manifest's models for ``task`` that are here
         (bundled or fetched, with their licence), then the extra files."""
-        wanted = MODEL_TASKS[task]
+        task = task_word(task)
         out = []
         for name, e in manifest().items():
             state = _state(name, e)
-            usable = e.get("task") in wanted or (task == "faces" and name == "restorer")
+            usable = _word(e.get("task")) == task or (task == "faces" and name == "restorer")
             if state and usable:
                 out.append((f"{name} ({state}, {e.get('licence', 'licence unknown')})", name))
         for p in self.extra:
-            if _file_task(p) in wanted or (task == "faces" and _file_task(p) == "translation"):
+            if _offers(task, _file_task(p)):
                 out.append((f"{p.name} (your file)", str(p)))
         return out
 
@@ -116,7 +130,7 @@ class Runtime:
         for name, e in manifest().items():
             state = _state(name, e) or f"no (`restore weights fetch {name}`)"
             note = f" ({e['licence_note']})" if e.get("licence_note") else ""
-            rows.append(f"| {name} | {e.get('task', '')} | {state} | {e.get('licence', '?')}{note} |")
+            rows.append(f"| {name} | {_word(e.get('task')) or e.get('task', '')} | {state} | {e.get('licence', '?')}{note} |")
         rows += [f"| {p.name} | {_file_task(p)} | your file | yours |" for p in self.extra]
         return "\n".join(rows)
 
@@ -165,12 +179,12 @@ class Runtime:
     def segmenter(self, weights: str):
         from restore.segment.segmenter import Segmenter
 
-        return self.load(("segmentation", weights), lambda: Segmenter(weights, self.device, backend=self.backend))
+        return self.load(("segment", weights), lambda: Segmenter(weights, self.device, backend=self.backend))
 
     def translator(self, weights: str):
         from restore.translate import Translator
 
-        return self.load(("translation", weights), lambda: Translator(weights, self.device, backend=self.backend))
+        return self.load(("translate", weights), lambda: Translator(weights, self.device, backend=self.backend))
 
     def colorizer(self, weights: str):
         from restore.sketch.colorizer import Colorizer

@@ -131,11 +131,11 @@ def sketch_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
           [result, compare, file, status, colours, lines], "sketch", queue)
 
 
-def segmentation_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
+def segment_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             file = gr.File(label="Image or TIFF (a multi-page TIFF is a volume)", file_types=IMAGE_TYPES)
-            choices = rt.choices("segmentation")
+            choices = rt.choices("segment")
             weights = gr.Dropdown(choices, value=_choice(choices, "nuclei"), label="Model")
             tile = gr.Radio([256, 512, 1024], value=512, label="Tile (px)", info="overlap-tile inference")
             diameter = gr.Textbox("auto", label="Object diameter (px)",
@@ -164,7 +164,7 @@ def translate_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             image = gr.File(label="Image", file_types=IMAGE_TYPES)
-            choices = rt.choices("translation")
+            choices = rt.choices("translate")
             weights = gr.Dropdown(choices, value=_choice(choices, "restorer"), label="Generator")
             generator = gr.File(label="...or your own generator file (restore train pix2pix: generator.safetensors)",
                                 file_types=[".safetensors"], height=140)

@@ -18,7 +18,7 @@ from PIL import Image
 from gan.nets.colorizer import Colorizer
 from gan.presets import COLORIZER_PRESETS
 from gan.serialize import save_model
-from restore.models.manifest import manifest
+from restore.models.manifest import WEIGHTS_DIR, manifest
 from tests import ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -43,7 +43,7 @@ def _free_port() -> int:
 
 def _bundled_colorizer() -> bool:
     e = manifest().get("colorizer")
-    return e is not None and (ROOT / "weights" / e["file"]).is_file()
+    return e is not None and (WEIGHTS_DIR / e["file"]).is_file()
 
 
 @pytest.fixture(scope="package")

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gan.serialize import save_model
+from gan.serialize import load_model, save_model
 
 pytestmark = pytest.mark.slow
 gradio_client = pytest.importorskip("gradio_client")
@@ -29,18 +29,21 @@ from tests.apps.conftest import (CHROMIUM, CHROMIUM_ARGS, DONE, EXAMPLES, FIRST_
 
 # --------------------------------------------------------------------------- the parts, without a server
 def test_runtime_offers_what_is_here_with_licences(tmp_path, monkeypatch, tiny_colorizer):
-    from apps.runtime import Runtime
+    from restore.apps.runtime import Runtime
 
     monkeypatch.setenv("RESTORE_HOME", str(tmp_path / "cache"))  # nothing fetched
-    rt = Runtime("cpu", models=[tiny_colorizer])
-    assert {v: k for k, v in rt.choices("segmentation")}["nuclei"] == "nuclei (bundled, Apache-2.0)"
+    # tiny_colorizer says "colorization" (an earlier word); this copy says today's "sketch"
+    today = save_model(load_model(tiny_colorizer)[0], tmp_path / "today.safetensors", {"task": "sketch"})
+    rt = Runtime("cpu", models=[tiny_colorizer, today])
+    assert {v: k for k, v in rt.choices("segment")}["nuclei"] == "nuclei (bundled, Apache-2.0)"
     assert [v for _, v in rt.choices("faces")] == ["restorer"]  # no GFP-GAN fetched
-    assert str(tiny_colorizer) in [v for _, v in rt.choices("sketch")]
-    assert str(tiny_colorizer) not in [v for _, v in rt.choices("translation")]
+    assert {str(tiny_colorizer), str(today)} <= {v for _, v in rt.choices("sketch")}
+    assert not {str(tiny_colorizer), str(today)} & {v for _, v in rt.choices("translate")}
     table = rt.licence_table()
     assert "| gfpgan-v1.4 | faces | no (`restore weights fetch gfpgan-v1.4`) | Apache-2.0 (" in table
-    assert rt.describe().startswith("**device:** cpu") and "segmentation fp32" in rt.describe()
-    assert rt.precision["segmentation"] == "fp32"
+    assert "| nuclei | segment | bundled |" in table and "| today.safetensors | sketch | your file |" in table
+    assert rt.describe().startswith("**device:** cpu") and "segment fp32" in rt.describe()
+    assert rt.precision["segment"] == "fp32"
     assert Runtime("cpu", precision="fp32").precision == dict.fromkeys(rt.precision, "fp32")
     with pytest.raises(ValueError, match="no such model file"):
         Runtime("cpu", models=[tmp_path / "missing.safetensors"])
@@ -69,7 +72,7 @@ def test_with_options_share_the_networks():
 
 
 def test_areas_and_diameter_field():
-    from apps.handlers import _diameter, areas
+    from restore.apps.handlers import _diameter, areas
 
     labels = np.zeros((10, 10), np.uint16)
     labels[1:3, 1:3], labels[6:9, 6:9] = 1, 2
@@ -84,11 +87,11 @@ def test_areas_and_diameter_field():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_handlers_on_cuda_match_the_cpu():
     """The app's GPU path (bf16/fp16 by default) against the CPU in fp32, in-process."""
-    from apps.handlers import Handlers
-    from apps.runtime import Runtime
+    from restore.apps.handlers import Handlers
+    from restore.apps.runtime import Runtime
 
     gpu, cpu = Handlers(Runtime("auto")), Handlers(Runtime("cpu", precision="fp32"))
-    assert gpu.rt.device.type == "cuda" and gpu.rt.precision["translation"] in ("bf16", "fp16")
+    assert gpu.rt.device.type == "cuda" and gpu.rt.precision["translate"] in ("bf16", "fp16")
     image = str(EXAMPLES / "faces" / "two_faces_small.jpg")
     assert psnr(gpu.translate(image, "restorer", None)[0][1], cpu.translate(image, "restorer", None)[0][1]) > 40
     nuclei = str(EXAMPLES / "nuclei" / "dsb2018_heldout.png")
@@ -305,8 +308,8 @@ def test_browser_visits_every_tab_and_runs_examples(server, tmp_path):
 
 def test_sketch_takes_strokes_drawn_in_the_page(tmp_path, tiny_colorizer):
     """The hint editor shows the sketch; strokes drawn on it paint the regions they touch."""
-    from apps.handlers import Handlers
-    from apps.runtime import Runtime
+    from restore.apps.handlers import Handlers
+    from restore.apps.runtime import Runtime
 
     h = Handlers(Runtime("cpu", models=[tiny_colorizer]))
     d = EXAMPLES / "sketch"
@@ -327,8 +330,8 @@ def test_sketch_colours_choice_is_the_cli_regions():
     """The Sketch tab's "Colours" choice is ``restore sketch --regions``: "on" gives each region
     one colour, "off" the network's own colours, as ``Colorizer.layers(one_per_region=...)``; with
     the registration off (the line art's own colours would otherwise be laid over it)."""
-    from apps.handlers import Handlers
-    from apps.runtime import Runtime
+    from restore.apps.handlers import Handlers
+    from restore.apps.runtime import Runtime
     from restore.sketch.colorizer import Colorizer, read_rgb, read_sketch
 
     h = Handlers(Runtime("cpu"))
