@@ -62,6 +62,35 @@ def test_pipeline_writes_what_photo_at_a_time_writes(tmp_path, weights, capsys):
     assert outputs_of(tmp_path / "pipe") == b
 
 
+def test_a_face_network_writes_the_same_bytes_pipelined_or_not(tmp_path, gfpgan_weights, capsys, monkeypatch):
+    """With a real face network (GFP-GAN) the grouping of faces reaches the network: in calls of
+    3 faces, one photo at a time and across photos in the pipeline, every call has exactly 3
+    faces (the last one filled up) and both runs write the same bytes."""
+    from gan.nets.gfpgan import GFPGAN
+
+    calls: list[int] = []
+    forward = GFPGAN.forward
+
+    def counted(self, x, *args, **kwargs):
+        calls.append(x.shape[0])
+        return forward(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(GFPGAN, "forward", counted)
+    src = photo_folder(tmp_path / "in")
+    base = ["faces", str(src), "--weights", gfpgan_weights, "--bg", "resize", "--precision", "fp32",
+            "--batch-size", "3", "--quiet"]
+    assert main(base + ["-o", str(tmp_path / "one"), "--no-pipeline"]) == 1  # the broken file
+    assert calls and set(calls) == {3}, calls  # 1, 1, 2, 1, 1, 1 faces a photo: each call filled up to 3
+    calls.clear()
+    assert main(base + ["-o", str(tmp_path / "pipe")]) == 1
+    assert calls and set(calls) == {3}, calls
+    capsys.readouterr()
+    a, b = outputs_of(tmp_path / "one"), outputs_of(tmp_path / "pipe")
+    assert a.keys() == b.keys() and len(a) == 7 + 6  # 7 photos restored, 6 face crops
+    assert [k for k in a if a[k] != b[k]] == []  # byte for byte
+    assert report_of(tmp_path / "one") == report_of(tmp_path / "pipe")
+
+
 def test_a_failed_network_call_fails_its_photos_only(tmp_path, weights, capsys, monkeypatch):
     from restore.faces.restorer import FaceRestorer
 
