@@ -1,19 +1,33 @@
 """Networks, losses, data and the training loop (pure torch; never imports ``restore``).
 
-    nets/     every network and its frozen config
+    nets/     every network, its frozen config and its descriptor (gan.nets.registry)
     losses/   segmentation, adversarial (and R1), perceptual
     data/     paired augmentation, degradations, batch makers per task
-    train/    the one loop, the per-task steps, checkpoints, distributed
-"""
-from . import _compat  # noqa: F401  (torchvision shim, before anything imports basicsr)
-from .nets.gfpgan import GFPGAN, GFPGAN_PRESETS, GFPGANConfig, load_published
-from .nets.pix2pix import PatchDiscriminator, PatchGANConfig, Pix2PixConfig, UNetGenerator
-from .nets.unet import UNet, UNetConfig
-from .nets.unetr import UNETR, UNETRConfig
-from .presets import PATCHGAN_PRESETS, PIX2PIX_PRESETS, UNET_PRESETS, UNETR_PRESETS, segmenter_config
-from .serialize import build_model, load_model, save_model
+    train/    the one loop, the per-task training objects, checkpoints, distributed
 
-__all__ = ["UNet", "UNetConfig", "UNETR", "UNETRConfig", "UNetGenerator", "Pix2PixConfig", "PatchDiscriminator",
-           "PatchGANConfig", "UNET_PRESETS", "UNETR_PRESETS", "PIX2PIX_PRESETS", "PATCHGAN_PRESETS",
-           "segmenter_config", "build_model", "load_model", "save_model",
-           "GFPGAN", "GFPGANConfig", "GFPGAN_PRESETS", "load_published"]
+``import gan`` installs the torchvision shim basicsr needs and nothing else: the names below are
+imported when first used, so a command's ``--help`` never waits for torch.
+"""
+from __future__ import annotations
+
+import importlib
+
+from . import _compat  # noqa: F401  (torchvision shim, before anything imports basicsr; imports nothing)
+
+_WHERE = {
+    "GFPGAN": "gan.nets.gfpgan", "GFPGANConfig": "gan.nets.gfpgan", "GFPGAN_PRESETS": "gan.nets.gfpgan",
+    "load_published": "gan.nets.gfpgan",
+    "PatchDiscriminator": "gan.nets.pix2pix", "PatchGANConfig": "gan.nets.pix2pix", "Pix2PixConfig": "gan.nets.pix2pix",
+    "UNetGenerator": "gan.nets.pix2pix",
+    "UNet": "gan.nets.unet", "UNetConfig": "gan.nets.unet", "UNETR": "gan.nets.unetr", "UNETRConfig": "gan.nets.unetr",
+    "PATCHGAN_PRESETS": "gan.presets", "PIX2PIX_PRESETS": "gan.presets", "UNET_PRESETS": "gan.presets",
+    "UNETR_PRESETS": "gan.presets", "segmenter_config": "gan.presets",
+    "build_model": "gan.serialize", "load_model": "gan.serialize", "save_model": "gan.serialize",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'gan' has no attribute {name!r}")

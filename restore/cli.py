@@ -12,7 +12,8 @@ import os
 import sys
 from typing import Sequence
 
-from restore import serve, translate
+from restore import serve
+from restore.translate import cli as translate
 from restore.export import cli as export
 from restore.faces import cli as faces
 from restore.models import cli as weights

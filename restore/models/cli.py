@@ -10,7 +10,6 @@ import json
 import sys
 from pathlib import Path
 
-from .cache import fetch, import_file
 from .download import part_path
 from .manifest import (WeightsError, cache_dir, check_conversion, check_file, converted_path, is_downloadable,
                        manifest, model_file)
@@ -92,6 +91,8 @@ def run_fetch(args) -> int:
         print(f"restore weights fetch: error: unknown model {', '.join(unknown)} "
               f"(known: {', '.join(sorted(models))})", file=sys.stderr)
         return 2
+    from .cache import fetch  # torch: only once there is something to fetch
+
     failed = 0
     for name in names:
         try:
@@ -138,6 +139,8 @@ def run_import(args) -> int:
     if args.arch and not args.name:
         print("restore weights import: error: --arch needs --name", file=sys.stderr)
         return 2
+    from .cache import import_file
+
     try:
         path = import_file(args.file, args.name, arch=args.arch, config=args.config, convert=not args.no_convert)
     except WeightsError as e:

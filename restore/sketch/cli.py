@@ -8,8 +8,7 @@ from pathlib import Path
 from restore.batch import add_backend_arg, add_output_args, add_precision_arg
 from restore.run import add_runner_args
 
-from .colorizer import ALIGN, REGIONS
-from .extract import METHODS
+from .options import ALIGN, METHODS, REGIONS
 
 
 def add_parser(sub) -> argparse.ArgumentParser:

@@ -23,11 +23,10 @@ from restore.models.cache import resolve_weights
 
 from .extract import flat_share, luminance, to_float
 from .layers import compose, fill_hinted, flat
+from .options import ALIGN, REGIONS  # noqa: F401  (their home is .options: no torch for --help)
 from .register import align as align_reference
 
 FLAT_FIGURE_SHARE = 0.5  # one colour per region above this flat share of the reference's figure
-REGIONS = {"auto": "auto", "on": True, "off": False}  # --regions -> Colorizer(one_per_region=...)
-ALIGN = {"auto": True, "off": False}  # --align -> Colorizer(align=...)
 
 
 def _alpha(path: str | os.PathLike) -> np.ndarray | None:

