@@ -1,11 +1,11 @@
 """A local Ray cluster for the module's tests (``num_cpus=2``, started and stopped here), an
-empty weights cache it and the driver share, and the face tests' tiny restorer."""
+empty weights cache it and the driver share, and the face tests' tiny restorer and GFP-GAN."""
 from __future__ import annotations
 
 import pytest
 import ray  # the ray extra; make install has it
 
-from tests.restore.faces.conftest import weights  # noqa: F401 - the tiny restorer fixture
+from tests.restore.faces.conftest import gfpgan_weights, weights  # noqa: F401 - the face models' fixtures
 
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import ray
 import torch
 
@@ -18,13 +19,18 @@ from tests import ROOT
 from tests.restore.faces.test_pipeline import photo_folder
 
 
-def test_face_restorer_udf_gives_the_api_s_pixels(cluster, weights, tmp_path):
+@pytest.mark.parametrize("model", ["weights", "gfpgan_weights"])
+def test_face_restorer_udf_gives_the_api_s_pixels(cluster, model, request, tmp_path):
+    """The tiny restorer, and a GFP-GAN: a face network whose last float bits depend on how many
+    faces share a call (the batch's 4 faces in calls of 3 and 1 unless they are filled up)."""
+    weights = request.getfixturevalue(model)
     src = photo_folder(tmp_path / "all")
     rgb = tmp_path / "rgb"
     rgb.mkdir()
     for name in ("a.png", "b.jpg", "c_two.png", "f_wall.png"):  # RGB photos (read_images cannot skip bad files)
         shutil.copy(src / name, rgb / name)
-    options = {"weights": weights, "tile": 64, "precision": "fp32", "batch_size": 3}
+    options = {"weights": weights, "tile": 64, "precision": "fp32", "batch_size": 3,
+               "bg": "restorer" if model == "weights" else "resize"}
     from restore.ray import FaceRestorerUDF
 
     ds = ray.data.read_images(str(rgb), mode="RGB", include_paths=True)
@@ -44,6 +50,34 @@ def test_face_restorer_udf_gives_the_api_s_pixels(cluster, weights, tmp_path):
                                                           "f_wall.png": 0}[row["path"].rsplit("/", 1)[1]]
     finally:
         torch.set_num_threads(old)
+
+
+def test_face_restorer_udf_fills_up_every_network_call(gfpgan_weights, tmp_path, monkeypatch):
+    """The UDF itself, in this process: the faces of a batch's photos go through the network in
+    calls of exactly ``batch_size`` (the last filled up), which is what makes a photo's bytes
+    independent of the batch it landed in (a face alone in a call can differ in a grey level)."""
+    from gan.nets.gfpgan import GFPGAN
+    from restore.ray import FaceRestorerUDF
+
+    calls: list[int] = []
+    forward = GFPGAN.forward
+
+    def counted(self, x, *args, **kwargs):
+        calls.append(x.shape[0])
+        return forward(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(GFPGAN, "forward", counted)
+    src = photo_folder(tmp_path / "all")
+    names = ["a.png", "b.jpg", "c_two.png", "f_wall.png"]  # 1 + 1 + 2 + 0 faces
+    images = [read_image(src / name) for name in names]
+    options = {"tile": 64, "precision": "fp32", "batch_size": 3, "bg": "resize"}
+    rows = FaceRestorerUDF(gfpgan_weights, **options)({"image": images, "path": np.array(names)})
+    assert calls == [3, 3]  # 3 faces, then 1 filled up to 3
+    assert list(rows["path"]) == names and [len(json.loads(f)) for f in rows["faces"]] == [1, 1, 2, 0]
+    fr = FaceRestorer(gfpgan_weights, **options)
+    fr.fixed_batch = True
+    for name, image, restored in zip(names, images, rows["image"]):
+        assert np.array_equal(restored, fr.restore(image).image), name
 
 
 def test_segmenter_udf_gives_the_api_s_masks(cluster, tmp_path):
