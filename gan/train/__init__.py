@@ -1,2 +1,3 @@
-"""The one training loop (``loop.train``) with what only it uses: the per-task steps, GFP-GAN's
-step, checkpoints, data-parallel helpers."""
+"""The one training loop (``loop.train``) with what only it uses: the config and its per-task
+sections (``config``), a trainer object per task (``trainers``), their steps (``steps``,
+GFP-GAN's in ``gfpgan``), checkpoints, data-parallel helpers."""

@@ -1,4 +1,4 @@
-"""GFP-GAN's training step (task ``gfpgan`` of ``gan.train.loop``'s loop), its losses and networks.
+"""GFP-GAN's training step (task ``faces`` of ``gan.train.loop``'s loop), its losses and networks.
 
 The order and the losses follow gfpgan 1.3.8's ``GFPGANModel.optimize_parameters`` with the
 published ``options/train_gfpgan_v1.yml``:
@@ -14,9 +14,10 @@ published ``options/train_gfpgan_v1.yml``:
 2. D step on the detached output, with R1 (10) every 16 steps (StyleGAN2's lazy scaling).
 3. One step per component discriminator, on the detached crops.
 
-Weights shared with the other GAN tasks are ``TrainConfig`` fields (``l1_weight`` = pixel,
-``perceptual_weight``, ``gan_loss``, ``gan_weight``, ``r1_weight``, ``r1_every``); the face-only
-ones are ``FaceConfig`` fields, held in ``TrainConfig.face``. Networks: ``G`` (GFPGAN), ``D``
+Weights shared with the other GAN tasks are fields of the task's section, ``FacesOptions``
+(``TrainConfig.options``: ``l1_weight`` = pixel, ``perceptual_weight``, ``gan_loss``,
+``gan_weight``, ``r1_weight``, ``r1_every``); the face-only ones are ``FaceConfig`` fields, held
+in its ``face``. Networks: ``G`` (GFPGAN), ``D``
 (StyleGAN2Discriminator) and ``D_left_eye``, ``D_right_eye``, ``D_mouth``, each with its own
 optimizer, as GFP-GAN has them (Adam works per parameter, so three optimizers or one over all
 three discriminators give the same updates).
@@ -34,54 +35,27 @@ crops are never scaled. The pyramid loss stops at ``pyramid_until`` instead of b
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan.losses.adversarial import GAN_KINDS, gan_loss, r1_penalty
+from gan.losses.adversarial import gan_loss, r1_penalty
 from gan.losses.perceptual import gram_matrix
 from gan.nets.arcface import grey_for_identity
 from gan.nets.components import COMPONENTS, ComponentDiscriminatorConfig, component_boxes, crop_components, crop_sizes
 from gan.serialize import build_model
 
 from . import distributed as dist
+from .config import FaceConfig, FacesOptions
 
-
-@dataclass(frozen=True)
-class FaceConfig:
-    """The face-only settings of a ``gfpgan`` run (GFP-GAN's published values by default)."""
-
-    pyramid_weight: float = 1.0  # L1 of the U-Net's intermediate RGB outputs
-    pyramid_until: int = 50_000  # GFP-GAN's remove_pyramid_loss: off from this step on
-    style_weight: float = 50.0  # Gram style term of the perceptual loss
-    component_weight: float = 1.0  # GAN loss of the facial-component discriminators (0: none built)
-    component_style_weight: float = 200.0  # Gram style of their features
-    component_gan_loss: str = "vanilla"
-    component: dict[str, Any] | None = None  # ComponentDiscriminatorConfig fields (None: GFP-GAN's)
-    identity_weight: float = 10.0  # ArcFace embedding L1; only with an identity network
-    fix_decoder: bool = False  # freeze the StyleGAN2 prior: no gradients, not in the optimizer
-    randomize_noise: bool = True  # fresh StyleGAN2 noise maps per step, as GFP-GAN trains
-    equalized_lr: bool = True  # G's learning rate scaled per weight as GFP-GAN's layers scale it (below)
-    eye_size: int = 0  # crop sides; 0: GFP-GAN's 80 / 120 at 512, scaled (gan.components.crop_sizes)
-    mouth_size: int = 0
-
-    def __post_init__(self) -> None:
-        if self.component_gan_loss not in GAN_KINDS:
-            raise ValueError(f"unknown component GAN loss {self.component_gan_loss!r}; choose one of {GAN_KINDS}")
-
-    @property
-    def components(self) -> bool:
-        return bool(self.component_weight or self.component_style_weight)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["FaceConfig", "face_config", "generator_terms", "gfpgan_param_groups", "gfpgan_step", "setup_networks",
+           "train_settings"]
 
 
 def face_config(cfg) -> FaceConfig:
-    return FaceConfig(**cfg.face)
+    return cfg.options.face
 
 
 def setup_networks(cfg, nets: dict[str, nn.Module]) -> None:
@@ -122,7 +96,7 @@ def generator_terms(cfg, nets: dict[str, nn.Module], batch: dict[str, torch.Tens
                     perceptual: nn.Module | None = None, identity: nn.Module | None = None):
     """G's weighted loss terms {name: scalar}, the output, and the component crops of output
     and target (for the discriminator steps)."""
-    f = face_config(cfg)
+    f, o = face_config(cfg), cfg.options
     G, D = nets["G"], nets["D"]
     lq, gt = batch["input"], batch["target"]
     pyramid = f.pyramid_weight > 0 and step < f.pyramid_until
@@ -131,24 +105,24 @@ def generator_terms(cfg, nets: dict[str, nn.Module], batch: dict[str, torch.Tens
     fake, rgbs = (out[0], out[1]) if pyramid else (out, [])
     fake = fake.float()
     terms: dict[str, torch.Tensor] = {}
-    if cfg.l1_weight:
-        terms["pixel"] = cfg.l1_weight * F.l1_loss(fake, gt)
+    if o.l1_weight:
+        terms["pixel"] = o.l1_weight * F.l1_loss(fake, gt)
     if pyramid:  # rgbs run 8 px ... out_size; the targets are the clean face halved down to 8 px
         targets = [gt]
         while len(targets) < len(rgbs):
             targets.insert(0, F.interpolate(targets[0], scale_factor=0.5, mode="bilinear", align_corners=False))
         terms["pyramid"] = f.pyramid_weight * sum(F.l1_loss(r.float(), t) for r, t in zip(rgbs, targets))
-    if perceptual is not None and getattr(perceptual, "enabled", True) and (cfg.perceptual_weight or f.style_weight):
+    if perceptual is not None and getattr(perceptual, "enabled", True) and (o.perceptual_weight or f.style_weight):
         with dist.autocast(cfg.amp):
             p = perceptual.terms(fake, gt)
-        if cfg.perceptual_weight:
-            terms["perceptual"] = cfg.perceptual_weight * p["perceptual"].float()
+        if o.perceptual_weight:
+            terms["perceptual"] = o.perceptual_weight * p["perceptual"].float()
         if f.style_weight:
             terms["style"] = f.style_weight * p["style"].float()
-    if cfg.gan_weight:
+    if o.gan_weight:
         with dist.autocast(cfg.amp):
             pred = D(fake)
-        terms["gan"] = cfg.gan_weight * gan_loss(pred.float(), True, cfg.gan_loss, for_discriminator=False)
+        terms["gan"] = o.gan_weight * gan_loss(pred.float(), True, o.gan_loss, for_discriminator=False)
     crops_fake = crops_real = {}
     if f.components:
         boxes = component_boxes(batch["landmarks"], fake.shape[-1])
@@ -181,7 +155,7 @@ def generator_terms(cfg, nets: dict[str, nn.Module], batch: dict[str, torch.Tens
 def gfpgan_step(cfg, nets: dict[str, nn.Module], opts: dict, batch: dict[str, torch.Tensor], step: int,
                 perceptual: nn.Module | None = None, identity: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """One GFP-GAN iteration: G step, D step (+ lazy R1), component D steps."""
-    f = face_config(cfg)
+    f, o = face_config(cfg), cfg.options
     D = nets["D"]
     parts = [p for p in COMPONENTS if f"D_{p}" in nets]
     discriminators = [D] + [nets[f"D_{p}"] for p in parts]
@@ -195,15 +169,15 @@ def gfpgan_step(cfg, nets: dict[str, nn.Module], opts: dict, batch: dict[str, to
         net.requires_grad_(True)
     out = {"loss": loss_g, **terms}
     # -- D step ------------------------------------------------------------------------------
-    lazy_r1 = cfg.r1_weight > 0 and step % cfg.r1_every == 0
+    lazy_r1 = o.r1_weight > 0 and step % o.r1_every == 0
     real = batch["target"].detach().requires_grad_(lazy_r1)
     with dist.autocast(cfg.amp):
         pred_real, pred_fake = D(real).float(), D(fake.detach()).float()
-    loss_d = gan_loss(pred_real, True, cfg.gan_loss) + gan_loss(pred_fake, False, cfg.gan_loss)
+    loss_d = gan_loss(pred_real, True, o.gan_loss) + gan_loss(pred_fake, False, o.gan_loss)
     out.update(loss_d=loss_d.detach(), real_score=pred_real.detach().mean(), fake_score=pred_fake.detach().mean())
     if lazy_r1:  # StyleGAN2's lazy regularisation: every N steps, scaled by N
         r1 = r1_penalty(pred_real, real)
-        loss_d = loss_d + cfg.r1_weight / 2 * r1 * cfg.r1_every
+        loss_d = loss_d + o.r1_weight / 2 * r1 * o.r1_every
         out["r1"] = r1.detach()
     dist.backward_step(loss_d, D, opts["D"])
     # -- facial-component D steps --------------------------------------------------------------
@@ -222,11 +196,12 @@ def gfpgan_step(cfg, nets: dict[str, nn.Module], opts: dict, batch: dict[str, to
 # component discriminators; EMA 0.5 ** (32 / 10k) (= 0.99778). The learning-rate schedule is
 # the loop's own (cosine), not GFP-GAN's steps at 600k / 700k of 800k.
 def train_settings(lr: float = 2e-3, r1_every: int = 16) -> dict[str, Any]:
-    """``TrainConfig`` keyword arguments of GFP-GAN's published training configuration."""
+    """``TrainConfig`` keyword arguments of GFP-GAN's published training configuration (its
+    section in ``options``: the discriminator's config and ``face`` are the caller's to add)."""
     ratio = r1_every / (r1_every + 1)
     betas = {"D": (0.0, 0.99 ** ratio), **{f"D_{p}": (0.9, 0.99) for p in COMPONENTS}}
-    return dict(task="gfpgan", arch="GFPGAN", disc_arch="StyleGAN2Discriminator", lr=lr, lr_d=lr * ratio,
-                betas=(0.0, 0.99), net_betas=betas, weight_decay=0.0, warmup=0, l1_weight=0.1,
-                perceptual_weight=1.0, gan_loss="wgan-softplus", gan_weight=0.1, r1_weight=10.0, r1_every=r1_every,
-                ema=0.5 ** (32 / 10_000),
+    options = FacesOptions(disc_arch="StyleGAN2Discriminator", l1_weight=0.1, perceptual_weight=1.0,
+                           gan_loss="wgan-softplus", gan_weight=0.1, r1_weight=10.0, r1_every=r1_every)
+    return dict(task="faces", arch="GFPGAN", lr=lr, lr_d=lr * ratio, betas=(0.0, 0.99), net_betas=betas,
+                weight_decay=0.0, warmup=0, ema=0.5 ** (32 / 10_000), options=options,
                 channels_last=False)  # the modulated convs' weights are 5-D: no channels-last form

@@ -1,10 +1,11 @@
 """One readable training loop, for segmentation and for GANs.
 
-Read ``train`` top to bottom: build the networks and optimizers from the config, resume if
-asked, then loop: draw the batch of this step, take the step (a segmentation step, or the
-pix2pix GAN step: D on ``fake.detach()``, then D frozen and the G step, or the colorizer's
-variant of it, or GFP-GAN's: G, then D, then the facial-component Ds, in gan/train/gfpgan.py),
-update the EMA, log;
+Read ``train`` top to bottom: look up the task's trainer (gan/train/trainers.py: its networks,
+their optimizers' parameters, its step, its export and image grid), build the networks and
+optimizers from the config, resume if asked, then loop: draw the batch of this step, take the
+task's step (a segmentation step, or the pix2pix GAN step: D on ``fake.detach()``, then D frozen
+and the G step, or the colorizer's variant of it, or GFP-GAN's: G, then D, then the
+facial-component Ds, in gan/train/gfpgan.py), update the EMA, log;
 every ``val_every`` steps run the caller's evaluation, keep the best, write the checkpoint
 atomically. Batches are a pure function of (seed, step) and the checkpoint holds every RNG
 state, so a run interrupted (even by SIGKILL) and resumed ends with the same weights as an
@@ -19,22 +20,19 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gan.data.batches import prefetch
-from gan.serialize import arch_name, build_model, save_model
+from gan.serialize import arch_name, save_model
 
 from . import distributed as dist
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
-from .gfpgan import gfpgan_param_groups, gfpgan_step, setup_networks
-from .steps import colorize_step, gan_step, segment_step
+from .trainers import TRAINERS
 
 
 class TrainingDiverged(RuntimeError):
@@ -50,18 +48,18 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 def param_groups(cfg: TrainConfig, key: str, net: nn.Module) -> list:
-    """What the optimizer of network ``key`` updates: its trainable parameters; for the gfpgan
-    task's G, groups with learning-rate scales (``lr_scale``: the equalised learning rate)."""
-    if cfg.task == "gfpgan" and key == "G":
-        return gfpgan_param_groups(cfg, net)
-    return [p for p in net.parameters() if p.requires_grad]
+    """What the optimizer of network ``key`` updates (the task's trainer says): its trainable
+    parameters; for the faces task's G, groups with learning-rate scales (``lr_scale``)."""
+    return TRAINERS[cfg.task].param_groups(cfg, key, net)
 
 
-def generate(G: nn.Module, batch: dict) -> torch.Tensor:
-    """The generator's output on a batch: the colorizer also takes the reference and hints."""
-    if "reference" in batch:
-        return G(batch["input"], batch["reference"], batch.get("hints"))
-    return G(batch["input"])
+def saved_config(saved: dict[str, Any]) -> dict[str, Any] | None:
+    """A checkpoint's config in today's JSON form (an earlier version's flat one read too);
+    None when it is not a config this version reads."""
+    try:
+        return TrainConfig.from_dict(saved).to_dict()
+    except (TypeError, ValueError):
+        return None
 
 
 def ema_decay(decay: float, step: int) -> float:
@@ -80,16 +78,6 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.copy_(b)
 
 
-def _grid(batch: dict, fake: torch.Tensor) -> torch.Tensor:
-    """input (| reference) | output | target, rows of the batch, mapped from [-1, 1] to [0, 1]."""
-    rows = [batch["input"][:4], *([batch["reference"][:4]] if "reference" in batch else []), fake[:4],
-            batch["target"][:4]]
-    rows = [r.expand(-1, 3, -1, -1) if r.shape[1] == 1 else r for r in rows]
-    rows = [F.interpolate(r.float(), size=rows[-1].shape[2:]) if r.shape[1:] != rows[-1].shape[1:] else r.float()
-            for r in rows]
-    return ((torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1) + 1) / 2).clamp(0, 1)
-
-
 def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Module], dict] | None = None,
           resume: bool = False, log: Callable[[str], None] = print, progress: bool = True,
           meta: dict[str, Any] | None = None, perceptual: nn.Module | None = None,
@@ -101,27 +89,25 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
     {"score": float (higher is better), "scalars": {...}, "images": {name: HxWx3 uint8}}.
     ``initial`` maps a network's key ("G", "D") to a state dict to start from (fine-tuning);
     a resumed checkpoint takes precedence. ``identity``: the frozen ArcFace network of the
-    gfpgan task's identity loss (like ``perceptual``, never trained or saved)."""
+    faces task's identity loss (like ``perceptual``, never trained or saved)."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
     out = Path(out)
     rank, device = dist.init()
     main_rank = rank == 0
+    task = TRAINERS[cfg.task]
     torch.manual_seed(cfg.seed)
-    nets = {"G": build_model(cfg.arch, cfg.model)}
-    if cfg.task in ("gan", "gfpgan") or (cfg.task == "colorize" and cfg.gan_weight):
-        nets["D"] = build_model(cfg.disc_arch, cfg.disc)
-    if cfg.task == "gfpgan":
-        setup_networks(cfg, nets)  # the facial-component Ds; a frozen decoder stays out of the optimizer
+    nets = task.networks(cfg)  # "G", then its discriminators
     for k, state in (initial or {}).items():
         nets[k].load_state_dict(state, strict=True)
     layout = torch.contiguous_format
     if cfg.channels_last:
         layout = torch.channels_last if cfg.model.get("dims", 2) == 2 else torch.channels_last_3d
     nets = {k: n.to(device, memory_format=layout) for k, n in nets.items()}
-    opts = {k: torch.optim.AdamW(param_groups(cfg, k, n), lr=cfg.lr, betas=tuple(cfg.net_betas.get(k, cfg.betas)), weight_decay=cfg.weight_decay,
-                                 fused=cfg.fused or None, foreach=None if cfg.fused else False)
+    opts = {k: torch.optim.AdamW(task.param_groups(cfg, k, n), lr=cfg.lr, betas=tuple(cfg.net_betas.get(k, cfg.betas)),
+                                 weight_decay=cfg.weight_decay, fused=cfg.fused or None,
+                                 foreach=None if cfg.fused else False)
             for k, n in nets.items()}
     ema = copy.deepcopy(nets["G"]).eval().requires_grad_(False) if cfg.ema else None
     if perceptual is not None:
@@ -132,7 +118,7 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
     ckpt_path = out / "checkpoint.pt"
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
-        if state["config"] != json.loads(json.dumps(asdict(cfg))):
+        if saved_config(state["config"]) != cfg.to_dict():
             log("warning: resuming with a config that differs from the checkpoint's")
         for k in nets:
             nets[k].load_state_dict(state["nets"][k])
@@ -149,14 +135,9 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
         out.mkdir(parents=True, exist_ok=True)
         for k, n in nets.items():
             log(f"{k}: {arch_name(n)}, {sum(p.numel() for p in n.parameters()) / 1e6:.2f} M parameters")
-        log("config " + json.dumps(asdict(cfg)))
+        log("config " + json.dumps(cfg.to_dict()))
     writer = SummaryWriter(str(out / "tb")) if main_rank else None
-    export_name = "model.safetensors" if cfg.task == "segment" else "generator.safetensors"
-    meta = {"task": {"segment": "segmentation", "gan": "translation", "colorize": "colorization",
-                     "gfpgan": "face restoration"}[cfg.task],
-            "train_config": asdict(cfg), **(meta or {})}
-    step_fn = {"segment": segment_step, "gan": gan_step, "colorize": colorize_step, "gfpgan": gfpgan_step}[cfg.task]
-    step_kw = {"identity": identity} if cfg.task == "gfpgan" else {}
+    meta = {"task": cfg.task, "train_config": cfg.to_dict(), **(meta or {})}
     for n in nets.values():
         n.train()
     bar = tqdm(prefetch(batches, start, cfg.steps, cfg.loader_threads), initial=start, total=cfg.steps,
@@ -172,7 +153,7 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
         for key in ("image", "input", "target", "reference", "hints"):
             if key in batch and batch[key].dim() == 4 and batch[key].is_floating_point():
                 batch[key] = batch[key].contiguous(memory_format=layout)
-        scalars = step_fn(cfg, nets, opts, batch, step, perceptual=perceptual, **step_kw)
+        scalars = task.step(cfg, nets, opts, batch, step, perceptual=perceptual, identity=identity)
         values = {k: v.item() for k, v in scalars.items()}
         if not all(math.isfinite(v) for v in values.values()):
             raise TrainingDiverged(f"step {step + 1}: loss is not finite ({values}); stopped. The last good "
@@ -189,9 +170,11 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
             for name, value in values.items():
                 writer.add_scalar(f"train/{name}", value, step + 1)
             writer.add_scalar("train/lr", opts["G"].param_groups[0]["lr"], step + 1)
-        if writer and cfg.task != "segment" and (step + 1) % cfg.image_every == 0:
+        if writer and (step + 1) % cfg.image_every == 0:
             with torch.no_grad():
-                writer.add_image("train/input_output_target", _grid(batch, generate(ema or nets["G"], batch)), step + 1)
+                images = task.grid(batch, ema or nets["G"])
+            if images is not None:
+                writer.add_image("train/input_output_target", images, step + 1)
 
         if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
             exported = ema if ema is not None else nets["G"]
@@ -208,18 +191,18 @@ def train(cfg: TrainConfig, batches, out: str | Path, evaluate: Callable[[nn.Mod
                         writer.add_image(f"val/{name}", image, step + 1, dataformats="HWC")
                     if result["score"] > best:
                         best = result["score"]
-                        save_model(exported, out / export_name, {**meta, "val": record})
+                        save_model(exported, out / task.export_name, {**meta, "val": record})
                     log(f"step {step + 1}: loss {running:.4f}, val score {result['score']:.4f} (best {best:.4f})")
                 history.append(record)
                 save_model(exported, out / "last.safetensors", {**meta, "val": record})
                 if evaluate is None:
-                    save_model(exported, out / export_name, {**meta, "val": record})
+                    save_model(exported, out / task.export_name, {**meta, "val": record})
                 save_checkpoint(ckpt_path, {
                     "nets": {k: n.state_dict() for k, n in nets.items()},
                     "opts": {k: o.state_dict() for k, o in opts.items()},
                     "ema": ema.state_dict() if ema is not None else {},
                     "step": step + 1, "best": best, "history": json.dumps(history), "rng": rng_state(),
-                    "config": json.loads(json.dumps(asdict(cfg))),
+                    "config": cfg.to_dict(),
                 })
             dist.barrier()
     dist.assert_in_sync(nets)

@@ -244,7 +244,7 @@ def test_short_training_lowers_the_loss(tmp_path):
     losses = summary["losses"]
     assert np.mean(losses[-10:]) < 0.75 * np.mean(losses[:5])
     net, meta = load_model(tmp_path / "generator.safetensors")
-    assert isinstance(net, Colorizer) and meta["task"] == "colorization"
+    assert isinstance(net, Colorizer) and meta["task"] == "sketch"
 
 
 # --------------------------------------------------------------------------- the bundled model

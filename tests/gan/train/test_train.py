@@ -9,6 +9,7 @@ from gan.data.augment import AugmentConfig, PairedAugment
 from gan.data.batches import SegBatches, make_samples
 from gan.presets import segmenter_config
 from gan.serialize import load_model
+from gan.train.config import SegmentOptions
 from gan.train.loop import TrainConfig, train
 
 
@@ -30,9 +31,9 @@ def make_batches(n: int = 3, crop: int = 32, loss_weights: bool = True) -> SegBa
     return SegBatches(samples, PairedAugment(AugmentConfig(crop=crop, zoom=(0.8, 1.25)), 2), batch_size=2, seed=1)
 
 
-def cfg(steps: int, **kw) -> TrainConfig:
+def cfg(steps: int, loss: str = "dice_ce", **kw) -> TrainConfig:
     return TrainConfig(model=segmenter_config("tiny").to_dict(), steps=steps, lr=3e-3, val_every=3,
-                       warmup=2, log_every=1, **kw)
+                       warmup=2, log_every=1, options=SegmentOptions(loss=loss), **kw)
 
 
 def test_loss_goes_down_and_model_loads(tmp_path):
@@ -41,7 +42,7 @@ def test_loss_goes_down_and_model_loads(tmp_path):
     losses = [h["loss"] for h in summary["history"]]
     assert losses[-1] < 0.75 * losses[0], losses
     model, meta = load_model(tmp_path / "model.safetensors")
-    assert meta["task"] == "segmentation"
+    assert meta["task"] == "segment"
     assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 2, 32, 32)
     assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "last.safetensors").is_file()
 

@@ -18,6 +18,7 @@ from gan.data.batches import PairBatches
 from gan.presets import PATCHGAN_PRESETS, PIX2PIX_PRESETS
 from gan.serialize import load_model
 from gan.train.checkpoint import load_checkpoint
+from gan.train.config import TranslateOptions
 from gan.train.loop import TrainConfig, train
 from restore.cli import main
 from restore.train.pairs import load_pair_folder
@@ -90,10 +91,11 @@ def test_few_steps_lower_the_l1_loss_on_a_fixed_batch(tmp_path):
         def batch(self, step):
             return fixed
 
-    cfg = TrainConfig(task="gan", arch="UNetGenerator", model=PIX2PIX_PRESETS["tiny"].to_dict(),
-                      disc_arch="PatchDiscriminator", disc=PATCHGAN_PRESETS["tiny"].to_dict(), steps=40,
+    options = TranslateOptions(disc_arch="PatchDiscriminator", disc=PATCHGAN_PRESETS["tiny"].to_dict(),
+                               r1_weight=1.0, r1_every=4)
+    cfg = TrainConfig(task="translate", arch="UNetGenerator", model=PIX2PIX_PRESETS["tiny"].to_dict(), steps=40,
                       batch_size=2, lr=2e-3, betas=(0.5, 0.999), weight_decay=0, warmup=1, val_every=20,
-                      r1_weight=1.0, r1_every=4)
+                      options=options)
     summary = train(cfg, Fixed(), tmp_path, progress=False, log=lambda s: None)
     gen, _ = load_model(tmp_path / "generator.safetensors")
     with torch.no_grad():
@@ -166,9 +168,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
                 b["input"] = b["input"] * float("nan")
             return b
 
-    cfg = TrainConfig(task="gan", arch="UNetGenerator", model=PIX2PIX_PRESETS["tiny"].to_dict(),
-                      disc_arch="PatchDiscriminator", disc=PATCHGAN_PRESETS["tiny"].to_dict(), steps=10,
-                      batch_size=2, warmup=1, val_every=4)
+    cfg = TrainConfig(task="translate", arch="UNetGenerator", model=PIX2PIX_PRESETS["tiny"].to_dict(), steps=10,
+                      batch_size=2, warmup=1, val_every=4,
+                      options=TranslateOptions(disc_arch="PatchDiscriminator", disc=PATCHGAN_PRESETS["tiny"].to_dict()))
     from gan.train.loop import TrainingDiverged
 
     with pytest.raises(TrainingDiverged, match="not finite"):

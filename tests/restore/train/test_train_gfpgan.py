@@ -1,4 +1,4 @@
-"""Training the GFP-GAN face restorer (task ``gfpgan``): every loss term, exact resume, the CLI
+"""Training the GFP-GAN face restorer (task ``faces``): every loss term, exact resume, the CLI
 and its export in ``restore faces``. Tiny preset (32 px), one thread, synthetic faces."""
 from __future__ import annotations
 
@@ -64,10 +64,14 @@ def face_folder(root: Path, n: int, size: int = 64) -> Path:
     return root
 
 
-def tiny_config(**kw) -> TrainConfig:
-    face = {"component": COMP.to_dict(), **kw.pop("face", {})}
-    return TrainConfig(**{**train_settings(), "model": GEN.to_dict(), "disc": DISC.to_dict(), "face": face,
-                          "batch_size": 2, **kw})
+def tiny_config(face: dict | None = None, **kw) -> TrainConfig:
+    """GFP-GAN's settings at the tiny preset; keywords of the faces section go into it."""
+    settings = train_settings()
+    options = settings.pop("options")
+    section = {k: kw.pop(k) for k in list(kw) if hasattr(options, k)}
+    options = dataclasses.replace(options, disc=DISC.to_dict(), face={"component": COMP.to_dict(), **(face or {})},
+                                  **section)
+    return TrainConfig(**{**settings, "model": GEN.to_dict(), "options": options, "batch_size": 2, **kw})
 
 
 def tiny_batches(seed: int = 0, batch_size: int = 2) -> FaceBatches:
@@ -89,7 +93,7 @@ def perceptual(tmp_path_factory) -> PerceptualLoss:
 
 def networks(cfg: TrainConfig) -> dict[str, torch.nn.Module]:
     torch.manual_seed(0)
-    nets = {"G": build_model(cfg.arch, cfg.model), "D": build_model(cfg.disc_arch, cfg.disc)}
+    nets = {"G": build_model(cfg.arch, cfg.model), "D": build_model(cfg.options.disc_arch, cfg.options.disc)}
     setup_networks(cfg, nets)
     return nets
 
@@ -275,7 +279,7 @@ def test_few_steps_lower_the_pixel_loss_on_a_fixed_batch(tmp_path):
     start = build_model(cfg.arch, cfg.model)  # what train() starts from (same seed, built first)
     train(cfg, Fixed(), tmp_path, progress=False, log=lambda s: None)
     end, meta = load_model(tmp_path / "generator.safetensors")
-    assert meta["task"] == "face restoration"
+    assert meta["task"] == "faces"
     with torch.no_grad():
         before = (start(fixed["input"]) - fixed["target"]).abs().mean()
         after = (end(fixed["input"]) - fixed["target"]).abs().mean()
@@ -328,7 +332,7 @@ def test_cli_trains_and_restore_faces_takes_the_export(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "identity loss off" in out and "perceptual loss off" in out and "holding out 1 of 5" in out
     model, meta = load_model(tmp_path / "run" / "generator.safetensors")
-    assert meta["arch"] == "GFPGAN" and meta["task"] == "face restoration"
+    assert meta["arch"] == "GFPGAN" and meta["task"] == "faces"
     code = main(["faces", str(data / "face0.png"), "-o", str(tmp_path / "restored"), "--aligned",
                  "--weights", str(tmp_path / "run"), "--quiet"])
     assert code == 0
@@ -359,7 +363,8 @@ def test_cli_prior_fixed_decoder_pairs_and_fine_tuning(tmp_path, capsys, percept
     for k, v in prior.items():
         assert torch.equal(model.stylegan_decoder.state_dict()[k], v), k  # frozen (its EMA too)
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
-    assert state["config"]["perceptual_weight"] == 1 and state["config"]["face"]["identity_weight"] == 10
+    options = state["config"]["options"]  # the faces task's section
+    assert options["perceptual_weight"] == 1 and options["face"]["identity_weight"] == 10
     groups = state["opts"]["G"]["param_groups"]  # by learning-rate scale (the equalised lr)
     assert len(groups) > 1 and all(0 < g["lr_scale"] <= 1 for g in groups)
     n_params = sum(len(g["params"]) for g in groups)
