@@ -1,7 +1,7 @@
 """``restore train colorizer``: a folder of colour images -> the reference-guided sketch colorizer.
 
 (sketch, reference, target, hints) are made on the fly from the images (gan/data/sketch.py);
-the loop is gan/train/loop.py's, task ``colorize``. Validation colours whole held-out images from
+the loop is gan/train/loop.py's, task ``sketch``. Validation colours whole held-out images from
 their XDoG sketch with the original as the reference and scores PSNR against the original,
 beside the flat-fill baseline (restore.sketch.colorizer.flat_fill) printed once at the start.
 """
@@ -18,11 +18,13 @@ import torch
 from gan.data.sketch import ColorizeBatches
 from gan.presets import AC_PATCHGAN_PRESETS, COLORIZER_PRESETS
 from gan.train import distributed as dist
+from gan.train.config import SketchOptions
 from gan.train.loop import TrainConfig, train
 from restore.batch import UsageError, find_inputs
 from restore.sketch.colorizer import flat_fill, psnr, read_rgb
 from restore.sketch.extract import METHODS, extract, random_sketch, xdog
 
+from .holdout import pick, split_off
 from .options import add_run_args
 from .pairs import report_unusable
 
@@ -111,14 +113,9 @@ def train_colorizer_cli(args) -> dict[str, Any]:
     images, names = load_images(args.data, args.skip_bad, "training", args.max_side)
     if args.val:
         val, _ = load_images(args.val, args.skip_bad, "validation", args.max_side)
-    elif len(images) < 2:
-        val = images
-        print("warning: a single training image, so validation uses it too (pass --val for a real score)")
     else:  # hold out every 10th image (at least one)
-        k = max(2, min(10, len(images)))
-        val = [im for i, im in enumerate(images) if i % k == k - 1]
-        images = [im for i, im in enumerate(images) if i % k != k - 1]
-        print(f"no --val given: holding out {len(val)} of {len(val) + len(images)} images for validation")
+        train_i, val_i = split_off(len(images), "images")
+        val, images = pick(images, val_i), pick(images, train_i)
     val = val[: args.val_count]
     print(f"data: {len(images)} training images; sketches: {args.sketch}")
     small = sum(min(im.shape[:2]) < args.crop for im in images)
@@ -150,12 +147,13 @@ def train_colorizer_cli(args) -> dict[str, Any]:
     batches = ColorizeBatches(images, args.crop, args.batch_size, args.seed, scale=tuple(args.scale),
                               hints=gen.hints, hint_prob=args.hint_prob, unpaired=args.unpaired,
                               self_ref=args.self_ref, rank=rank, world_size=dist.world_size(), **kw)
-    cfg = TrainConfig(task="colorize", arch="Colorizer", model=asdict(gen), disc_arch="ACPatchDiscriminator",
-                      disc=disc.to_dict(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      betas=(args.beta1, 0.999), weight_decay=0.0, warmup=min(100, args.steps // 20),
-                      gan_loss=args.gan_loss, gan_weight=args.gan_weight, l1_weight=args.l1_weight,
-                      guide_weights=tuple(args.guide_weights), aux_weight=args.aux_weight, ema=args.ema,
-                      amp=args.amp, val_every=args.val_every, image_every=args.val_every, seed=args.seed)
+    options = SketchOptions(disc_arch="ACPatchDiscriminator", disc=disc.to_dict(), gan_loss=args.gan_loss,
+                            gan_weight=args.gan_weight, l1_weight=args.l1_weight,
+                            guide_weights=tuple(args.guide_weights), aux_weight=args.aux_weight)
+    cfg = TrainConfig(task="sketch", arch="Colorizer", model=asdict(gen), steps=args.steps, batch_size=args.batch_size,
+                      lr=args.lr, betas=(args.beta1, 0.999), weight_decay=0.0, warmup=min(100, args.steps // 20),
+                      ema=args.ema, amp=args.amp, val_every=args.val_every, image_every=args.val_every,
+                      seed=args.seed, options=options)
     meta = {"data": str(args.data), "crop": args.crop, "sketch": args.sketch, "images": len(images),
             "self_ref": args.self_ref, "unpaired": args.unpaired}
     initial = None
@@ -170,8 +168,9 @@ def train_colorizer_cli(args) -> dict[str, Any]:
 
 
 def add_parser(tsub) -> argparse.ArgumentParser:
-    """``restore train colorizer``."""
-    s = tsub.add_parser("colorizer", help="train the reference-guided sketch colorizer on a folder of colour images")
+    """``restore train colorizer`` (or ``restore train sketch``, the task's word)."""
+    s = tsub.add_parser("colorizer", aliases=["sketch"],
+                        help="train the reference-guided sketch colorizer on a folder of colour images")
     s.add_argument("--data", required=True, type=Path, help="colour images (searched recursively; alpha over white)")
     s.add_argument("--val", type=Path, help="validation images; default: every 10th image of --data")
     s.add_argument("--val-count", type=int, default=32, help="score at most this many validation images")

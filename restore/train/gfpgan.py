@@ -3,7 +3,7 @@
 Faces are aligned FFHQ-style crops (a folder of square PNG/JPG; any size, resized to the
 preset's side), so their 5 landmarks are the template's (``restore.faces.align.template``).
 (degraded, clean) pairs are made on the fly with GFP-GAN's degradation model, or read from
-``--pairs A_DIR B_DIR``. The loop is ``gan.train.loop``'s, task ``gfpgan`` (``gan.train.gfpgan``):
+``--pairs A_DIR B_DIR``. The loop is ``gan.train.loop``'s, task ``faces`` (``gan.train.gfpgan``):
 losses, optimizers and EMA of GFP-GAN's published training configuration. Validation scores
 the EMA generator (PSNR, SSIM, LPIPS where AlexNet's weights are cached) on held-out faces
 degraded once at a fixed seed. The export ``RUN/generator.safetensors`` is what
@@ -22,13 +22,15 @@ import torch
 from gan.data.degrade import DEGRADE_PRESETS
 from gan.presets import GFPGAN_TRAIN_PRESETS
 
+from .holdout import pick, split_off
 from .options import add_run_args
 from .pairs import report_unusable
 
 
 def add_parser(tsub) -> argparse.ArgumentParser:
-    """``restore train gfpgan``."""
-    s = tsub.add_parser("gfpgan", help="train or fine-tune the GFP-GAN face restorer on aligned faces")
+    """``restore train gfpgan`` (or ``restore train faces``, the task's word)."""
+    s = tsub.add_parser("gfpgan", aliases=["faces"],
+                        help="train or fine-tune the GFP-GAN face restorer on aligned faces")
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=Path, help="aligned face images (FFHQ layout: a folder of square crops of any "
                                                 "and mixed sizes, each resized to the preset's side)")
@@ -201,16 +203,10 @@ def train_gfpgan_cli(args) -> dict[str, Any]:
         val, problems = read_faces(args.val, size)
         report_unusable(problems, len(val), args.skip_bad, "validation")
         val_set = val_pairs(list(val.values()), None, degrade)
-    elif len(faces) < 2:
-        val_set = val_pairs(faces, inputs, degrade)
-        print("warning: a single training face, so validation uses it too (pass --val for a real score)")
     else:  # hold out every 10th face (at least one)
-        k = max(2, min(10, len(faces)))
-        held = [i for i in range(len(faces)) if i % k == k - 1]
-        val_set = val_pairs([faces[i] for i in held], [inputs[i] for i in held] if inputs else None, degrade)
-        faces = [f for i, f in enumerate(faces) if i % k != k - 1]
-        inputs = [f for i, f in enumerate(inputs) if i % k != k - 1] if inputs else None
-        print(f"no --val given: holding out {len(held)} of {len(held) + len(faces)} faces for validation")
+        train_i, val_i = split_off(len(faces), "faces")
+        val_set = val_pairs(pick(faces, val_i), pick(inputs, val_i) if inputs else None, degrade)
+        faces, inputs = pick(faces, train_i), pick(inputs, train_i) if inputs else None
     if not val_set:
         raise ValueError("no usable validation faces")
     val_set = val_set[: args.val_count]
@@ -235,12 +231,12 @@ def train_gfpgan_cli(args) -> dict[str, Any]:
             "style_weight": args.style_weight if has_perceptual else 0.0, "component_weight": args.component_weight,
             "component_style_weight": args.component_style_weight, "component": comp.to_dict(),
             "identity_weight": args.identity_weight if identity is not None else 0.0, "fix_decoder": args.fix_decoder}
-    settings = {**train_settings(args.lr, args.r1_every), "l1_weight": args.pixel_weight,
-                "perceptual_weight": args.perceptual_weight if has_perceptual else 0.0, "gan_weight": args.gan_weight,
-                "r1_weight": args.r1_weight, "ema": args.ema}
-    cfg = TrainConfig(**settings, model=gen.to_dict(), disc=disc.to_dict(), face=face, steps=args.steps,
-                      batch_size=args.batch_size, amp=args.amp, val_every=args.val_every, image_every=args.val_every,
-                      seed=args.seed)
+    settings = {**train_settings(args.lr, args.r1_every), "ema": args.ema}
+    options = dataclasses.replace(settings.pop("options"), disc=disc.to_dict(), face=face, l1_weight=args.pixel_weight,
+                                  perceptual_weight=args.perceptual_weight if has_perceptual else 0.0,
+                                  gan_weight=args.gan_weight, r1_weight=args.r1_weight)
+    cfg = TrainConfig(**settings, model=gen.to_dict(), options=options, steps=args.steps, batch_size=args.batch_size,
+                      amp=args.amp, val_every=args.val_every, image_every=args.val_every, seed=args.seed)
     batches = FaceBatches(faces, size, args.batch_size, template(size), seed=args.seed, degrade=degrade,
                           inputs=inputs, flip=not args.no_flip, rank=rank, world_size=dist.world_size())
     meta = {"degrade": args.degrade if inputs is None else "", "data": str(args.data or args.pairs[1]),

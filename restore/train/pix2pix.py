@@ -15,9 +15,11 @@ from gan.losses.perceptual import PerceptualLoss
 from gan.nets.restorer import RestorerConfig
 from gan.presets import PATCHGAN_PRESETS, PIX2PIX_PRESETS
 from gan.train import distributed as dist
+from gan.train.config import TranslateOptions
 from gan.train.loop import TrainConfig, train
 from restore.quality import lpips_metric, psnr_ssim
 
+from .holdout import pick, split_off
 from .options import add_run_args
 from .pairs import PairSet, fit_pair_crop, load_pair_folder, report_unusable, resize_pairs
 
@@ -119,16 +121,9 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
         report_problems(val, args.skip_bad, "validation")
         if resized:  # score at the scale it trains at
             resize_pairs(val, crop)
-    elif len(data.pairs) < 2:
-        val = data
-        print("warning: a single training pair, so validation uses it too (pass --val for a real score)")
     else:  # hold out every 10th pair (at least one) for validation
-        k = max(2, min(10, len(data.pairs)))
-        val = PairSet([p for i, p in enumerate(data.pairs) if i % k == k - 1],
-                      [n for i, n in enumerate(data.names) if i % k == k - 1])
-        data = PairSet([p for i, p in enumerate(data.pairs) if i % k != k - 1],
-                       [n for i, n in enumerate(data.names) if i % k != k - 1])
-        print(f"no --val given: holding out {len(val.pairs)} of {len(val.pairs) + len(data.pairs)} pairs for validation")
+        train_i, val_i = split_off(len(data.pairs), "pairs")
+        val, data = (PairSet(pick(data.pairs, i), pick(data.names, i)) for i in (val_i, train_i))
     print(f"data: {len(data.pairs)} training pairs" + (f", inputs made by the '{args.degrade}' degradation" if degrade else ""))
 
     disc = replace(PATCHGAN_PRESETS[args.preset], n_layers=args.n_layers or PATCHGAN_PRESETS[args.preset].n_layers,
@@ -148,13 +143,15 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
     print(perceptual.describe() if perceptual is not None else "perceptual loss off (--perceptual-weight 0)")
     batches = PairBatches(data.pairs, crop, args.batch_size, args.seed, degrade=degrade,
                           scale=tuple(args.scale), rotate=args.rotate, rank=rank, world_size=dist.world_size())
-    cfg = TrainConfig(task="gan", arch=arch, model=gen.to_dict(), disc_arch="PatchDiscriminator",
-                      disc=disc.to_dict(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      betas=(args.beta1, 0.999), weight_decay=0.0, warmup=min(100, args.steps // 20), gan_loss=args.gan_loss,
-                      gan_weight=args.gan_weight, l1_weight=args.l1_weight,
-                      perceptual_weight=args.perceptual_weight if perceptual is not None and perceptual.enabled else 0.0,
-                      r1_weight=args.r1_weight, r1_every=args.r1_every, ema=args.ema, amp=args.amp,
-                      val_every=args.val_every, image_every=args.val_every, seed=args.seed)
+    options = TranslateOptions(
+        disc_arch="PatchDiscriminator", disc=disc.to_dict(), gan_loss=args.gan_loss, gan_weight=args.gan_weight,
+        l1_weight=args.l1_weight,
+        perceptual_weight=args.perceptual_weight if perceptual is not None and perceptual.enabled else 0.0,
+        r1_weight=args.r1_weight, r1_every=args.r1_every)
+    cfg = TrainConfig(task="translate", arch=arch, model=gen.to_dict(), steps=args.steps, batch_size=args.batch_size,
+                      lr=args.lr, betas=(args.beta1, 0.999), weight_decay=0.0, warmup=min(100, args.steps // 20),
+                      ema=args.ema, amp=args.amp, val_every=args.val_every, image_every=args.val_every,
+                      seed=args.seed, options=options)
     meta = {"degrade": args.degrade or "", "data": str(args.data), "crop": crop, "rotate": args.rotate,
             "perceptual": perceptual.describe() if perceptual is not None else "off",
             "init_weights": str(args.init_weights or "")}
@@ -167,8 +164,9 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
 
 
 def add_parser(tsub) -> argparse.ArgumentParser:
-    """``restore train pix2pix``."""
-    s = tsub.add_parser("pix2pix", help="train a U-Net GAN (pix2pix) on image pairs or degraded clean photos")
+    """``restore train pix2pix`` (or ``restore train translate``, the task's word)."""
+    s = tsub.add_parser("pix2pix", aliases=["translate"],
+                        help="train a U-Net GAN (pix2pix) on image pairs or degraded clean photos")
     s.add_argument("--data", required=True, type=Path,
                    help="A/ + B/ folders, side-by-side pairs, or clean images with --degrade")
     s.add_argument("--layout", default="auto", choices=["auto", "ab", "side", "clean"])

@@ -12,6 +12,8 @@ from restore.formats import is_image_file
 from restore.imageio import ImageError, is_volume, read_image, read_volume
 from restore.segment.preprocess import median_diameter, prepare_image, rescale
 
+from .holdout import held_out, pick
+
 MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_seg", "_gt")
 
 
@@ -113,19 +115,18 @@ def load_pairs(pairs: list[Pair], dims: int, in_channels: int = 1, diameter: flo
 
 
 def holdout_indices(n: int, fraction: float = 0.2) -> set[int]:
-    """The images ``split_holdout`` holds out when there are enough (every k-th)."""
-    k = max(2, round(1 / fraction))
-    return set(range(k - 1, n, k)) if n >= 5 else set()
+    """The images ``split_holdout`` holds out when there are enough (at least 5): every k-th,
+    k = 1 / ``fraction`` (``restore.train.holdout``'s rule)."""
+    return set(held_out(n, every=round(1 / fraction), minimum=5))
 
 
 def split_holdout(images: list[np.ndarray], masks: list[np.ndarray], fraction: float = 0.2
                   ) -> tuple[tuple[list, list], tuple[list, list]]:
     """Hold out whole images when there are enough (every k-th), otherwise the last
     ``fraction`` of every image along its width, so validation never sees training pixels."""
-    if len(images) >= 5:
-        val = holdout_indices(len(images), fraction)
-        pick = lambda seq, keep: [a for i, a in enumerate(seq) if (i in val) == keep]  # noqa: E731
-        return (pick(images, False), pick(masks, False)), (pick(images, True), pick(masks, True))
+    val = holdout_indices(len(images), fraction)
+    if val:
+        return (pick(images, val, False), pick(masks, val, False)), (pick(images, val), pick(masks, val))
     tr_i, tr_m, va_i, va_m = [], [], [], []
     for x, y in zip(images, masks):
         cut = int(y.shape[-1] * (1 - fraction))

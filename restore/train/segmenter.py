@@ -15,6 +15,7 @@ from gan.data.augment import AugmentConfig, PairedAugment
 from gan.data.batches import SegBatches, class_target, make_samples
 from gan.presets import segmenter_config
 from gan.train import distributed as dist
+from gan.train.config import SegmentOptions
 from gan.train.loop import TrainConfig, train
 
 DEFAULT_CROP = 256
@@ -115,7 +116,7 @@ def train_segmenter_cli(args) -> dict[str, Any]:
     steps_per_epoch = max(1, math.ceil(pixels / (crop**args.dims * args.batch_size)))
     steps = args.steps or (args.epochs or 50) * steps_per_epoch
     cfg = TrainConfig(task="segment", arch="UNETR" if args.model == "unetr" else "UNet", model=model_cfg.to_dict(),
-                      steps=steps, batch_size=args.batch_size, lr=args.lr, loss=args.loss,
+                      steps=steps, batch_size=args.batch_size, lr=args.lr, options=SegmentOptions(loss=args.loss),
                       val_every=args.val_every or steps_per_epoch, seed=args.seed, warmup=min(100, steps // 10))
     print(f"training {steps} steps ({steps_per_epoch} per epoch), validation every {cfg.val_every}")
     tile = crop if args.dims == 2 else min(crop, 64)
@@ -128,8 +129,9 @@ def train_segmenter_cli(args) -> dict[str, Any]:
 
 
 def add_parser(tsub) -> argparse.ArgumentParser:
-    """``restore train segmenter``."""
-    s = tsub.add_parser("segmenter", help="train a segmentation U-Net on images/ + masks/ (or CTC) data")
+    """``restore train segmenter`` (or ``restore train segment``, the task's word)."""
+    s = tsub.add_parser("segmenter", aliases=["segment"],
+                        help="train a segmentation U-Net on images/ + masks/ (or CTC) data")
     s.add_argument("--data", required=True, type=Path, help="folder with images/ and masks/, or a CTC sequence folder")
     s.add_argument("--val", type=Path, help="validation folder (same layout); default: hold out part of --data")
     s.add_argument("--val-fraction", type=float, default=0.2)

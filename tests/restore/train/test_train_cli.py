@@ -37,7 +37,7 @@ def test_short_run_on_real_image_lowers_loss_and_segments(tmp_path, capsys):
     losses = [h["loss"] for h in summary["history"]]
     assert losses[-1] < losses[0], losses
     model, meta = load_model(tmp_path / "run" / "model.safetensors")
-    assert meta["task"] == "segmentation" and model.config.kind == "plain"
+    assert meta["task"] == "segment" and model.config.kind == "plain"
     # the run folder is what `restore segment --weights` takes
     code = main(["segment", str(data / "images"), "-o", str(tmp_path / "seg"), "--weights", str(tmp_path / "run"),
                  "--diameter", "none", "--quiet"])
@@ -90,3 +90,12 @@ def test_bad_data_folder_is_a_clear_error(tmp_path, capsys):
     code = main(["train", "segmenter", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r")])
     assert code == 2
     assert "images/ + masks/" in capsys.readouterr().err
+
+
+def test_task_word_runs_the_same_trainer(tmp_path):
+    """`restore train segment` is `restore train segmenter` (the task's word as an alias)."""
+    code = main(["train", "segment", "--data", str(real_folder(tmp_path / "d")), "--out", str(tmp_path / "run"),
+                 "--preset", "tiny", "--steps", "2", "--crop", "32", "--batch-size", "2", "--threads", "1", "--quiet"])
+    assert code == 0
+    _, meta = load_model(tmp_path / "run" / "model.safetensors")
+    assert meta["task"] == "segment"
