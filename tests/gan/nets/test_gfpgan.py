@@ -9,7 +9,7 @@ import torch
 
 import gan  # noqa: F401  (the torchvision shim, before gfpgan/basicsr)
 from gan.nets.gfpgan import GFPGAN, GFPGAN_PRESETS, GFPGANConfig, config_from_state_dict, load_published
-from gan.precision import autocast, cast_model, cpu_bf16_is_fast, cpu_has_bf16, resolve_precision, run
+from gan.precision import autocast, cast_model, cpu_has_bf16, resolve_precision, run
 from gan.serialize import load_model, save_model
 from tests.gan.nets.test_stylegan2 import randomize_
 
@@ -163,7 +163,7 @@ def test_every_parameter_gets_a_gradient():
 
 def test_precision_checks():
     assert resolve_precision("fp32", "cpu") == "fp32"
-    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_bf16_is_fast() else "fp32")
+    assert resolve_precision("auto", "cpu") in ("fp32", "bf16")  # which, per kind of CPU: tests/gan/test_precision.py
     with pytest.raises(ValueError, match="CUDA"):
         resolve_precision("fp16", "cpu")
     with pytest.raises(ValueError, match="precision must be one of"):
