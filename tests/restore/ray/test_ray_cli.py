@@ -52,7 +52,10 @@ def test_faces_on_ray_match_the_local_run(cluster, local_run, weights, tmp_path,
 
     # resume: one photo's output gone; only it is redone, the report keeps every entry
     (out / "restored" / "b.png").unlink()
+    stale = out / "faces" / ".a_0.png.4489-73bf16f4.tmp"  # what a worker killed mid-write leaves: swept
+    stale.write_bytes(b"half a PNG")
     assert main(faces_args(src, weights) + ["-o", str(out), "--ray", "--skip-existing"]) == 1
+    assert not stale.exists() and not list(out.rglob(".*.tmp"))
     err = capsys.readouterr().err
     assert "faces: done 1, skipped 6, failed 1, ignored 0" in err
     assert outputs_of(out) == a and report_of(out) == report_of(local)
