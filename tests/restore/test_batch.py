@@ -248,6 +248,28 @@ def test_quiet_and_report():
     assert describe_error(KeyError("k")) == "KeyError: 'k'"
 
 
+def test_an_error_line_is_capped_at_500_characters(tmp_path, capsys):
+    """A reason is one line of at most 500 characters: longer ones keep their first 497 and "..."."""
+    assert describe_error(ValueError("y" * 500)) == "y" * 500  # exactly 500: whole
+    assert describe_error(ValueError("y" * 501)) == "y" * 497 + "..."
+    assert describe_error(OSError("z" * 5000)) == "z" * 497 + "..."
+    # newlines and runs of blanks collapse first; the type of an unexpected error counts too
+    text = describe_error(RuntimeError("shapes differ:\n" + "[1, 3,  64, 64] " * 100))
+    assert len(text) == 500 and text.endswith("...") and "\n" not in text
+    assert text[:497] == ("RuntimeError: shapes differ: " + "[1, 3, 64, 64] " * 100)[:497]
+    short = "  bad\n  value  "
+    assert describe_error(ValueError(short)) == "bad value"
+    # the error line of run_batch carries the capped reason
+    item = (tmp_path / "a.png", Path("."))
+
+    def process(file, rel):
+        raise ValueError("w" * 1000)
+
+    report = run_batch([item], process, lambda f, r: [tmp_path / "o.png"], quiet=True)
+    assert report.failed == [(item[0], "w" * 497 + "...")]
+    assert _error_lines(capsys.readouterr().err) == [f"error: {item[0]}: {'w' * 497}..."]
+
+
 def test_quiet_prints_only_errors(tmp_path, capsys):
     items = [(tmp_path / "gone.png", Path("."))]
     run_batch(items, lambda f, r: read_image(f), lambda f, r: [tmp_path / "o.png"], quiet=True)
