@@ -87,7 +87,7 @@ def test_find_inputs_files_and_errors(mixed, tmp_path):
     assert [f.name for f, _ in items].count("grey8.png") == 1
     with pytest.raises(UsageError, match="no such file"):
         find_inputs([root, tmp_path / "missing"])
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"no input files or folders given"):
         find_inputs([])
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(UsageError, match="no image files"):

@@ -77,7 +77,7 @@ def test_translator_tta_is_the_mean_over_the_orientations():
     inner = (slice(None), slice(2, -2))  # tile padding changes what the roll brings in at the edges
     assert np.abs(both[inner].astype(np.float64) - want[inner]).max() <= 1
     assert not np.array_equal(plain, both)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"test-time augmentation takes 1, 2, 4, 8 orientations, not 5"):
         Translator(Tilted(), tta=5)
 
 
@@ -98,9 +98,9 @@ def test_segmenter_tta_and_with_options(tmp_path):
     probs = eight.probabilities(image)
     np.testing.assert_allclose(probs, want, atol=1e-4)
     assert not np.allclose(probs, plain, atol=1e-3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"test-time augmentation takes 1, 2, 4, 8 orientations, not 3"):
         seg.with_options(tta=3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"test-time augmentation takes 1, 2, 4, 8 orientations, not 0"):
         Segmenter(path, tta=0)
 
 

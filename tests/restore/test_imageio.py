@@ -249,14 +249,14 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", half_save)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"No space left on device"):
         write_png(target, np.zeros((4, 4), np.uint8))
     assert list(tmp_path.iterdir()) == []
     # an existing file survives a failed overwrite untouched
     monkeypatch.setattr(Image.Image, "save", real_save)
     write_png(target, np.full((4, 4), 7, np.uint8))
     monkeypatch.setattr(Image.Image, "save", half_save)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"No space left on device"):
         write_png(target, np.zeros((4, 4), np.uint8))
     assert list(tmp_path.iterdir()) == [target]
     assert (read_image(target) == 7).all()

@@ -66,7 +66,7 @@ def test_gaussian_window_peaks_in_the_centre():
     w = window_1d(9, "gaussian", 0.125)
     assert w.argmax() == 4 and w[0] < 0.01 and torch.allclose(w, w.flip(0))
     assert torch.equal(window_1d(5, "constant"), torch.ones(5, dtype=torch.float64))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"blend must be one of \('gaussian', 'constant'\), not 'median'"):
         window_1d(5, "median")
 
 

@@ -90,7 +90,7 @@ def test_read_member_from_zip_and_tar(tmp_path):
         t.addfile(info, io.BytesIO(data))
     for archive in (whl, sdist):
         assert fetch.read_tiff(archive, "pkg/data/img.tif")[2, 3] == 11
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"pkg/data/other.tif not in pkg-1.0-py3-none-any.whl"):
         fetch.read_member(whl, "pkg/data/other.tif")
 
 

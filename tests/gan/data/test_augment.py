@@ -207,9 +207,9 @@ def test_gaussian_blur() -> None:
 
 def test_bad_shapes_raise() -> None:
     aug = PairedAugment(AugmentConfig(crop=16))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"image must be \(C, \*spatial\) with 2 spatial dims, got shape \(16, 16\)"):
         aug(torch.rand(16, 16), torch.zeros(16, 16, dtype=torch.int64))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"mask shape \(15, 16\) != image spatial \(16, 16\)"):
         aug(torch.rand(1, 16, 16), torch.zeros(15, 16, dtype=torch.int64))
 
 
@@ -239,7 +239,7 @@ def test_config_round_trips_through_json_and_validates() -> None:
     cfg = AugmentConfig(crop=(32, 48), zoom=(0.5, 2.0), gamma=(0.8, 1.2))
     back = AugmentConfig(**json.loads(json.dumps(dataclasses.asdict(cfg))))
     assert back == cfg and hash(back) == hash(cfg)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"zoom factors must be positive"):
         AugmentConfig(zoom=(0.0, 2.0))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"elastic_prob must be in \[0, 1\], got 1.5"):
         AugmentConfig(elastic_prob=1.5)

@@ -165,13 +165,13 @@ def test_presets_and_gfpgan_ranges():
 
 
 def test_config_validation_and_round_trip(photo):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"blur_kernel_size must be odd, got 40"):
         DegradeConfig(blur_kernel_size=40)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"unknown kernel type\(s\) \['box'\]"):
         DegradeConfig(kernel_list=("iso", "box"), kernel_prob=(0.5, 0.5))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"noise_range must be \(low, high\) with low <= high"):
         DegradeConfig(noise_range=(5.0, 1.0))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"unknown degradation preset 'nonexistent'"):
         Degradation("nonexistent")
     cfg = DegradeConfig(kernel_list=["iso"], kernel_prob=[1.0], blur_sigma=[0.5, 1.0])  # lists from JSON
     assert cfg.kernel_list == ("iso",) and hash(cfg)
@@ -179,7 +179,7 @@ def test_config_validation_and_round_trip(photo):
     deg = Degradation("mixed")
     again = Degradation.from_dict(deg.to_dict())
     assert np.array_equal(deg(photo, 9), again(photo, 9))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"expected an HxWx3 RGB image, got shape \(64, 64\)"):
         deg(photo[..., 0], 0)
 
 

@@ -97,7 +97,7 @@ def test_weight_map_3d() -> None:
 
 
 def test_weight_map_rejects_float_input() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"instances must be integer labels, got float32"):
         unet_weight_map(np.zeros((4, 4), np.float32))
 
 

@@ -155,7 +155,7 @@ def test_frozen_backbone_stays_frozen_and_is_not_named_in_the_saved_config(tmp_p
     assert cfg.style_dim == 1280 + 8
     weighted = replace(cfg, style_weights="/somewhere/mobilenet.pth")
     assert weighted.to_dict()["style_weights"] == ""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"perceptual weights not found: /somewhere/mobilenet.pth"):
         Colorizer(weighted)  # a named file must exist
 
 
@@ -170,7 +170,7 @@ def test_batches_are_a_pure_function_of_the_step():
     assert a["input"].min() >= -1 and a["target"].max() <= 1
     unpaired = mk(unpaired=1.0).batch(0)
     assert torch.equal(unpaired["paired"], torch.zeros(3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"give either a sketch extractor or the sketches"):
         ColorizeBatches(images, 32, 3)  # neither an extractor nor sketches
 
 

@@ -24,7 +24,7 @@ def test_num_downs_for():
     assert num_downs_for(300) == 8  # rounds down: the bottleneck never falls below 1x1
     assert num_downs_for(1) == num_downs_for(2) == num_downs_for(3) == 1 and num_downs_for(4) == 2
     assert num_downs_for(256, pixel_unshuffle=2) == 7
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"size and pixel_unshuffle must be positive, got 0, 1"):
         num_downs_for(0)
 
 

@@ -73,7 +73,7 @@ def test_save_load_same_output(tmp_path):
 
 
 def test_bad_configs():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"residual=True needs in_channels == out_channels"):
         RestorerConfig(in_channels=1, out_channels=3)  # residual needs equal channels
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"depth and blocks must be >= 0"):
         RestorerConfig(depth=-1)

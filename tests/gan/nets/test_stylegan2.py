@@ -33,7 +33,7 @@ def test_log2_size_and_config_checks():
     for bad in (4, 48, 2048):
         with pytest.raises(ValueError, match="power of two"):
             log2_size(bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"leave a layer without channels"):
         StyleGAN2Config(narrow=0.001)
     assert StyleGAN2Config(out_size=512).num_latent == 16
 

@@ -64,7 +64,7 @@ def test_paper_channels_double_64_to_1024():
 
 def test_valid_sizes_rejected_and_found():
     cfg = UNetConfig(padding="valid", depth=4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"input size 573 does not fit a valid-padding U-Net of depth 4"):
         cfg.output_size(573)
     assert cfg.valid_input_size(560) == 572  # accepted sizes are 124 + 16k
 

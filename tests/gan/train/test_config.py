@@ -103,7 +103,7 @@ def test_flat_keywords_go_into_the_section():
     assert cfg == TrainConfig(task="translate", steps=9, options=cfg.options)
     # another task's fields, which the flat layout carried for every task, are ignored, as they always were
     assert TrainConfig(task="segment", gan_weight=3.0, face={"eye_size": 4}).options == SegmentOptions()
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match=r"has no attribute 'gan_weight'"):
         TrainConfig(task="segment").gan_weight
     faces = TrainConfig(task="gfpgan", face={"pyramid_until": 7}, l1_weight=0.1)
     assert faces.options.face == FaceConfig(pyramid_until=7) and faces.options.l1_weight == 0.1

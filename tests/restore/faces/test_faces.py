@@ -213,7 +213,7 @@ def test_detector_choice_never_downloads():
     assert detector.name == "mtcnn" and "not in the weights cache" in why
     with pytest.raises(WeightsError, match="restore weights fetch retinaface-resnet50"):
         make_detector("retinaface")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"detector must be one of auto, retinaface, mtcnn, not 'dlib'"):
         make_detector("dlib")
 
 

@@ -44,7 +44,7 @@ def test_segmentation_scores_foreground_and_classes():
     a[1:3, 1:3], a[4:6, 4:6] = 7, 300
     b = np.where(a == 7, 1, np.where(a == 300, 2, 0))
     assert segmentation_scores(a, b, per_class=False)["foreground"]["iou"] == 1.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"prediction \(2, 3\) and ground truth \(2, 2\) differ in shape"):
         segmentation_scores(pred, gt[:, :2])
 
 
@@ -112,7 +112,7 @@ def test_read_labels_variants(tmp_path):
     colour = np.zeros((2, 2, 3), np.uint8)
     colour[0, 0] = (255, 0, 0)
     Image.fromarray(colour).save(tmp_path / "colour.png")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"colour masks are not label maps"):
         read_labels(tmp_path / "colour.png")
 
 

@@ -139,9 +139,9 @@ def test_dense_crf_follows_image_edges():
 
 
 def test_dense_crf_validates_shapes():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"image \(1, 8, 9\) and probs \(2, 8, 8\) differ in size"):
         dense_crf(torch.rand(2, 8, 8), torch.rand(1, 8, 9))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"probs must be \(K, H, W\), got \(8, 8\)"):
         dense_crf(torch.rand(8, 8), torch.rand(1, 8, 8))
 
 
@@ -213,7 +213,7 @@ def test_to_display_and_volume(tmp_path):
     lab[1, 2:6, 2:6] = 1
     out = overlay(vol, lab)
     assert out.shape == (3, 8, 8, 3) and (out[1, 2, 2] == PALETTE[1]).all()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"image \(8, 9\) and labels \(8, 8\) differ in size"):
         overlay(np.zeros((8, 9)), np.zeros((8, 8), np.uint8))
     from PIL import Image
     p = save_overlay(tmp_path / "x_overlay.png", vol[0], lab[1])

@@ -113,7 +113,7 @@ def test_odd_sides_silent_films_and_failures(tmp_path):
         for f in read_frames(src):
             out.write(f.rgb[:95, :127], f.pts)  # odd sides: padded by an edge pixel for yuv420p
     assert probe(tmp_path / "odd.mp4").frames == 5
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"^interrupted$"):
         with VideoWriter(tmp_path / "broken.mp4", info) as out:
             out.write(np.zeros((96, 128, 3), np.uint8), 0)
             raise RuntimeError("interrupted")
