@@ -148,5 +148,7 @@ def test_output_format(fmt, ext, models, tmp_path, capsys):
     png = tmp_path / "png"
     assert main(command("translate", models, src, png)) == 0
     assert (tmp_path / "out_translate" / f"UPPER{ext}").stat().st_size < (png / "UPPER.png").stat().st_size
-    with pytest.raises(SystemExit):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
         main(command("translate", models, src, png) + ["--quality", "0"])
+    assert stop.value.code == 2 and "argument --quality: quality must be in 1..100" in capsys.readouterr().err

@@ -153,8 +153,9 @@ def test_export_loads_in_translate(tmp_path, capsys):
     out = np.asarray(Image.open(tmp_path / "out" / "big.png"))
     assert out.shape == (100, 150, 3) and out.dtype == np.uint8
     assert "bad.png" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         main(["translate", str(tmp_path / "in"), "-o", str(tmp_path / "o2")])  # --weights is required
+    assert stop.value.code == 2 and "the following arguments are required: --weights" in capsys.readouterr().err
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
