@@ -1,7 +1,7 @@
 """One ``.safetensors`` file per model, its config in the metadata.
 
 ``load_model(path)`` rebuilds the right network from the file alone. The table of known
-architectures is a plain dict (no registry filled by import side effects).
+architectures is built from the descriptor each network file ends with (``gan.nets.registry``).
 """
 from __future__ import annotations
 
@@ -15,45 +15,31 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gan.nets.ac_patchgan import ACPatchDiscriminator, ACPatchGANConfig
-from gan.nets.colorizer import Colorizer, ColorizerConfig
-from gan.nets.components import ComponentDiscriminatorConfig, FacialComponentDiscriminator
-from gan.nets.gfpgan import GFPGAN, GFPGANConfig
-from gan.nets.pix2pix import PatchDiscriminator, PatchGANConfig, Pix2PixConfig, UNetGenerator
-from gan.nets.restorer import Restorer, RestorerConfig
-from gan.nets.stylegan2_disc import StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig
-from gan.nets.unet import UNet, UNetConfig
-from gan.nets.unetr import UNETR, UNETRConfig
+from gan.nets.descriptor import config_from_dict
+from gan.nets.registry import descriptor, descriptor_of, networks
 
 from .weightio import atomic_path
 
-ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
-    "UNet": (UNetConfig, UNet),
-    "UNETR": (UNETRConfig, UNETR),
-    "UNetGenerator": (Pix2PixConfig, UNetGenerator),
-    "Restorer": (RestorerConfig, Restorer),
-    "PatchDiscriminator": (PatchGANConfig, PatchDiscriminator),
-    "GFPGAN": (GFPGANConfig, GFPGAN),
-    "StyleGAN2Discriminator": (StyleGAN2DiscriminatorConfig, StyleGAN2Discriminator),
-    "FacialComponentDiscriminator": (ComponentDiscriminatorConfig, FacialComponentDiscriminator),
-    "Colorizer": (ColorizerConfig, Colorizer),
-    "ACPatchDiscriminator": (ACPatchGANConfig, ACPatchDiscriminator),
-}
+
+def __getattr__(name: str):
+    # ARCHITECTURES (arch -> (config class, module class)) is read from the descriptors on
+    # first use, so that importing this module does not import every network.
+    if name == "ARCHITECTURES":
+        return {n: (d.config, d.model) for n, d in networks().items()}
+    raise AttributeError(f"module 'gan.serialize' has no attribute {name!r}")
 
 
 def build_model(arch: str, config: dict[str, Any]) -> nn.Module:
-    """Instantiate architecture ``arch`` from a config dict."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
-    config_cls, model_cls = ARCHITECTURES[arch]
-    return model_cls(config_cls(**config))
+    """Instantiate architecture ``arch`` from a config dict (ValueError: unknown arch, or a config
+    that is not a dict of the architecture's fields)."""
+    d = descriptor(arch)
+    if not isinstance(config, dict):
+        raise ValueError(f"the config of {arch} must be a JSON object, not {type(config).__name__}")
+    return d.make(config_from_dict(d.config, config))
 
 
 def arch_name(model: nn.Module) -> str:
-    for name, (_, cls) in ARCHITECTURES.items():
-        if type(model) is cls:
-            return name
-    raise ValueError(f"{type(model).__name__} is not a known architecture")
+    return descriptor_of(model).name
 
 
 def save_model(model: nn.Module, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> Path:

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from .blocks import conv_nd, maybe_spectral_norm
-from .pix2pix import _check_norm, init_pix2pix_weights, patch_trunk
+from .pix2pix import _check_norm, init_pix2pix_weights, patch_inputs, patch_trunk
+from .descriptor import Descriptor
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,15 @@ class ACPatchDiscriminator(nn.Module):
         if self.aux is None:
             raise ValueError("this discriminator has no auxiliary head (style_dim=0)")
         return self.logits(h), self.aux(h.float().mean(dim=(2, 3)))
+
+
+PRESETS: dict[str, ACPatchGANConfig] = {
+    # style_dim is set from the colorizer's config when a training run is built
+    "tiny": ACPatchGANConfig(base_channels=8, n_layers=2),
+    "default": ACPatchGANConfig(base_channels=32, n_layers=3),
+    "paper": ACPatchGANConfig(base_channels=64, n_layers=3),
+}
+
+DESCRIPTORS = (Descriptor("ACPatchDiscriminator", ACPatchGANConfig, ACPatchDiscriminator, kind="discriminator",
+                          inputs=patch_inputs, output="score", output_range="logits", presets=PRESETS,
+                          variants={"tiny-aux": ACPatchGANConfig(base_channels=8, n_layers=2, style_dim=5)}),)

@@ -9,6 +9,7 @@ supply it (``--identity-weights``); without it the identity loss is off.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -16,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan.weightio import read_state_dict
+
+from .descriptor import Descriptor, Port
 
 INPUT_SIZE = 128  # fc5 expects 512 x 8 x 8 features: 128 px faces
 
@@ -59,11 +62,28 @@ class IRBlock(nn.Module):
         return self.prelu(out + skip)
 
 
+@dataclass(frozen=True)
+class ArcFaceConfig:
+    """``ResNetArcFace``'s arguments (defaults: ``arcface_resnet18.pth``'s)."""
+
+    layers: tuple[int, ...] = (2, 2, 2, 2)  # IRBlocks per stage
+    use_se: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))  # JSON gives a list
+        if len(self.layers) != 4 or min(self.layers) < 1:
+            raise ValueError("layers must be four positive block counts")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 class ResNetArcFace(nn.Module):
     """128 x 128 greyscale faces (N, 1, 128, 128) -> 512-d identity embeddings."""
 
     def __init__(self, layers: tuple[int, ...] = (2, 2, 2, 2), use_se: bool = False) -> None:
         super().__init__()
+        self.config = ArcFaceConfig(tuple(layers), use_se)
         self.conv1 = nn.Conv2d(1, 64, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.prelu = nn.PReLU()
@@ -108,3 +128,15 @@ def load_arcface(path: str | os.PathLike) -> ResNetArcFace:
     except RuntimeError as e:
         raise ValueError(f"{path} is not an arcface_resnet18 state dict: {' '.join(str(e).split())[:300]}") from None
     return net.eval().requires_grad_(False)
+
+
+def _inputs(c: ArcFaceConfig, side: int | None) -> tuple[Port, ...]:
+    return (Port("input", 1, "[-1, 1], grey", side=INPUT_SIZE, note="a 128 x 128 grey face; fixed size"),)
+
+
+DESCRIPTORS = (Descriptor(
+    "ResNetArcFace", ArcFaceConfig, ResNetArcFace, kind="embedding", inputs=_inputs, output="embedding",
+    output_range="unbounded", presets={"tiny": ArcFaceConfig(layers=(1, 1, 1, 1)), "default": ArcFaceConfig()},
+    published=("gfpgan's arcface_resnet18.pth (a bare state dict, DataParallel's module. prefix dropped)",),
+    build=lambda c: ResNetArcFace(c.layers, c.use_se)),)
+

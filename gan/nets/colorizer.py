@@ -42,6 +42,7 @@ from torch import nn
 from .blocks import ResidualBlock
 from .correspondence import CrossAttention, ReferenceEncoder, SketchMatch, xdog_torch
 from .pix2pix import _crop, _pad_to_multiple
+from .descriptor import Descriptor, Port
 
 STYLE_ENCODERS = ("trainable", "mobilenet_v2", "vgg19", "none")
 BACKBONE_DIMS = {"mobilenet_v2": 1280, "vgg19": 4096}
@@ -344,3 +345,32 @@ class Colorizer(nn.Module):
         (colour in [-1, 1] times the mask, then the 0/1 mask) -> colour image (N, 3, H, W)."""
         ref = self.encode_reference(reference)
         return self.run(sketch, ref["style"], hints, ref=ref)["image"]
+
+
+PRESETS: dict[str, ColorizerConfig] = {
+    "tiny": ColorizerConfig(base_channels=8, depth=2, middle_blocks=1, max_channels=32, style_channels=16,
+                            style_size=32, palette_bins=2, guide_channels=8, attention=2),
+    # The bundled model: trainable style encoder + colour histogram (a frozen backbone's weights
+    # would travel in the file: MobileNetV2 adds 8.9 MB), widths 32-192, 4 modulated middle blocks,
+    # + sketch-to-reference attention at the bottleneck and the level above it (SCFT).
+    "default": ColorizerConfig(max_channels=192, attention=2),
+    # Closer to the paper: VGG19 fc1 as the style (needs vgg19-dcbb9e9d.pth in the torch hub
+    # cache), wider and deeper; a GPU model.
+    "paper": ColorizerConfig(base_channels=64, depth=4, blocks=2, max_channels=512, style_encoder="vgg19",
+                             style_size=224, palette_bins=0, guide_channels=64),
+}
+
+
+def _inputs(c: ColorizerConfig, side: int | None) -> tuple[Port, ...]:
+    m = c.size_divisor
+    ports = (Port("sketch", 1, "[-1, 1] (white paper 1, lines -1)", multiple=m, content="sketch",
+                  note=f"sketch sides multiples of {m} with --dynamic"),
+             Port("reference", 3, f"[-1, 1], {c.style_size} x {c.style_size} (resize it first)", side=c.style_size,
+                  content="reference"))
+    if c.hints:
+        ports += (Port("hints", 4, "RGB in [-1, 1] and a 0/1 mask (4 channels)", multiple=m, content="hints"),)
+    return ports
+
+
+DESCRIPTORS = (Descriptor("Colorizer", ColorizerConfig, Colorizer, kind="colorizer", inputs=_inputs,
+                          presets=PRESETS, variants={"tiny-match": replace(PRESETS["tiny"], match_level=0)}),)

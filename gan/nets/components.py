@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .stylegan2_disc import ConvLayer
+from .descriptor import Descriptor, Port
 
 COMPONENTS = ("left_eye", "right_eye", "mouth")
 EYE_HALF = 0.24  # half the eye box over the distance between the eyes (before enlarging)
@@ -102,3 +103,19 @@ def crop_components(images: torch.Tensor, boxes: torch.Tensor, eye_size: int,
     eyes = roi_align(images, torch.cat(rois[:2]), output_size=eye_size)  # both eyes in one call
     mouth = roi_align(images, rois[2], output_size=mouth_size)
     return {"left_eye": eyes[:n], "right_eye": eyes[n:], "mouth": mouth}
+
+
+PRESETS: dict[str, ComponentDiscriminatorConfig] = {
+    "tiny": ComponentDiscriminatorConfig(channels=8),
+    "small": ComponentDiscriminatorConfig(channels=16),
+    "paper": ComponentDiscriminatorConfig(channels=64),  # GFP-GAN's
+}
+
+
+def _inputs(c: ComponentDiscriminatorConfig, side: int | None) -> tuple[Port, ...]:
+    return (Port("input", 3, "[-1, 1]", multiple=4),)  # an eye or mouth crop; two downsamplings
+
+
+DESCRIPTORS = (Descriptor("FacialComponentDiscriminator", ComponentDiscriminatorConfig, FacialComponentDiscriminator,
+                          kind="discriminator", inputs=_inputs, output="score", output_range="logits",
+                          presets=PRESETS),)

@@ -25,6 +25,7 @@ from torch import nn
 from gan.weightio import check_fits, read_state_dict, unwrap_state_dict
 
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator, log2_size, stylegan_channels
+from .descriptor import Descriptor, Port
 
 
 @dataclass(frozen=True)
@@ -201,3 +202,14 @@ def load_published(path_or_state: str | os.PathLike | dict, config: GFPGANConfig
     check_fits(model.state_dict(), state, f"state dict does not fit {model.config}")
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def _inputs(c: GFPGANConfig, side: int | None) -> tuple[Port, ...]:
+    s = c.out_size
+    return (Port("input", 3, "[-1, 1]", side=s, note=f"a {s} x {s} aligned face; fixed size (StyleGAN2 prior)"),)
+
+
+DESCRIPTORS = (Descriptor(
+    "GFPGAN", GFPGANConfig, GFPGAN, kind="face prior", inputs=_inputs, presets=GFPGAN_PRESETS,
+    published=("GFPGANv1Clean: GFPGANv1.3.pth, GFPGANv1.4.pth (params_ema, noise buffers dropped)",),
+    load_published=load_published),)

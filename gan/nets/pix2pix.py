@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .blocks import NORMS, ConvNormLeaky, StridedDown, StridedUp, conv_nd, maybe_spectral_norm
+from .descriptor import Descriptor, Port
 
 FINAL_ACTS = ("tanh", "none")
 
@@ -219,3 +220,44 @@ class PatchDiscriminator(nn.Module):
         if condition is not None:
             x = torch.cat([condition, x], dim=1)
         return self.model(x)
+
+
+PRESETS: dict[str, Pix2PixConfig] = {
+    "tiny": Pix2PixConfig(base_channels=8, num_downs=4, max_channels=32),
+    # Isola et al. 2017 / pix2pix's unet_256: 54.4 M parameters.
+    "default": Pix2PixConfig(),
+    "paper": Pix2PixConfig(),
+}
+
+PATCHGAN_PRESETS: dict[str, PatchGANConfig] = {
+    "tiny": PatchGANConfig(base_channels=8, n_layers=2),
+    # Spectral norm instead of batch norm: steadier with the small batches of CPU training.
+    "restorer": PatchGANConfig(base_channels=32, n_layers=3, norm="none", spectral_norm=True),
+    "restorer-wide": PatchGANConfig(base_channels=32, n_layers=3, norm="none", spectral_norm=True),
+    "tiny-restorer": PatchGANConfig(base_channels=8, n_layers=2, norm="none", spectral_norm=True),
+    # pix2pix's 70x70 PatchGAN: 2.77 M parameters.
+    "default": PatchGANConfig(),
+    "paper": PatchGANConfig(),
+}
+
+
+def image_inputs(c, side: int | None) -> tuple[Port, ...]:
+    """An image-to-image generator's one input: a picture in [-1, 1], sides padded inside
+    ``forward`` to ``size_divisor`` (exported at multiples of it)."""
+    m = c.size_divisor
+    return (Port("input", c.in_channels, "[-1, 1]", multiple=m, note=f"sides multiples of {m} with --dynamic"),)
+
+
+def patch_inputs(c, side: int | None) -> tuple[Port, ...]:
+    """A PatchGAN's input: the condition and the image, concatenated."""
+    return (Port("input", c.in_channels, "[-1, 1]", multiple=2 ** c.n_layers),)
+
+
+DESCRIPTORS = (
+    Descriptor("UNetGenerator", Pix2PixConfig, UNetGenerator, kind="image-to-image", inputs=image_inputs,
+               presets=PRESETS, variants={"tiny-unshuffle": Pix2PixConfig(base_channels=8, num_downs=3, max_channels=32,
+                                                                          pixel_unshuffle=2, residual=True)}),
+    Descriptor("PatchDiscriminator", PatchGANConfig, PatchDiscriminator, kind="discriminator", inputs=patch_inputs,
+               output="score", output_range="logits", presets=PATCHGAN_PRESETS),
+)
+

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import ResidualBlock
-from .pix2pix import _crop, _pad_to_multiple
+from .pix2pix import _crop, _pad_to_multiple, image_inputs
+from .descriptor import Descriptor
 
 
 @dataclass(frozen=True)
@@ -103,3 +104,22 @@ class Restorer(nn.Module):
         if c.residual:
             h = x + h
         return _crop(h, pads)
+
+
+PRESETS: dict[str, RestorerConfig] = {
+    # The bundled blind restorer (a DRUNet-shaped residual U-Net rather than pix2pix's strided
+    # one, which computes nothing at full detail): 2x pixel-unshuffle, two residual blocks per
+    # level, widths 32-256, no norm (so overlapping tiles agree), a correction of the input.
+    # 4.26 M parameters, 17 MB in float32; inputs padded to a multiple of 16. A bf16 training
+    # step of 8 crops of 128 px takes ~0.08 s on 2 cores.
+    "default": RestorerConfig(),
+    # Twice as wide at the top two levels (64-128-256-256): 9.42 M parameters, 38 MB; a bf16 step
+    # of 16 crops of 128 px takes 0.29 s on 2 cores with AMX (the default: 0.13 s).
+    "wide": RestorerConfig(base_channels=64, max_channels=256),
+    # The same shape, small, for tests.
+    "tiny": RestorerConfig(base_channels=8, depth=2, blocks=1, max_channels=32),
+}
+
+DESCRIPTORS = (Descriptor("Restorer", RestorerConfig, Restorer, kind="image-to-image", inputs=image_inputs,
+                          presets=PRESETS),)
+

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .stylegan2 import SQRT2, _used_channels, log2_size, stylegan_channels
+from .descriptor import Descriptor, Port
 
 
 @dataclass(frozen=True)
@@ -149,3 +150,19 @@ class StyleGAN2Discriminator(nn.Module):
         std = torch.sqrt(std.var(0, unbiased=False) + 1e-8).mean([2, 3, 4], keepdim=True).squeeze(2)
         out = torch.cat([out, std.repeat(group, 1, h, w)], 1)
         return self.final_linear(self.final_conv(out).flatten(1))  # flatten: any memory format
+
+
+PRESETS: dict[str, StyleGAN2DiscriminatorConfig] = {
+    "tiny": StyleGAN2DiscriminatorConfig(out_size=32, channel_multiplier=1, narrow=0.0625),  # tests
+    "small": StyleGAN2DiscriminatorConfig(out_size=128, channel_multiplier=1, narrow=0.25),  # CPU training
+    "paper": StyleGAN2DiscriminatorConfig(out_size=512, channel_multiplier=1),  # GFP-GAN's train_gfpgan_v1.yml
+}
+
+
+def _inputs(c: StyleGAN2DiscriminatorConfig, side: int | None) -> tuple[Port, ...]:
+    return (Port("input", 3, "[-1, 1]", side=c.out_size),)
+
+
+DESCRIPTORS = (Descriptor("StyleGAN2Discriminator", StyleGAN2DiscriminatorConfig, StyleGAN2Discriminator,
+                          kind="discriminator", inputs=_inputs, output="score", output_range="logits",
+                          presets=PRESETS),)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .descriptor import Descriptor, Port
 from .blocks import NORMS, AttentionGate, DoubleConv, Down, MultiResBlock, ResidualBlock, ResPath, Up, conv_nd
 
 KINDS = ("plain", "residual", "attention", "multires")
@@ -151,3 +152,30 @@ class UNet(nn.Module):
                 idx.append(slice(lo, y.shape[2 + d] - hi))
             y = y[tuple(idx)]
         return y
+
+
+PRESETS: dict[str, UNetConfig] = {
+    "tiny": UNetConfig(base_channels=8, depth=2),
+    "default": UNetConfig(base_channels=16, depth=4),
+    # Ronneberger et al. 2015: no norm, valid convolutions, 64 -> 1024 channels, dropout 0.5.
+    "paper": UNetConfig(base_channels=64, depth=4, padding="valid", norm="none", dropout=0.5),
+}
+NORMALISED = "percentile-normalised (1, 99.8) -> about [0, 1]"  # restore.segment.preprocess, per image
+
+
+def _inputs(c: UNetConfig, side: int | None) -> tuple[Port, ...]:
+    """The segmenter's tiles: cubes in 3D; a valid-padding network takes one size only."""
+    side = side or (188 if c.padding == "valid" else 256 if c.dims == 2 else 64)
+    if c.padding == "valid":
+        return (Port("input", c.in_channels, NORMALISED, side=c.valid_input_size(side), dims=c.dims,
+                     note="fixed tile (valid convolutions)"),)
+    return (Port("input", c.in_channels, NORMALISED, multiple=2 ** c.depth, dims=c.dims),)
+
+
+DESCRIPTORS = (Descriptor(
+    "UNet", UNetConfig, UNet, kind="segmenter", inputs=_inputs, output="logits", output_range="logits",
+    presets=PRESETS,
+    variants={"tiny-valid": UNetConfig(base_channels=8, depth=2, padding="valid"),
+              "tiny-3d": UNetConfig(base_channels=8, depth=2, dims=3),
+              **{f"tiny-{k}": UNetConfig(base_channels=8, depth=2, kind=k) for k in KINDS if k != "plain"}}),)
+

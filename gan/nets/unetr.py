@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .descriptor import Descriptor, Port
 from .blocks import ConvNormAct, ResidualBlock, conv_nd, conv_transpose_nd
 
 
@@ -129,3 +130,23 @@ class UNETR(nn.Module):
         y = self.dec3(y, self.enc2(z3))
         y = self.dec2(y, self.enc1(x))
         return self.head(y)
+
+
+PRESETS: dict[str, UNETRConfig] = {
+    "tiny": UNETRConfig(img_size=32, hidden_size=32, mlp_dim=64, num_heads=2, num_layers=4, feature_size=4),
+    "default": UNETRConfig(img_size=256, hidden_size=192, mlp_dim=768, num_heads=4, num_layers=8, feature_size=16),
+    "paper": UNETRConfig(img_size=256),  # ViT-B/16: 768 hidden, 12 layers, 12 heads
+}
+
+
+def _inputs(c: UNETRConfig, side: int | None) -> tuple[Port, ...]:
+    from .unet import NORMALISED
+
+    side = max(16, (side or c.img_size) // 16 * 16)
+    return (Port("input", c.in_channels, NORMALISED, side=side, dims=c.dims,
+                 note="fixed size (the position embedding is interpolated per size)"),)
+
+
+DESCRIPTORS = (Descriptor("UNETR", UNETRConfig, UNETR, kind="segmenter", inputs=_inputs, output="logits",
+                          output_range="logits", presets=PRESETS),)
+

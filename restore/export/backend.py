@@ -87,6 +87,7 @@ class OnnxNetwork(nn.Module):
         # sides each input must be a multiple of (exports with dynamic sides); others are padded
         # to it here, as the network pads itself, and the output cropped back
         self.multiples = [int(i.get("multiple") or 0) for i in self.meta.get("inputs") or []]
+        self.arch = self.meta.get("arch")  # gan.nets.registry.descriptor_of reads it
         self.config = _config(self.meta)
         # An empty parameter, so code that asks a model for its device and dtype (tiling,
         # ``gan.precision.run``) gets cpu / float32: onnxruntime takes host arrays.
@@ -115,12 +116,13 @@ class OnnxNetwork(nn.Module):
 
 
 def _config(meta: dict[str, Any]) -> Any:
-    """The network's frozen config, rebuilt from the file's metadata (None for HED)."""
-    from gan.serialize import ARCHITECTURES
+    """The network's frozen config, rebuilt from the file's metadata (None when it has none)."""
+    from gan.nets.descriptor import config_from_dict
+    from gan.nets.registry import networks
 
-    arch = meta.get("arch")
-    if arch in ARCHITECTURES and isinstance(meta.get("config"), dict):
-        return ARCHITECTURES[arch][0](**meta["config"])
+    d = networks().get(meta.get("arch"))
+    if d is not None and isinstance(meta.get("config"), dict):
+        return config_from_dict(d.config, meta["config"])
     return None
 
 

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from gan.nets.descriptor import RANGES
+
 __all__ = ["ExportSpec", "InputSpec", "spec_for"]
 
 
@@ -35,9 +37,9 @@ class ExportSpec:
     """How to export one network: ``module`` maps the inputs to the one output."""
     module: nn.Module
     inputs: list[InputSpec]
-    output: str  # "image" (PSNR over ``peak``), "probability" (PSNR, peak 1) or "logits" (mask pixels)
+    output: str  # "logits" (mask pixels compared), else PSNR: "image", "probability", "score", "embedding"
     output_range: str
-    peak: float = 2.0  # max - min of the output range, for the PSNR
+    peak: float = 2.0  # max - min of the output range, for the PSNR (0: the reference's own spread)
     notes: list[str] = field(default_factory=list)
 
     def compare(self, ref: np.ndarray, out: np.ndarray) -> tuple[str, float]:
@@ -46,7 +48,8 @@ class ExportSpec:
             a, b = (ref.argmax(1), out.argmax(1)) if ref.shape[1] > 1 else (ref > 0, out > 0)
             return "equal", float((a == b).mean())
         mse = float(np.mean((ref.astype(np.float64) - out.astype(np.float64)) ** 2))
-        return "psnr", math.inf if mse == 0 else 10 * math.log10(self.peak ** 2 / mse)
+        peak = self.peak or float(ref.max() - ref.min()) or 1.0
+        return "psnr", math.inf if mse == 0 else 10 * math.log10(peak ** 2 / mse)
 
 
 class _First(nn.Module):
@@ -78,80 +81,50 @@ def photo(size: tuple[int, ...], channels: int = 3) -> torch.Tensor:
     return torch.from_numpy(np.stack([img, second]).astype(np.float32))
 
 
-def spec_for(model: nn.Module, *, tile: int | None = None) -> ExportSpec:
-    """The export spec of a toolkit network (GFP-GAN, restorer, pix2pix generator, U-Nets 2D and
-    3D, UNETR, colorizer, HED). ``tile``: the side of the test input (and of the exported
-    one where sizes are fixed); default: the network's usual one."""
-    from gan.nets.colorizer import Colorizer
-    from gan.nets.gfpgan import GFPGAN
-    from gan.nets.hed import HED
-    from gan.nets.pix2pix import UNetGenerator
-    from gan.nets.restorer import Restorer
-    from gan.nets.unet import UNet
-    from gan.nets.unetr import UNETR
-
-    c = getattr(model, "config", None)
-    if isinstance(model, GFPGAN):
-        size = c.out_size
-        return ExportSpec(_First(model), [InputSpec("input", photo((size, size)) * 2 - 1, "[-1, 1]")],
-                          "image", "[-1, 1]", notes=[f"a {size} x {size} aligned face; fixed size (StyleGAN2 prior)"])
-    if isinstance(model, (Restorer, UNetGenerator)):
-        m = c.size_divisor
-        side = max(m, -(-(tile or 256) // m) * m)
-        x = photo((side, side), c.in_channels) * 2 - 1
-        return ExportSpec(_First(model), [InputSpec("input", x, "[-1, 1]", {2: m, 3: m})], "image", "[-1, 1]",
-                          notes=[f"sides multiples of {m} with --dynamic"])
-    if isinstance(model, UNet):
-        side = tile or (188 if c.padding == "valid" else 256 if c.dims == 2 else 64)
-        if c.padding == "valid":
-            side = c.valid_input_size(side)
-        spatial = (side,) * c.dims  # the segmenter's tiles are cubes in 3D
-        x = (photo(spatial, c.in_channels) - 0.5) / 0.25  # about the range percentile normalisation gives
-        m = 2 ** c.depth
-        dynamic = {} if c.padding == "valid" else {a: m for a in range(2, 2 + c.dims)}
-        notes = ["fixed tile (valid convolutions)"] if c.padding == "valid" else [f"sides multiples of {m} with --dynamic"]
-        return ExportSpec(_First(model), [InputSpec("input", x, "percentile-normalised (1, 99.8) -> about [0, 1]",
-                                                    dynamic)], "logits", "logits", notes=notes)
-    if isinstance(model, UNETR):
-        side = tile or c.img_size
-        side = max(16, side // 16 * 16)
-        spatial = (side,) * c.dims
-        x = (photo(spatial, c.in_channels) - 0.5) / 0.25
-        return ExportSpec(_First(model), [InputSpec("input", x, "percentile-normalised (1, 99.8) -> about [0, 1]")],
-                          "logits", "logits", notes=["fixed size (the position embedding is interpolated per size)"])
-    if isinstance(model, Colorizer):
-        m = 2 ** c.depth * c.pixel_unshuffle
-        side = max(m, -(-(tile or 256) // m) * m)
+def example(port, side: int | None = None) -> torch.Tensor:
+    """A real test input for ``port`` (a ``gan.nets.descriptor.Port``), batch 2, in its range:
+    the bundled photos for pictures, their edges drawn as lines for a sketch, the other photo for
+    a reference, a square of colour for hints."""
+    s = port.side or side or 256
+    if not port.fixed:
+        s = max(port.multiple, -(-s // port.multiple) * port.multiple)
+    spatial = (s,) * port.dims
+    if port.content == "sketch":  # the photo's edges as dark lines on white (an extractor would need the photo)
         from skimage.filters import sobel
 
-        grey = photo((side, side), 1)[:, 0].numpy()
-        # the photo's edges as dark lines on white (restore.sketch.extract would make a circle)
+        grey = photo(spatial, 1)[:, 0].numpy()
         lines = np.stack([1 - np.clip(sobel(g) * 8, 0, 1) for g in grey]).astype(np.float32)
-        sketch = torch.from_numpy(lines)[:, None] * 2 - 1
-        ref = photo((c.style_size, c.style_size)).flip(0) * 2 - 1  # the other picture's colours
-        inputs = [InputSpec("sketch", sketch, "[-1, 1] (white paper 1, lines -1)", {2: m, 3: m}),
-                  InputSpec("reference", ref, f"[-1, 1], {c.style_size} x {c.style_size} (resize it first)")]
-        if c.hints:
-            hints = torch.zeros(2, 4, side, side)
-            hints[:, :3, side // 3:side // 3 + 8, side // 3:side // 3 + 8] = 0.5
-            hints[:, 3, side // 3:side // 3 + 8, side // 3:side // 3 + 8] = 1
-            inputs.append(InputSpec("hints", hints, "RGB in [-1, 1] and a 0/1 mask (4 channels)", {2: m, 3: m}))
-        return ExportSpec(_ColorizerNet(model), inputs, "image", "[-1, 1]",
-                          notes=[f"sketch sides multiples of {m} with --dynamic"])
-    if isinstance(model, HED):
-        side = tile or 256
-        return ExportSpec(_First(model), [InputSpec("input", photo((side, side)), "RGB [0, 1]", {2: 1, 3: 1})],
-                          "probability", "[0, 1]", peak=1.0, notes=["any size with --dynamic"])
-    raise ValueError(f"no export for {type(model).__name__}")
+        return torch.from_numpy(lines)[:, None] * 2 - 1
+    if port.content == "hints":
+        hints = torch.zeros(2, port.channels, *spatial)
+        box = (slice(s // 3, s // 3 + 8),) * port.dims
+        hints[(slice(None), slice(None, 3)) + box] = 0.5
+        hints[(slice(None), 3) + box] = 1
+        return hints
+    x = photo(spatial, port.channels)
+    if port.content == "reference":
+        x = x.flip(0)  # the other picture's colours
+    if port.range.startswith("[-1, 1]"):
+        return x * 2 - 1
+    if port.range.startswith("percentile"):
+        return (x - 0.5) / 0.25  # about the range percentile normalisation gives
+    return x
 
 
-class _ColorizerNet(nn.Module):
-    """The colorizer with its reference given at ``style_size`` (``Colorizer`` resizes it on the
-    host first, for both backends), so the graph holds no antialiased resize."""
+def spec_for(model: nn.Module, *, tile: int | None = None) -> ExportSpec:
+    """The export spec of any network of the registry (``gan.nets.registry``), read from its
+    descriptor: one input per port, sized about ``tile`` (default: the network's usual size),
+    symbolic spatial axes where the port takes any multiple, the output compared as its kind
+    says (mask pixels for logits, PSNR over the output's range otherwise)."""
+    from gan.nets.registry import descriptor_of
 
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, sketch: torch.Tensor, reference: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(sketch, reference, hints)
+    d = descriptor_of(model)
+    if not d.exports:
+        raise ValueError(f"no export for {type(model).__name__}")
+    ports = d.inputs(model.config, tile)
+    inputs = [InputSpec(p.name, example(p, tile), p.range,
+                        {} if p.fixed else {a: p.multiple for a in range(2, 2 + p.dims)}) for p in ports]
+    notes = [p.note for p in ports if p.note] or [
+        "fixed size" if all(p.fixed for p in ports) else f"sides multiples of {ports[0].multiple} with --dynamic"]
+    low, high = RANGES.get(d.output_range, (0.0, 0.0))  # unbounded (scores, embeddings): the reference's own
+    return ExportSpec(_First(model), inputs, d.output, d.output_range, peak=high - low, notes=notes)

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan.nets.descriptor import pixels_in, pixels_out
+from gan.nets.registry import descriptor_of
 from gan.precision import autocast, cast_model, resolve_precision, run
 from restore.colour import to_rgb8, to_uint8
 
@@ -164,18 +166,22 @@ class FaceRestorer:
         self.detect_size, self.batch_size = detect_size, batch_size
         self.fixed_batch = False  # True: every network call exactly batch_size faces (the folder runs)
         self.model, self.model_info = load_face_model(weights, self.device)
-        config = getattr(self.model, "config", None)
-        self.face_size = int(getattr(config, "out_size", 512))  # GFP-GAN's size; the restorer takes any
-        self.is_gfpgan = hasattr(config, "out_size")
+        d = descriptor_of(self.model)
+        kind = d.kind
+        self.is_gfpgan = kind == "face prior"
+        # a face prior takes aligned crops of one size; an image-to-image model takes any (512: the template's)
+        port = d.inputs(self.model.config, None)[0]
+        self.face_size = port.side if self.is_gfpgan else 512
+        self.face_range, self.out_range = port.range, d.output_range
         # A face prior restores aligned crops; any other (image-to-image) model, faces where they are.
         self.own_scale = not self.is_gfpgan if own_scale is None else bool(own_scale)
-        if self.own_scale and not hasattr(config, "size_divisor"):
+        if self.own_scale and kind != "image-to-image":
             raise ValueError(f"own_scale needs an image-to-image face model, not {type(self.model).__name__}")
         self.translator = self.face_translator = None
         if bg == "restorer":
             # An image-to-image face model given by name or file (the restorer) does the
             # background too; otherwise ``bg_weights`` (the bundled restorer) does.
-            own = not self.is_gfpgan and hasattr(config, "size_divisor") and not isinstance(weights, torch.nn.Module)
+            own = kind == "image-to-image" and not isinstance(weights, torch.nn.Module)
             self.translator = Translator((weights or "restorer") if own else bg_weights, self.device, tile,
                                          backend=backend)
             if own:
@@ -236,9 +242,9 @@ class FaceRestorer:
             chunk = crops[i:i + n]
             blank = (n - len(chunk)) if self.fixed_batch else 0
             batch = np.stack(chunk + [np.zeros_like(chunk[0])] * blank)
-            x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+            x = pixels_in(torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float(), self.face_range)
             y = run(self.model, x, self.precision)  # autocast or the cast model; float32 out
-            y = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            y = pixels_out(y, self.out_range).byte().permute(0, 2, 3, 1).cpu().numpy()
             out.extend(y[:len(chunk)])
         return blend(out, crops, self.fidelity) if self.fidelity < 1 else out
 

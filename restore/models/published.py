@@ -9,7 +9,6 @@ later loads need no unpickling at all. ``cache.load_network(name)`` is the one c
 """
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -21,31 +20,24 @@ from gan.weightio import read_state_dict
 
 from .manifest import WeightsError, check_file, converted_path, entry, is_downloadable, model_file, sha256, write_record
 
-# Architectures whose module knows its published layout better than a plain strict load
-# (e.g. GFP-GAN's ``params_ema`` with noise buffers): arch -> (module, loader(state, config),
-# config class). Imported lazily: a missing module just means the generic loader is used.
-PUBLISHED_LOADERS: dict[str, tuple[str, str, str]] = {"GFPGAN": ("gan.nets.gfpgan", "load_published", "GFPGANConfig")}
 STATE_KEYS = ("params_ema", "params", "state_dict")  # where published .pth files nest the weights
 
 
 def can_convert(arch: str) -> bool:
     """Whether ``arch`` is one of this toolkit's networks (others, e.g. RetinaFace, are used by
     facexlib as they are)."""
-    from gan.serialize import ARCHITECTURES
+    from gan.nets.registry import networks
 
-    return arch in ARCHITECTURES
+    return arch in networks()
 
 
 def _published_loader(arch: str) -> tuple[Callable[..., nn.Module], type] | None:
-    spec = PUBLISHED_LOADERS.get(arch)
-    if spec is None:
-        return None
-    try:
-        module = importlib.import_module(spec[0])
-    except ImportError:
-        return None
-    loader, config_cls = getattr(module, spec[1], None), getattr(module, spec[2], None)
-    return (loader, config_cls) if loader is not None and config_cls is not None else None
+    """The network's own reader of its published key layout (e.g. GFP-GAN's ``params_ema`` with
+    noise buffers), from its descriptor; None: a plain strict load does."""
+    from gan.nets.registry import networks
+
+    d = networks().get(arch)
+    return (d.load_published, d.config) if d is not None and d.load_published is not None else None
 
 
 def _one_line(e: BaseException, limit: int = 300) -> str:

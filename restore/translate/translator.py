@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan.nets.descriptor import pixels_in, pixels_out
+from gan.nets.registry import descriptor_of
 from gan.precision import autocast, resolve_precision
 from restore.ensemble import check_orientations, ensemble
 from restore.export.backend import check_backend, load_model_file, on_backend
@@ -31,10 +33,13 @@ class Translator:
             self.path = resolve_weights(weights)
             self.model, self.meta = load_model_file(self.path, self.device)
         self.backend = backend
-        if not hasattr(self.model.config, "size_divisor"):
+        d = descriptor_of(self.model)
+        if d.kind != "image-to-image":
             what = self.path or "the network"
-            raise ValueError(f"{what} is not an image-to-image generator ({type(self.model).__name__})")
-        m = self.model.config.size_divisor
+            raise ValueError(f"{what} is not an image-to-image generator ({type(self.model).__name__}: {d.kind})")
+        self.port = d.inputs(self.model.config, tile)[0]
+        self.out_range = d.output_range
+        m = self.port.multiple
         self.tile = max(m, -(-tile // m) * m)
         if self.path is not None:
             self.model = on_backend(self.model, backend, source=self.path, device=self.device, tile=self.tile)
@@ -46,8 +51,8 @@ class Translator:
             raise ValueError(f"expected an RGB uint8 image, got {image.dtype} {image.shape}")
         x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
-        def net(t: torch.Tensor) -> torch.Tensor:  # uint8 tiles -> [-1, 1] -> generator
-            return self.model(t / 127.5 - 1).float()
+        def net(t: torch.Tensor) -> torch.Tensor:  # uint8 tiles -> the network's range -> generator
+            return self.model(pixels_in(t, self.port.range)).float()
 
         def tiled(t: torch.Tensor) -> torch.Tensor:
             return tiled_inference(net, t, self.tile, overlap=self.overlap, batch_size=self.batch_size,
@@ -55,4 +60,4 @@ class Translator:
 
         with autocast(self.precision, self.device):
             y = ensemble(tiled, x, self.tta)
-        return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        return pixels_out(y, self.out_range).byte().permute(1, 2, 0).numpy()

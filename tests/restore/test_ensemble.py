@@ -58,9 +58,11 @@ def test_invalid_counts_are_refused():
 class Tilted(torch.nn.Module):
     """A generator stand-in that is not flip-equivariant: each output pixel is its left neighbour."""
 
+    arch = "UNetGenerator"  # taken for one by gan.nets.registry.descriptor_of, as an ONNX stand-in is
+
     def __init__(self):
         super().__init__()
-        self.config = SimpleNamespace(size_divisor=4, out_channels=3)
+        self.config = SimpleNamespace(size_divisor=4, in_channels=3, out_channels=3)
 
     def forward(self, x):
         return torch.roll(x, 1, dims=-1)

@@ -18,6 +18,7 @@ from gan.nets.pix2pix import UNetGenerator
 from gan.nets.restorer import Restorer
 from gan.nets.unet import UNet
 from gan.nets.unetr import UNETR
+from gan.nets.registry import networks
 from gan.serialize import save_model
 
 ort = pytest.importorskip("onnxruntime")
@@ -72,20 +73,27 @@ def tiny(kind: str) -> torch.nn.Module:
     raise KeyError(kind)
 
 
-@pytest.mark.parametrize("kind,tile", [("restorer", 64), ("pix2pix", 64), ("unet2d", 64), ("unet-valid", 60),
-                                       ("unet3d", 16), ("unetr", 32), ("colorizer", 64), ("colorizer-match", 64),
-                                       ("hed", 48), ("residual", 64), ("attention", 64), ("multires", 64)])
-def test_every_network_exports_and_matches(tmp_path, kind, tile):
-    net = tiny(kind)
+REGISTERED = [(name, variant) for name, d in networks().items() for variant in d.test_configs()]
+
+
+@pytest.mark.parametrize("arch,variant", REGISTERED)
+def test_every_network_exports_and_matches(tmp_path, arch, variant):
+    """Every network of the registry, in its tiny preset and each variant its descriptor names
+    (no list kept here: a new network file is tested as soon as it exists)."""
+    d = networks()[arch]
+    torch.manual_seed(0)
+    net = randomized(d.make(d.test_configs()[variant]))
+    tile = 16 if variant.endswith("3d") else 48
+    kind = f"{arch}-{variant}"
     before = copy.deepcopy(net.state_dict())
     result = export_onnx(net, tmp_path / f"{kind}.onnx", name=kind, source_sha256="ab" * 32, tile=tile)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the caller's model untouched
     kind_, value = result.score
-    assert kind_ == ("equal" if isinstance(net, (UNet, UNETR)) else "psnr")
+    assert kind_ == ("equal" if d.output == "logits" else "psnr")
     assert value >= (0.999 if kind_ == "equal" else 45)
     meta = read_metadata(result.path)
     assert meta["name"] == kind and meta["source_sha256"] == "ab" * 32 and meta["precision"] == "fp32"
-    assert meta["arch"] == type(net).__name__ and isinstance(meta["config"], dict)
+    assert meta["arch"] == arch and isinstance(meta["config"], dict)
     assert meta["input_range"] and meta["check"][kind_] == pytest.approx(value, abs=1e-3)
     s = session(result.path)
     first = s.get_inputs()[0]
