@@ -25,7 +25,8 @@ import functools
 import torch
 from torch import nn
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+from gan.precision_names import PRECISIONS
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
