@@ -161,10 +161,10 @@ class Handlers:
     @user_errors
     def faces_video(self, video: str | None, weights: str, detector: str, fidelity: float, upscale: int,
                     background: str, temporal: float, progress: gr.Progress = gr.Progress()):
-        """Restore the faces of a film (tracked, steadied, its sound kept; ``restore.video.faces``)
+        """Restore the faces of a film (tracked, steadied, its sound kept; ``restore.faces.video``)
         -> (the restored .mp4, a summary). Refused before any work when a frame is larger than
         the image cap or the film longer than ``max_frames``."""
-        from restore.video.faces import restore_video, temporal_error
+        from restore.faces.video import restore_video, temporal_error
         from restore.video.io import probe
 
         if not video:

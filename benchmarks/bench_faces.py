@@ -150,7 +150,7 @@ def compare_pipeline(model: str, photos: list[Path], args, tmp: Path) -> dict:
     spent in a network call (the network calls are timed where they are made)."""
     import torch
 
-    from restore.batch import scan_inputs
+    from restore.runners.inputs import scan_inputs
     from restore.faces.folder import run_faces_batch
     from restore.faces.restorer import FaceRestorer
 

@@ -8,7 +8,7 @@ hand-held interview), fresh grain in every frame (sigma 6), encoded at crf 23, w
 Both runs restore the same file with the same restorer, one after the other, in one process.
 
 - ``frame-by-frame``: the loop above, the reference;
-- ``restore_video``: ``restore.video.faces`` as ``restore faces clip.mp4`` runs it (decoded and
+- ``restore_video``: ``restore.faces.video`` as ``restore faces clip.mp4`` runs it (decoded and
   detected ahead in a thread, encoded behind, faces tracked, landmarks smoothed, the temporal
   blend), at the CLI's defaults.
 
@@ -80,7 +80,7 @@ def make_film(path: Path, frames: int, seed: int = 0) -> Path:
 
 def frame_by_frame(fr, src: Path, dst: Path) -> dict:
     """The reference: each frame restored on its own, in one thread."""
-    from restore.video.faces import _change
+    from restore.faces.video import _change
     from restore.video.io import VideoWriter, probe, read_frames
 
     t0 = time.perf_counter()
@@ -100,7 +100,7 @@ def frame_by_frame(fr, src: Path, dst: Path) -> dict:
 
 
 def tracked(fr, src: Path, dst: Path) -> dict:
-    from restore.video.faces import restore_video
+    from restore.faces.video import restore_video
 
     entry = restore_video(fr, src, dst)
     return {"frames": entry["frames"], "seconds": entry["seconds"],

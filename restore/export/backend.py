@@ -22,7 +22,7 @@ from torch import nn
 
 __all__ = ["BACKENDS", "OnnxNetwork", "check_backend", "load_model_file", "on_backend", "onnx_network", "source_digest"]
 
-from restore.batch import BACKENDS
+from restore.runners.args import BACKENDS
 
 
 def check_backend(backend: str, precision: str = "fp32") -> str:

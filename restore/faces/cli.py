@@ -5,8 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from restore.batch import add_backend_arg, add_output_args, add_precision_arg, add_video_args
-from restore.run import add_runner_args
+from restore.runners.args import add_backend_arg, add_output_args, add_precision_arg, add_runner_args, add_video_args
 
 
 def _fraction(text: str) -> float:
@@ -62,42 +61,37 @@ def run(args: argparse.Namespace) -> int:
     """``restore faces``: exit status 0 all done, 1 some inputs failed, 2 usage error."""
     from functools import partial
 
-    from restore.batch import UsageError, output_ext, scan_inputs
-    from restore.faces.folder import run_faces_batch
-    from restore.faces.restorer import FaceRestorer
-    from restore.run import ray_options, ray_usage_error
-    from restore.video.faces import temporal_error
-    from restore.models.manifest import WeightsError
+    from restore.runners.args import output_ext, run_options
+    from restore.runners.command import run_command
+    from restore.runners.inputs import Inputs, Item
+    from restore.runners.report import BatchReport
 
-    if (why := ray_usage_error(args)) is not None or (why := temporal_error(args.temporal)) is not None:
-        print(f"restore faces: error: {why}", file=sys.stderr)
-        return 2
-    # keywords only, so a Ray actor given a GPU can make it with device="cuda" (restore.job.Job.use_device)
+    from .folder import run_faces_batch, run_faces_videos
+    from .restorer import FaceRestorer
+    from .video import temporal_error
+
+    # keywords only, so a Ray actor given a GPU can make it with device="cuda" (restore.runners.job.Job.use_device)
     make = partial(FaceRestorer, weights=args.weights, detector=args.detector, device=args.device,
                    precision=args.precision, upscale=args.upscale, bg=args.bg, fidelity=args.fidelity,
                    min_face=args.min_face, backend=args.backend, only_center_face=args.only_center_face,
                    parse=False if args.no_parse else "auto", tile=args.tile, detect_size=args.detect_size,
                    batch_size=args.batch_size or (16 if str(args.device).startswith("cuda") or
                                                   args.ray_gpus_per_worker else 1))
-    try:
-        found = scan_inputs(args.paths, exclude=[args.out], videos=not args.aligned)
-        fr = make()
-    except (UsageError, WeightsError, ValueError) as e:
-        print(f"restore faces: error: {e}", file=sys.stderr)
-        return 2
-    if not args.quiet:
-        by = "" if args.aligned else f"; faces found by {fr.detector_info}"
-        print(f"restore faces: restoring with {fr.model_info}{by}", file=sys.stderr)
-    codes = []
-    if found.items or not found.videos:
-        codes.append(run_faces_batch(fr, found.items, args.out, aligned=args.aligned,
-                                     skip_existing=args.skip_existing, quiet=args.quiet, ignored=found.ignored,
-                                     ext=output_ext(args), quality=args.quality, pipeline=not args.no_pipeline,
-                                     make_restorer=make, **ray_options(args)).exit_code)
-    if found.videos:  # frame after frame on this machine (a film's frames depend on each other: tracking)
-        from restore.faces.folder import run_faces_videos
 
-        codes.append(run_faces_videos(fr, found.videos, args.out, skip_existing=args.skip_existing,
-                                      quiet=args.quiet, crf=args.crf, codec=args.codec,
-                                      temporal=args.temporal).exit_code)
-    return max(codes)
+    def restorer() -> FaceRestorer:
+        fr = make()
+        if not args.quiet:
+            by = "" if args.aligned else f"; faces found by {fr.detector_info}"
+            print(f"restore faces: restoring with {fr.model_info}{by}", file=sys.stderr)
+        return fr
+
+    def photos(fr: FaceRestorer, found: Inputs) -> BatchReport:
+        return run_faces_batch(fr, found.items, args.out, aligned=args.aligned, ignored=found.ignored,
+                               ext=output_ext(args), quality=args.quality, make_restorer=make, **run_options(args))
+
+    def films(fr: FaceRestorer, videos: list[Item]) -> BatchReport:  # tracked frame after frame on this machine
+        return run_faces_videos(fr, videos, args.out, skip_existing=args.skip_existing, quiet=args.quiet,
+                                crf=args.crf, codec=args.codec, temporal=args.temporal)
+
+    return run_command(args, "faces", restorer, images=photos, videos=None if args.aligned else films,
+                       check=lambda: temporal_error(args.temporal))

@@ -7,11 +7,11 @@ OUT/faces/sub/x_<k>.png (``restore.faces.job``), and for the whole run
                                score), small_faces, seconds, error (null or the reason), notes
                                (what reading or writing it involved, e.g. the first frame of a GIF)
 
-through ``restore.job.run_job`` (bad files reported in one line, atomic writes,
+through ``restore.runners.choose.run_job`` (bad files reported in one line, atomic writes,
 ``--skip-existing``). The report is written atomically at the end (also after Ctrl-C); with
 ``skip_existing`` the entries of an earlier report for inputs not redone are kept.
 Films (``run_faces_videos``): OUT/restored/sub/x.mp4 each and their own report entries
-(frames, tracks, flicker; ``restore.video.faces``).
+(frames, tracks, flicker; ``restore.faces.video``).
 """
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from restore.batch import BatchReport, Item
 from restore.imagewrite import atomic_write
-from restore.run import run_job
+from restore.runners.choose import run_job
+from restore.runners.inputs import Item
+from restore.runners.report import BatchReport
 
 from .job import FacesJob
 from .restorer import FaceRestorer
@@ -53,10 +54,10 @@ def run_faces_batch(fr: FaceRestorer | None, items: list[Item], out: Path, *, al
     """Restore every input; returns the runner's report (its ``exit_code`` is the command's).
     ``ext`` (".png", ".jpg", ".webp") is the format of the restored photos and face crops.
 
-    ``pipeline`` (the default): ``restore.pipeline`` reads and detects the next photos while the
+    ``pipeline`` (the default): ``restore.runners.pipeline`` reads and detects the next photos while the
     networks work and writes behind them, and the faces of several photos share network calls
     of ``fr.batch_size``; False: one photo after another (``run_batch``); ``ray_options``
-    (``ray="local"``, ...; see ``restore.job.run_job``): through Ray Data, where each actor makes
+    (``ray="local"``, ...; see ``restore.runners.choose.run_job``): through Ray Data, where each actor makes
     its restorer with ``make_restorer`` (else gets a copy of ``fr``). All run the same steps
     (``FacesJob``); only the grouping of faces into network calls differs, not the bytes."""
     job = FacesJob(make_restorer, model=fr, out=out, aligned=aligned, ext=ext, quality=quality)
@@ -100,10 +101,11 @@ def run_faces_batch(fr: FaceRestorer | None, items: list[Item], out: Path, *, al
 def run_faces_videos(fr: FaceRestorer, videos: list[Item], out: Path, *, skip_existing: bool = False,
                      quiet: bool = False, crf: int = 18, codec: str = "libx264", temporal: float = 0.35,
                      stream: TextIO | None = None) -> BatchReport:
-    """Restore the faces of each video in turn (frames streamed; see ``restore.video.faces``) and
+    """Restore the faces of each video in turn (frames streamed; see ``restore.faces.video``) and
     merge their entries into ``OUT/report.json``; returns the videos' part of the run's report."""
-    from restore.video.faces import restore_video
     from restore.video.folder import run_videos
+
+    from .video import restore_video
 
     def process(src: Path, dst: Path, **kw) -> dict:
         return restore_video(fr, src, dst, temporal=temporal, **kw)

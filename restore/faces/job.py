@@ -1,4 +1,4 @@
-"""``restore faces`` as a ``restore.job.Job``: read, detect, restore in shared calls, write.
+"""``restore faces`` as a ``restore.runners.job.Job``: read, detect, restore in shared calls, write.
 
     OUT/restored/sub/x.png     the restored photo (its layout: grey, RGB, RGBA; 8 or 16 bit;
                                .jpg / .webp with --format: 8-bit, JPEG's alpha flattened on white)
@@ -19,7 +19,7 @@ import numpy as np
 
 from restore.imageio import read_alpha, read_image
 from restore.imagewrite import write_image
-from restore.job import Job
+from restore.runners.job import Job
 
 from .restorer import FaceRestorer
 

@@ -300,7 +300,7 @@ class FaceRestorer:
 
     def realign(self, prep: Prepared, found: list[Detection]) -> Prepared:
         """``prep`` aligned from ``found`` (``prepare``'s detections, or a video's smoothed
-        landmarks for the same faces, ``restore.video.track``): its detections, affines and
+        landmarks for the same faces, ``restore.faces.track``): its detections, affines and
         crops replaced in place."""
         prep.found = list(found)
         prep.affines = [estimate_affine(d.landmarks, self.face_size) for d in prep.found]

@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from restore.batch import add_backend_arg, add_output_args, add_precision_arg, add_tta_arg
-from restore.run import add_runner_args
+from restore.runners.args import add_backend_arg, add_output_args, add_precision_arg, add_runner_args, add_tta_arg
 
 
 def _diameter(text: str) -> float | str | None:
@@ -58,26 +57,17 @@ def run(args: argparse.Namespace) -> int:
     """``restore segment``: exit status 0 all done, 1 some inputs failed, 2 usage error."""
     from functools import partial
 
-    from restore.batch import UsageError, output_ext, scan_inputs
-    from restore.run import ray_options, ray_usage_error, run_job
-    from restore.models.manifest import WeightsError
-    from restore.segment.job import SegmentJob
-    from restore.segment.segmenter import Segmenter
+    from restore.runners.args import output_ext
+    from restore.runners.command import run_command
 
-    if (why := ray_usage_error(args)) is not None:
-        print(f"restore segment: error: {why}", file=sys.stderr)
-        return 2
+    from .job import SegmentJob
+    from .segmenter import Segmenter
+
     make = partial(Segmenter, weights=args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
                    diameter=args.diameter, precision=args.precision, backend=args.backend, tta=args.tta)
-    try:
-        found = scan_inputs(args.paths, exclude=[args.out])
-        job = SegmentJob(make, model=make(), out=args.out, instances=args.instances, min_size=args.min_size,
-                         fill_holes=args.fill_holes, crf=args.crf, ext=output_ext(args), quality=args.quality)
-    except (UsageError, WeightsError, ValueError) as e:
-        print(f"restore segment: error: {e}", file=sys.stderr)
-        return 2
-    return run_job(job, found.items, pipeline=not args.no_pipeline, skip_existing=args.skip_existing,
-                   quiet=args.quiet, ignored=found.ignored, **ray_options(args)).exit_code
+    return run_command(args, "segment", lambda: SegmentJob(
+        make, model=make(), out=args.out, instances=args.instances, min_size=args.min_size,
+        fill_holes=args.fill_holes, crf=args.crf, ext=output_ext(args), quality=args.quality))
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``restore segment`` as a ``restore.job.Job``: OUT/sub/<stem>_mask.png (8-bit classes, or
+"""``restore segment`` as a ``restore.runners.job.Job``: OUT/sub/<stem>_mask.png (8-bit classes, or
 16-bit instance labels; a TIFF stack for a volume) and OUT/sub/<stem>_overlay.png."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from restore.imageio import is_volume, read_image, read_volume
 from restore.imagewrite import write_image, write_png, write_tiff
-from restore.job import Job
+from restore.runners.job import Job
 
 from .overlay import overlay
 from .segmenter import Segmenter

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from restore.batch import add_backend_arg, add_output_args, add_precision_arg
-from restore.run import add_runner_args
+from restore.runners.args import add_backend_arg, add_output_args, add_precision_arg, add_runner_args
 
 from .options import ALIGN, METHODS, REGIONS
 
@@ -72,16 +70,15 @@ def run(args: argparse.Namespace) -> int:
     """``restore sketch``; exit status 0 all done, 1 some inputs failed, 2 usage error."""
     from functools import partial
 
-    from restore.batch import UsageError, output_ext, scan_inputs
-    from restore.run import ray_options, ray_usage_error, run_job
-    from restore.models.manifest import WeightsError
+    from restore.runners.args import output_ext
+    from restore.runners.command import run_command, usage_error
+    from restore.runners.inputs import UsageError
 
     from .colorizer import Colorizer, read_rgb
     from .job import SketchJob
 
     def usage(msg: str) -> int:
-        print(f"restore sketch: error: {msg}", file=sys.stderr)
-        return 2
+        return usage_error("sketch", msg)
 
     if args.style is None and not args.extract:
         return usage("give --style REF to colour the sketches, or --extract to make sketches")
@@ -95,10 +92,8 @@ def run(args: argparse.Namespace) -> int:
         return usage(str(e))
     if ink and args.method != "xdog":
         return usage("--ink is for --method xdog")
-    if (why := ray_usage_error(args)) is not None:
-        return usage(why)
-    try:
-        found = scan_inputs(args.paths, exclude=[args.out])
+
+    def job() -> SketchJob:
         make = colorizer = reference = None
         if args.style is not None:
             make = partial(Colorizer, weights=args.weights, device=args.device, max_side=args.max_side,
@@ -108,16 +103,14 @@ def run(args: argparse.Namespace) -> int:
             try:
                 reference = read_rgb(args.style)
             except ValueError as e:
-                return usage(f"{args.style}: {e}")
+                raise UsageError(f"{args.style}: {e}") from e
         if args.method == "hed" and args.extract:
             from .extract import hed_weights
 
             hed_weights()  # fetch once, before the batch, so a failure is one clear error
-        job = SketchJob(make, model=colorizer, out=args.out, reference=reference, hints=args.hints,
-                        extract_method=args.method if args.extract else None, device=args.device,
-                        ext=output_ext(args), quality=args.quality, backend=args.backend, layers=args.layers,
-                        keep_paper=args.keep_paper, extract_options={"ink": ink} if ink else {})
-    except (UsageError, WeightsError, ValueError) as e:
-        return usage(str(e))
-    return run_job(job, found.items, pipeline=not args.no_pipeline, skip_existing=args.skip_existing,
-                   quiet=args.quiet, ignored=found.ignored, **ray_options(args)).exit_code
+        return SketchJob(make, model=colorizer, out=args.out, reference=reference, hints=args.hints,
+                         extract_method=args.method if args.extract else None, device=args.device,
+                         ext=output_ext(args), quality=args.quality, backend=args.backend, layers=args.layers,
+                         keep_paper=args.keep_paper, extract_options={"ink": ink} if ink else {})
+
+    return run_command(args, "sketch", job)

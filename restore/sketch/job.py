@@ -1,4 +1,4 @@
-"""``restore sketch`` as a ``restore.job.Job``. With a colorizer: OUT/sub/<stem>.png (the
+"""``restore sketch`` as a ``restore.runners.job.Job``. With a colorizer: OUT/sub/<stem>.png (the
 coloured sketch) and OUT/sub/<stem>_compare.png (sketch | reference | result), with ``layers``
 also <stem>_flat.png (the colours without lines) and <stem>_lines.png (the lines as ink on a
 transparent sheet); without a colorizer (``--extract`` alone): OUT/sub/<stem>_sketch.png."""
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from restore.imagewrite import write_image
-from restore.job import Job
+from restore.runners.job import Job
 
 from .colorizer import Colorizer, compare_panel, read_hints, read_rgb, read_sketch
 from .extract import extract

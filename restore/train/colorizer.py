@@ -20,7 +20,7 @@ from gan.presets import AC_PATCHGAN_PRESETS, COLORIZER_PRESETS
 from gan.train import distributed as dist
 from gan.train.config import SketchOptions
 from gan.train.loop import TrainConfig, train
-from restore.batch import UsageError, find_inputs
+from restore.runners.inputs import UsageError, find_inputs
 from restore.sketch.colorizer import flat_fill, psnr, read_rgb
 from restore.sketch.extract import METHODS, extract, random_sketch, xdog
 

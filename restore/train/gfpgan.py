@@ -81,7 +81,7 @@ def read_faces(folder: Path, size: int) -> tuple[dict[str, np.ndarray], list[tup
     unreadable and non-square files come back as (path, reason)."""
     import cv2
 
-    from restore.batch import UsageError, find_inputs
+    from restore.runners.inputs import UsageError, find_inputs
     from restore.imageio import ImageError, read_image
 
     if not folder.is_dir():

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from restore.batch import scan_inputs
 from restore.imageio import ImageError, read_image
+from restore.runners.inputs import scan_inputs
 
 from .crops import fit_crop, resize_up, size_hint
 

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from restore.batch import add_backend_arg, add_output_args, add_precision_arg, add_tta_arg, add_video_args
-from restore.run import add_runner_args
+from restore.runners.args import (add_backend_arg, add_output_args, add_precision_arg, add_runner_args, add_tta_arg,
+                                  add_video_args)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -34,36 +33,25 @@ def run(args: argparse.Namespace) -> int:
     """``restore translate``: exit status 0 all done, 1 some inputs failed, 2 usage error."""
     from functools import partial
 
-    from restore.batch import UsageError, output_ext, scan_inputs
-    from restore.models.manifest import WeightsError
-    from restore.run import ray_options, ray_usage_error, run_job
+    from restore.runners.args import output_ext
+    from restore.runners.command import run_command
+    from restore.runners.inputs import Item
+    from restore.runners.report import BatchReport
 
     from .job import TranslateJob
     from .translator import Translator
 
-    if (why := ray_usage_error(args)) is not None:
-        print(f"restore translate: error: {why}", file=sys.stderr)
-        return 2
     make = partial(Translator, weights=args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
                    precision=args.precision, backend=args.backend, tta=args.tta)
-    try:
-        found = scan_inputs(args.paths, exclude=[args.out], videos=True)
-        translator = make()
-        job = TranslateJob(make, model=translator, out=args.out, ext=output_ext(args), quality=args.quality)
-    except (UsageError, WeightsError, ValueError) as e:
-        print(f"restore translate: error: {e}", file=sys.stderr)
-        return 2
-    codes = []
-    if found.items or not found.videos:
-        codes.append(run_job(job, found.items, pipeline=not args.no_pipeline, skip_existing=args.skip_existing,
-                             quiet=args.quiet, ignored=found.ignored, **ray_options(args)).exit_code)
-    if found.videos:  # OUT/<sub>/<stem>.mp4, frame after frame, the sound kept
+
+    def films(job: TranslateJob, videos: list[Item]) -> BatchReport:  # OUT/<sub>/<stem>.mp4, the sound kept
         from restore.video.folder import run_videos
 
         from .video import translate_video
 
-        report, _ = run_videos(lambda src, dst, **kw: translate_video(translator, src, dst, **kw), found.videos,
-                               args.out, skip_existing=args.skip_existing, quiet=args.quiet, crf=args.crf,
-                               codec=args.codec)
-        codes.append(report.exit_code)
-    return max(codes)
+        report, _ = run_videos(lambda src, dst, **kw: translate_video(job.model, src, dst, **kw), videos, args.out,
+                               skip_existing=args.skip_existing, quiet=args.quiet, crf=args.crf, codec=args.codec)
+        return report
+
+    return run_command(args, "translate", lambda: TranslateJob(
+        make, model=make(), out=args.out, ext=output_ext(args), quality=args.quality), videos=films)

@@ -1,17 +1,17 @@
-"""``restore translate`` as a ``restore.job.Job``: one image in, one image out."""
+"""``restore translate`` as a ``restore.runners.job.Job``: one image in, one image out."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from restore.job import Job
+from restore.runners.job import Job
 
 from .translator import Translator
 
 
 class TranslateJob(Job):
-    """``restore translate`` as a ``restore.job.Job``: OUT/sub/<stem>.png per input."""
+    """``restore translate`` as a ``restore.runners.job.Job``: OUT/sub/<stem>.png per input."""
     desc = "translate"
 
     def __init__(self, make_model=None, *, model: Translator | None = None, out: Path, ext: str = ".png",

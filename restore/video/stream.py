@@ -9,7 +9,7 @@ and handed to the networks in groups, so several frames' faces share one network
                 pipe.write(image, frame.pts)  # queued for the writer thread, in order
 
 Memory holds ``ahead`` frames in front of the networks and ``behind`` after them, whatever the
-length of the film. Threads, as in ``restore.pipeline``: FFmpeg's decoder and encoder and
+length of the film. Threads, as in ``restore.runners.pipeline``: FFmpeg's decoder and encoder and
 PyTorch release the GIL. An error in any of the three ends the run; ``VideoWriter`` then leaves
 nothing at ``dst``.
 """

@@ -12,7 +12,7 @@ from PIL import Image
 from skimage import data
 
 from restore.cli import main
-from restore.pipeline import run_pipeline
+from restore.runners.pipeline import run_pipeline
 
 
 def photo_folder(root: Path) -> Path:

@@ -12,10 +12,12 @@ import torch
 from PIL import Image
 
 from gan import UNet, save_model, segmenter_config
-from restore.batch import BatchReport, plan_outputs, run_batch
 from restore.cli import main
 from restore.imagewrite import write_png
-from restore.pipeline import run_pipeline
+from restore.runners.outputs import plan_outputs
+from restore.runners.pipeline import run_pipeline
+from restore.runners.report import BatchReport
+from restore.runners.sequential import run_batch
 
 
 class TwoOutputs:

@@ -11,8 +11,8 @@ from PIL import Image
 pytest.importorskip("av")
 
 from restore.faces.detect import Detection  # noqa: E402
+from restore.faces.track import FaceTracker  # noqa: E402
 from restore.video.io import probe  # noqa: E402
-from restore.video.track import FaceTracker  # noqa: E402
 from tests.restore.video.test_video_io import audio_packets, make_clip, video_pts  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "faces"
@@ -50,7 +50,7 @@ def test_restore_video_keeps_sound_and_time_and_steadies_the_faces(tmp_path):
     from skimage import data, transform
 
     from restore.faces.restorer import FaceRestorer
-    from restore.video.faces import restore_video
+    from restore.faces.video import restore_video
     from restore.video.io import read_frames
 
     src = make_clip(tmp_path / "clip.mp4", list(range(16)), size=(192, 192), jpeg=40)  # the astronaut, clean

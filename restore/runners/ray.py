@@ -1,4 +1,4 @@
-"""``--ray``: a command's job (``restore.job.Job``) through Ray Data, with the runner's promises.
+"""``--ray``: a command's job (``restore.runners.job.Job``) through Ray Data, with the runners' promises.
 
     input list -> blocks -> an actor pool (the models load once per actor; each batch of inputs
     is read, restored and written by the one-machine pipeline in the actor, atomically into OUT)
@@ -9,7 +9,8 @@ resumes like a local one; every input comes back as one row (done, or its one-li
 so the summary, the ``note:`` lines and the faces' ``report.json`` are the local run's. Ray
 Data retries a task or restarts an actor whose process died (its defaults for actor pools:
 ``max_restarts=-1``, ``max_task_retries=-1``); the retry rewrites the same outputs atomically,
-and the temporary files a killed writer left (``.<name>.<pid>-<hex>.tmp``) are swept at the end.
+and the temporary files a killed writer left (``.<name>.<pid>-<hex>.tmp``) are swept once the
+workers are done (``restore.runners.outputs.sweep_temporaries``, as every runner's run ends).
 
 Reading and writing stay in the actors, beside the networks, rather than in Ray tasks of their
 own: a task stage would start worker processes that import torch for nothing, and send every
@@ -29,9 +30,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from restore.batch import BatchReport, Item, describe_error, isatty, plan_outputs, record_notes, remove_new, start_report
-from restore.job import Job
-from restore.pipeline import run_pipeline
+from .inputs import Item
+from .job import Job
+from .outputs import plan_outputs, remove_new
+from .pipeline import run_pipeline
+from .report import (BatchReport, debugging, describe_error, finish_report, interrupted, progress_bar, record_notes,
+                     start_report)
 
 __all__ = ["connect", "run_on_ray"]
 
@@ -58,7 +62,7 @@ def connect(address: str, quiet: bool = True) -> bool:
 
 class JobStage:
     """Ray actor: the job's model, made once; each batch of inputs goes through the one-machine
-    pipeline (``restore.pipeline``: reading ahead and writing behind in threads of this actor),
+    pipeline (``restore.runners.pipeline``: reading ahead and writing behind in threads of this actor),
     so an input crosses the cluster as a path and a report row, never as pixels.
 
     Two batches run at once (``CALLS_PER_ACTOR``) but take turns at reading and at the networks
@@ -85,8 +89,7 @@ class JobStage:
                               batch=self.job.batch, size=self.job.size, quiet=True, stream=log,
                               on_done=values.__setitem__)
         failed = dict(report.failed)
-        debug = os.environ.get("RESTORE_DEBUG", "") not in ("", "0")
-        trace = log.getvalue() if debug else ""  # the driver prints the error lines itself
+        trace = log.getvalue() if debugging() else ""  # the driver prints the error lines itself
         rows: dict[str, list] = {"i": [], "error": [], "notes": [], "data": []}
         for i, (file, _) in zip(batch["i"], items):
             rows["i"].append(int(i))
@@ -103,17 +106,6 @@ class JobStage:
     def compute(self, values: list) -> list:
         with self.computing:  # one batch at the networks: two would fight over the threads
             return self.job.compute(values)
-
-
-def sweep_temporaries(folder: Path) -> None:
-    """Remove the temporary files of ``atomic_write`` that a killed worker left under ``folder``
-    (only once the job's workers are done: a live writer's file has its name too)."""
-    from restore.imagewrite import TEMPORARY
-
-    if folder.is_dir():
-        for tmp in folder.rglob(".*.tmp"):
-            if TEMPORARY.match(tmp.name):
-                tmp.unlink(missing_ok=True)
 
 
 def plan_workers(todo: int, workers: int | None, gpus_per_worker: float, cpus_per_worker: float | None,
@@ -153,12 +145,10 @@ def run_on_ray(job: Job, items: Sequence[Item], *, address: str = "local", worke
     """Run ``job`` on ``items`` through Ray Data; see the module's docstring."""
     import ray
     import ray.data
-    from tqdm import tqdm
 
     stream = sys.stderr if stream is None else stream
     report = start_report(ignored, quiet, stream)
-    bar = tqdm(total=len(items), desc=desc or None, unit="file", file=stream, leave=False,
-               disable=quiet or not isatty(stream))
+    bar = progress_bar(items, desc, quiet, stream)
 
     def fail(file: Path, reason: str, exc: BaseException | None = None) -> None:
         first, _, trace = reason.partition("\n")
@@ -204,9 +194,7 @@ def run_on_ray(job: Job, items: Sequence[Item], *, address: str = "local", worke
                 bar.update()
     except KeyboardInterrupt:
         _abandon(todo, settled, connected)
-        bar.close()
-        if not quiet:
-            print(f"interrupted; {report.summary(desc)}. Run again with --skip-existing to resume.", file=stream)
+        interrupted(report, bar, desc, quiet, stream)
         raise
     except Exception as e:  # noqa: BLE001 - the cluster itself failed: every input not yet back
         reason = f"ray: {describe_error(e)}"
@@ -216,14 +204,9 @@ def run_on_ray(job: Job, items: Sequence[Item], *, address: str = "local", worke
                 fail(todo[i][0], reason)
                 settled.add(i)
     finally:
-        if todo:
-            sweep_temporaries(job.out)
         if connected:
             ray.shutdown()
-    bar.close()
-    if not quiet:
-        print(report.summary(desc), file=stream)
-    return report
+    return finish_report(report, bar, desc, quiet, stream)
 
 
 def _abandon(todo: list, settled: set[int], connected: bool) -> None:

@@ -1,4 +1,4 @@
-"""The batch runner's pipelined form: the next inputs are read while the networks work on the
+"""The pipelined runner (the default): the next inputs are read while the networks work on the
 current ones, several inputs share one network call, and the outputs are written behind.
 
     report = run_pipeline(items, outputs, load, compute, save, batch=8, size=lambda v: len(v.crops))
@@ -19,7 +19,6 @@ overlap the networks without copying photos between processes.
 """
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from collections import deque
@@ -28,9 +27,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-from restore.batch import (BatchReport, Item, isatty, remove_new, describe_error, plan_outputs, record_notes,
-                           start_report)
 from restore.notes import collect_notes
+
+from .inputs import Item
+from .outputs import plan_outputs, remove_new
+from .report import (BatchReport, debugging, describe_error, finish_report, interrupted, progress_bar, record_notes,
+                     start_report)
 
 __all__ = ["run_pipeline"]
 
@@ -47,13 +49,10 @@ def run_pipeline(items: Sequence[Item], outputs: Callable[[Path, Path], list[Pat
                  stream: TextIO | None = None, ignored: Sequence[tuple[Path, str]] = (),
                  on_done: Callable[[Path, Any], None] | None = None) -> BatchReport:
     """Run every item through load -> compute (grouped) -> save; see the module's docstring."""
-    from tqdm import tqdm
-
     stream = sys.stderr if stream is None else stream
-    debug = os.environ.get("RESTORE_DEBUG", "") not in ("", "0")
+    debug = debugging()
     report = start_report(ignored, quiet, stream)
-    bar = tqdm(total=len(items), desc=desc or None, unit="file", file=stream, leave=False,
-               disable=quiet or not isatty(stream))
+    bar = progress_bar(items, desc, quiet, stream)
 
     def fail(file: Path, reason: str, exc: BaseException | None = None) -> None:
         report.failed.append((file, reason))
@@ -148,14 +147,9 @@ def run_pipeline(items: Sequence[Item], outputs: Callable[[Path, Path], list[Pat
         for i in range(len(todo)):
             if i not in settled:
                 remove_new(*todo[i][2:])
-        bar.close()
-        if not quiet:
-            print(f"interrupted; {report.summary(desc)}. Run again with --skip-existing to resume.", file=stream)
+        interrupted(report, bar, desc, quiet, stream)
         raise
     finally:
         readers.shutdown(wait=False, cancel_futures=True)
         writer.shutdown(wait=True)
-    bar.close()
-    if not quiet:
-        print(report.summary(desc), file=stream)
-    return report
+    return finish_report(report, bar, desc, quiet, stream)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from restore.faces.detect import Detection
+from .detect import Detection
 
 __all__ = ["FaceTracker", "Track"]
 

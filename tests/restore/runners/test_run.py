@@ -1,5 +1,5 @@
-"""``restore.run.run_job``: segment, translate and sketch, pipelined (the default) and one
-input after another (``--no-pipeline``), write the same bytes and the same lines."""
+"""``restore.runners.choose.run_job``: segment, translate and sketch, pipelined (the default) and
+one input after another (``--no-pipeline``), write the same bytes and the same lines."""
 from __future__ import annotations
 
 import shutil

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from .io import probe
-from .stream import FramePipeline
+from restore.video.io import probe
+from restore.video.stream import FramePipeline
+
 from .track import FaceTracker
 
 __all__ = ["restore_video", "temporal_error"]

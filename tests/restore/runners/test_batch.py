@@ -1,4 +1,5 @@
-"""restore.batch: finding inputs, one line per bad file, exit codes, resume, no partial output."""
+"""The runners' inputs, reports and ``run_batch``: finding inputs, one line per bad file, exit
+codes, resume, no partial output."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restore.batch import BatchReport, UsageError, describe_error, find_inputs, output_path, run_batch, scan_inputs
 from restore.imageio import ImageError, is_volume, read_image, read_volume
 from restore.imagewrite import write_png
+from restore.runners.inputs import UsageError, find_inputs, scan_inputs
+from restore.runners.outputs import output_path
+from restore.runners.report import BatchReport, describe_error
+from restore.runners.sequential import run_batch
 from tests.badfiles import BAD_REASONS, make_mixed_folder
 
 

@@ -1,5 +1,5 @@
-"""A command's work as steps every runner shares: the photo-at-a-time loop (``run_batch``), the
-pipeline on one machine (``run_pipeline``) and a Ray cluster (``restore.ray.run_on_ray``).
+"""A command's work as steps every runner shares: one input after another (``run_batch``), the
+pipeline on one machine (``run_pipeline``) and a Ray cluster (``run_on_ray``).
 
     class SegmentJob(Job):
         def outputs(self, file, rel): ...          # the files one input makes (resume, clean-up)
@@ -8,7 +8,7 @@ pipeline on one machine (``run_pipeline``) and a Ray cluster (``restore.ray.run_
         def compute(self, values): ...             # the network, on several inputs at once
         def save(self, file, rel, result): ...     # write atomically; the return value is reported
 
-    report = run_job(SegmentJob(partial(Segmenter, ...)), found.items, ignored=found.ignored)  # restore.run
+    report = run_job(SegmentJob(partial(Segmenter, ...), out=out), found.items, ignored=found.ignored)
 
 The model is built on first use from ``make_model`` (a picklable callable, e.g. a
 ``functools.partial`` of the model's class), so a job crosses to a Ray worker as its settings
@@ -26,7 +26,7 @@ __all__ = ["Job"]
 class Job:
     """Base of the commands' jobs; see the module's docstring."""
     desc = "job"  # the progress bar's and summary line's name
-    out: Path  # the output folder: every output is under it
+    out: Path  # the output folder: every output is under it (and the runners sweep it)
     batch = 1  # ``size`` units (inputs; faces for ``restore faces``) per ``compute`` call
 
     def __init__(self, make_model: Callable[..., Any] | None = None, *, model: Any = None) -> None:
