@@ -12,14 +12,15 @@ import os
 import sys
 from typing import Sequence
 
-from restore import serve
-from restore.translate import cli as translate
+from gan.train import TrainingDiverged
+from restore import completion, serve
 from restore.export import cli as export
 from restore.faces import cli as faces
 from restore.models import cli as weights
 from restore.segment import cli as segment
 from restore.sketch import cli as sketch
-from restore.train import colorizer, gfpgan, pix2pix, segmenter
+from restore.train import cli as train_cli
+from restore.translate import cli as translate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_parser(sub).set_defaults(run=segment.run)
     train = sub.add_parser("train", help="train a network")
     tsub = train.add_subparsers(dest="what", required=True)
-    for trainer in (pix2pix, colorizer, gfpgan, segmenter):
-        trainer.add_parser(tsub).set_defaults(run=trainer.run)
+    train_cli.add_parsers(tsub)
     translate.add_parser(sub).set_defaults(run=translate.run)
     faces.add_parser(sub).set_defaults(run=faces.run)
     sketch.add_parser(sub).set_defaults(run=sketch.run)
@@ -39,12 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_parser(sub).set_defaults(run=weights.run)
     serve.add_parser(sub).set_defaults(run=serve.run)
     export.add_parser(sub).set_defaults(run=export.run)
+    completion.add_parser(sub, root=parser).set_defaults(run=completion.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gan.train.loop import TrainingDiverged
-
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -10,10 +10,10 @@ reads uint8 photos tile by tile.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # torch is imported where a picture is turned: --help reads ORIENTATIONS alone
+    from torch import Tensor
 
 #: How many copies ``ensemble`` may average: 1 (off), 2 (+ mirror), 4 (+ 180 degrees), 8 (all).
 ORIENTATIONS = (1, 2, 4, 8)
@@ -23,12 +23,16 @@ _ORDER = {1: (0,), 2: (0, 4), 4: (0, 4, 2, 6), 8: tuple(range(8))}
 
 def orient(x: Tensor, k: int) -> Tensor:
     """``x`` (..., H, W) in orientation ``k`` (0-7)."""
+    import torch
+
     y = torch.rot90(x, k % 4, dims=(-2, -1)) if k % 4 else x
     return (torch.flip(y, dims=(-1,)) if k >= 4 else y).contiguous()
 
 
 def unorient(y: Tensor, k: int) -> Tensor:
     """The inverse of :func:`orient`: a result computed on ``orient(x, k)`` mapped back to ``x``."""
+    import torch
+
     y = torch.flip(y, dims=(-1,)) if k >= 4 else y
     return torch.rot90(y, -(k % 4), dims=(-2, -1)) if k % 4 else y
 

@@ -29,14 +29,11 @@ from torch import nn
 from gan.data.batches import prefetch
 from gan.serialize import arch_name, save_model
 
+from . import TrainingDiverged
 from . import distributed as dist
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .trainers import TRAINERS
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:

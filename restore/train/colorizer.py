@@ -22,10 +22,9 @@ from gan.train.config import SketchOptions
 from gan.train.loop import TrainConfig, train
 from restore.runners.inputs import UsageError, find_inputs
 from restore.sketch.colorizer import flat_fill, psnr, read_rgb
-from restore.sketch.extract import METHODS, extract, random_sketch, xdog
+from restore.sketch.extract import extract, random_sketch, xdog
 
 from .holdout import pick, split_off
-from .options import add_run_args
 from .pairs import report_unusable
 
 
@@ -165,55 +164,6 @@ def train_colorizer_cli(args) -> dict[str, Any]:
     print(f"best validation PSNR {summary['best_score']:.2f} dB; colorizer written to "
           f"{Path(args.out) / 'generator.safetensors'}")
     return summary
-
-
-def add_parser(tsub) -> argparse.ArgumentParser:
-    """``restore train colorizer`` (or ``restore train sketch``, the task's word)."""
-    s = tsub.add_parser("colorizer", aliases=["sketch"],
-                        help="train the reference-guided sketch colorizer on a folder of colour images")
-    s.add_argument("--data", required=True, type=Path, help="colour images (searched recursively; alpha over white)")
-    s.add_argument("--val", type=Path, help="validation images; default: every 10th image of --data")
-    s.add_argument("--val-count", type=int, default=32, help="score at most this many validation images")
-    s.add_argument("--out", required=True, type=Path, help="run folder (generator.safetensors, checkpoint.pt, tb/)")
-    s.add_argument("--preset", default="default", choices=["tiny", "default", "paper"])
-    s.add_argument("--style-encoder", choices=["trainable", "mobilenet_v2", "vgg19", "none"],
-                   help="the reference's style vector (default: the preset's); with --style-weights for a file")
-    s.add_argument("--style-weights", type=Path, help="backbone state dict (e.g. mobilenet_v2-b0353104.pth)")
-    s.add_argument("--no-hints", action="store_true", help="a model without the colour-hint input")
-    s.add_argument("--hint-prob", type=float, default=0.5, help="share of samples given random colour hints")
-    s.add_argument("--sketch", default="random", choices=["random", *METHODS],
-                   help="training sketches: random XDoG/threshold parameters (default), one method, or hed")
-    s.add_argument("--attention", type=int, choices=range(0, 5), metavar="LEVELS",
-                   help="sketch-to-reference cross-attention at this many levels from the bottleneck up "
-                        "(0: none, the style vector only; default: the preset's)")
-    s.add_argument("--match-level", type=int, choices=range(-1, 4), metavar="LEVEL",
-                   help="sketch-keyed correspondence (the reference's own XDoG sketch through the same encoder) "
-                        "at this decoder level (0 = top; -1: none; default: the preset's)")
-    s.add_argument("--self-ref", type=float, default=0.8,
-                   help="share of samples whose reference is the target itself, warped, turned, flipped "
-                        "and zoomed (SCFT's augmented-self reference); the rest get shuffled patches")
-    s.add_argument("--init", help="start from this colorizer's weights (a file or a bundled name), e.g. "
-                                  "the bundled `colorizer`, where names and shapes match")
-    s.add_argument("--unpaired", type=float, default=0.0,
-                   help="share of samples whose reference is another image (adversarial and style losses only)")
-    s.add_argument("--max-side", type=int, default=256, help="downscale larger images to this (0: keep)")
-    s.add_argument("--steps", type=int, default=10000)
-    s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--crop", type=int, default=128,
-                   help="training crop side (default 128; smaller images are padded with white, the clip-art "
-                        "background, so images of any and mixed sizes train as they are)")
-    s.add_argument("--scale", type=float, nargs=2, default=(0.5, 1.0), metavar=("MIN", "MAX"),
-                   help="random resize of the crops")
-    s.add_argument("--lr", type=float, default=2e-4)
-    s.add_argument("--beta1", type=float, default=0.5)
-    s.add_argument("--gan-loss", default="vanilla", choices=["vanilla", "lsgan", "hinge", "wgan-softplus"])
-    s.add_argument("--gan-weight", type=float, default=1.0, help="0: no discriminator (L1 and guides only)")
-    s.add_argument("--l1-weight", type=float, default=100.0)
-    s.add_argument("--guide-weights", type=float, nargs=2, default=(0.3, 0.9), metavar=("GREY", "COLOUR"))
-    s.add_argument("--aux-weight", type=float, default=1.0, help="the AC-GAN style regression term")
-    s.add_argument("--ema", type=float, default=0.999)
-    add_run_args(s, val_every=500)
-    return s
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,61 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from gan.data.degrade import DEGRADE_PRESETS
 from gan.presets import GFPGAN_TRAIN_PRESETS
 
 from .holdout import pick, split_off
-from .options import add_run_args
 from .pairs import report_unusable
-
-
-def add_parser(tsub) -> argparse.ArgumentParser:
-    """``restore train gfpgan`` (or ``restore train faces``, the task's word)."""
-    s = tsub.add_parser("gfpgan", aliases=["faces"],
-                        help="train or fine-tune the GFP-GAN face restorer on aligned faces")
-    src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", type=Path, help="aligned face images (FFHQ layout: a folder of square crops of any "
-                                                "and mixed sizes, each resized to the preset's side)")
-    src.add_argument("--pairs", type=Path, nargs=2, metavar=("A_DIR", "B_DIR"),
-                     help="explicit (degraded, clean) aligned faces, matched by file name")
-    s.add_argument("--val", type=Path, help="held-out clean faces, degraded once at a fixed seed "
-                                            "(default: every 10th training face)")
-    s.add_argument("--val-count", type=int, default=16, help="score at most this many validation faces")
-    s.add_argument("--out", required=True, type=Path, help="run folder (generator.safetensors, checkpoint.pt, tb/)")
-    s.add_argument("--preset", default="small", choices=sorted(GFPGAN_TRAIN_PRESETS),
-                   help="tiny: 32 px (tests); small: 128 px (CPU); paper: 512 px, GFPGANv1.3/1.4's generator")
-    s.add_argument("--prior", type=Path, help="pretrained StyleGAN2 for the decoder (.pth, params_ema; clean or "
-                                              "basicsr layout)")
-    s.add_argument("--channel-multiplier", type=int, choices=[1, 2],
-                   help="generator width above 32 px (default: the preset's; GFP-GAN's Cmul1 prior needs 1)")
-    s.add_argument("--fix-decoder", action="store_true", help="freeze the decoder (with --prior or --init-weights)")
-    s.add_argument("--init-weights", help="fine-tune from a GFPGANv1.3/1.4 .pth (or its name), a run folder or "
-                                          "a .safetensors (generator only)")
-    s.add_argument("--degrade", default="gfpgan", choices=sorted(DEGRADE_PRESETS),
-                   help="degradation model making the inputs (default: GFP-GAN's)")
-    s.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
-    s.add_argument("--steps", type=int, default=20000)
-    s.add_argument("--batch-size", type=int, default=4, help="per process; at most 4 or a multiple of 4")
-    s.add_argument("--lr", type=float, default=2e-3)
-    s.add_argument("--pixel-weight", type=float, default=0.1)
-    s.add_argument("--pyramid-weight", type=float, default=1.0)
-    s.add_argument("--pyramid-until", type=int, default=50000, help="step from which the pyramid loss is off")
-    s.add_argument("--perceptual-weight", type=float, default=1.0)
-    s.add_argument("--style-weight", type=float, default=50.0)
-    s.add_argument("--perceptual", default="auto", choices=["auto", "vgg19", "mobilenet_v2", "none"],
-                   help="backbone (auto: VGG19 when in the torch hub cache, else --perceptual-weights, else off)")
-    s.add_argument("--perceptual-weights", type=Path, help="backbone state dict (vgg19-dcbb9e9d.pth, "
-                                                           "mobilenet_v2-b0353104.pth)")
-    s.add_argument("--gan-weight", type=float, default=0.1)
-    s.add_argument("--r1-weight", type=float, default=10.0)
-    s.add_argument("--r1-every", type=int, default=16)
-    s.add_argument("--component-weight", type=float, default=1.0, help="facial-component GAN loss")
-    s.add_argument("--component-style-weight", type=float, default=200.0)
-    s.add_argument("--identity-weights", type=Path, help="ArcFace arcface_resnet18.pth (identity loss; off without)")
-    s.add_argument("--identity-weight", type=float, default=10.0)
-    s.add_argument("--ema", type=float, default=0.5 ** (32 / 10000), help="EMA decay of the exported generator")
-    add_run_args(s, val_every=1000)
-    return s
 
 
 def read_faces(folder: Path, size: int) -> tuple[dict[str, np.ndarray], list[tuple[Path, str]]]:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from gan.data.batches import PairBatches
-from gan.data.degrade import DEGRADE_PRESETS, Degradation
+from gan.data.degrade import Degradation
 from gan.losses.perceptual import PerceptualLoss
 from gan.nets.restorer import RestorerConfig
 from gan.presets import PATCHGAN_PRESETS, PIX2PIX_PRESETS
@@ -20,7 +20,6 @@ from gan.train.loop import TrainConfig, train
 from restore.quality import lpips_metric, psnr_ssim
 
 from .holdout import pick, split_off
-from .options import add_run_args
 from .pairs import PairSet, fit_pair_crop, load_pair_folder, report_unusable, resize_pairs
 
 VAL_SEED = 20261125  # the degraded validation inputs are drawn once, at this seed
@@ -161,53 +160,6 @@ def train_pix2pix_cli(args) -> dict[str, Any]:
     print(f"best validation PSNR {summary['best_score']:.2f} dB; generator written to "
           f"{Path(args.out) / 'generator.safetensors'}")
     return summary
-
-
-def add_parser(tsub) -> argparse.ArgumentParser:
-    """``restore train pix2pix`` (or ``restore train translate``, the task's word)."""
-    s = tsub.add_parser("pix2pix", aliases=["translate"],
-                        help="train a U-Net GAN (pix2pix) on image pairs or degraded clean photos")
-    s.add_argument("--data", required=True, type=Path,
-                   help="A/ + B/ folders, side-by-side pairs, or clean images with --degrade")
-    s.add_argument("--layout", default="auto", choices=["auto", "ab", "side", "clean"])
-    s.add_argument("--degrade", choices=sorted(DEGRADE_PRESETS),
-                   help="make inputs from clean images with this degradation model (gan/data/degrade.py)")
-    s.add_argument("--val", type=Path, help="validation folder (same layout); default: every 10th pair")
-    s.add_argument("--val-size", type=int, default=256, help="side of the validation centre crops")
-    s.add_argument("--out", required=True, type=Path, help="run folder (generator.safetensors, checkpoint.pt, tb/)")
-    s.add_argument("--preset", default="default", choices=list(PIX2PIX_PRESETS),
-                   help="network sizes: pix2pix's (default, paper, tiny) or the residual restorer's")
-    s.add_argument("--num-downs", type=int, help="generator depth (default: the preset's)")
-    s.add_argument("--init", choices=["pix2pix", "default"],
-                   help="generator initialisation: pix2pix's N(0, 0.02) or PyTorch's (default: the preset's)")
-    s.add_argument("--n-layers", type=int, help="PatchGAN layers (3 = 70x70 patches)")
-    s.add_argument("--spectral-norm", action="store_true", help="spectral norm in the discriminator")
-    s.add_argument("--steps", type=int, default=20000)
-    s.add_argument("--batch-size", type=int, default=4)
-    s.add_argument("--crop", type=int, default=None,
-                   help="training crop side (default: 256, or, for smaller images, the largest multiple of the "
-                        "generator's size divisor that every pair allows; pairs below one divisor, e.g. 256 px for "
-                        "the default 8-level U-Net, are resized up to it, as pix2pix does). Given, pairs smaller "
-                        "than it are unusable")
-    s.add_argument("--scale", type=float, nargs=2, default=(1.0, 1.0), metavar=("MIN", "MAX"),
-                   help="random resize of the crops (e.g. 0.5 1.0)")
-    s.add_argument("--lr", type=float, default=2e-4)
-    s.add_argument("--rotate", action="store_true",
-                   help="also rotate crops by multiples of 90 degrees (8 orientations with the flip; for restoration data)")
-    s.add_argument("--init-weights", help="fine-tune: start the generator from this run, file or bundled name")
-    s.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1 (pix2pix: 0.5; 0.9 for L1-only runs)")
-    s.add_argument("--gan-loss", default="vanilla", choices=["vanilla", "lsgan", "hinge", "wgan-softplus"])
-    s.add_argument("--gan-weight", type=float, default=1.0)
-    s.add_argument("--l1-weight", type=float, default=100.0)
-    s.add_argument("--perceptual-weight", type=float, default=0.0)
-    s.add_argument("--perceptual", default="auto", choices=["auto", "vgg19", "mobilenet_v2"],
-                   help="perceptual backbone (auto: VGG19 if its weights are in the torch hub cache)")
-    s.add_argument("--perceptual-weights", type=Path, help="backbone state-dict file (e.g. mobilenet_v2-b0353104.pth)")
-    s.add_argument("--r1-weight", type=float, default=0.0)
-    s.add_argument("--r1-every", type=int, default=16)
-    s.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported generator (0: off)")
-    add_run_args(s, val_every=500)
-    return s
 
 
 def run(args: argparse.Namespace) -> int:

@@ -128,43 +128,6 @@ def train_segmenter_cli(args) -> dict[str, Any]:
     return summary
 
 
-def add_parser(tsub) -> argparse.ArgumentParser:
-    """``restore train segmenter`` (or ``restore train segment``, the task's word)."""
-    s = tsub.add_parser("segmenter", aliases=["segment"],
-                        help="train a segmentation U-Net on images/ + masks/ (or CTC) data")
-    s.add_argument("--data", required=True, type=Path, help="folder with images/ and masks/, or a CTC sequence folder")
-    s.add_argument("--val", type=Path, help="validation folder (same layout); default: hold out part of --data")
-    s.add_argument("--val-fraction", type=float, default=0.2)
-    s.add_argument("--out", required=True, type=Path, help="run folder (model.safetensors, checkpoint.pt, tb/)")
-    s.add_argument("--model", default="plain", choices=["plain", "residual", "attention", "multires", "unetr"])
-    s.add_argument("--dims", type=int, default=2, choices=[2, 3])
-    s.add_argument("--preset", default="default", choices=["tiny", "default", "paper"])
-    s.add_argument("--classes", type=int, default=2, help="classes incl. background (instance masks -> 2)")
-    s.add_argument("--in-channels", type=int, default=1)
-    s.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
-    s.add_argument("--epochs", type=int, help="epochs (one epoch ~ every training pixel seen once); default 50")
-    s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--crop", type=int, default=None,
-                   help="training crop side (default: 256, or, for smaller images or volumes, the largest multiple "
-                        "of the U-Net's size divisor that every image allows; never resized, since that would "
-                        "change the objects' scale: images below one divisor have their borders mirrored)")
-    s.add_argument("--lr", type=float, default=1e-3)
-    s.add_argument("--loss", default="dice_ce", choices=["ce", "wce", "dice", "dice_ce"])
-    s.add_argument("--zoom", type=float, nargs=2, default=(0.6, 1.7), metavar=("MIN", "MAX"),
-                   help="scale augmentation range (default 0.6 1.7)")
-    s.add_argument("--augment", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override an augmentation setting of gan.data.augment.AugmentConfig, e.g. rotate=180 "
-                        "or gamma=0.6,1.6 (repeatable)")
-    s.add_argument("--diameter", type=float, default=None,
-                   help="rescale every image so its median object diameter becomes this many px")
-    s.add_argument("--val-every", type=int, help="steps between validations (default: one epoch)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    s.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
-    s.add_argument("--quiet", action="store_true")
-    return s
-
-
 def run(args: argparse.Namespace) -> int:
     train_segmenter_cli(args)
     return 0
