@@ -116,7 +116,7 @@ class Runtime:
         out = []
         for name, e in manifest().items():
             state = _state(name, e)
-            usable = _word(e.get("task")) == task or (task == "faces" and name == "restorer")
+            usable = (_word(e.get("task")) == task and not e.get("role")) or (task == "faces" and name == "restorer")
             if state and usable:
                 out.append((f"{name} ({state}, {e.get('licence', 'licence unknown')})", name))
         for p in self.extra:
@@ -179,14 +179,17 @@ class Runtime:
     def segmenter(self, weights: str):
         from restore.segment.segmenter import Segmenter
 
-        return self.load(("segment", weights), lambda: Segmenter(weights, self.device, backend=self.backend))
+        return self.load(("segment", weights), lambda: Segmenter(
+            weights, self.device, precision=self.precision["segment"], backend=self.backend))
 
     def translator(self, weights: str):
         from restore.translate import Translator
 
-        return self.load(("translate", weights), lambda: Translator(weights, self.device, backend=self.backend))
+        return self.load(("translate", weights), lambda: Translator(
+            weights, self.device, precision=self.precision["translate"], backend=self.backend))
 
     def colorizer(self, weights: str):
         from restore.sketch.colorizer import Colorizer
 
-        return self.load(("sketch", weights), lambda: Colorizer(weights, self.device, backend=self.backend))
+        return self.load(("sketch", weights), lambda: Colorizer(
+            weights, self.device, precision=self.precision["sketch"], backend=self.backend))

@@ -26,8 +26,9 @@ import torch
 
 from gan.nets.descriptor import pixels_in, pixels_out
 from gan.nets.registry import descriptor_of
-from gan.precision import autocast, cast_model, resolve_precision, run
+from gan.precision import autocast, cast_model, run
 from restore.colour import to_rgb8, to_uint8
+from restore.inference import Inference
 
 from .align import estimate_affine, load_parser, parse_mask, paste, resize_to, template, warp_face
 from .detect import Detection, center_face, detect, make_detector, merge
@@ -127,12 +128,12 @@ def _as_layout(rgb8: np.ndarray, grey: bool, dtype: np.dtype) -> np.ndarray:
     return out.astype(np.uint16) * 257 if dtype == np.uint16 else out
 
 
-class FaceRestorer:
+class FaceRestorer(Inference):
     """Restores the faces in photos (and their background); RGB uint8 arrays in and out.
 
     ``weights``: see :func:`load_face_model`. ``detector``: auto | retinaface | mtcnn.
     ``precision``: fp32 | bf16 | fp16 | auto (``gan.precision``: bf16 where it is native, fp16 on
-    CUDA only). ``upscale``: 1, 2 or 4.
+    CUDA only); None: ``restore faces``' default, auto. ``upscale``: 1, 2 or 4.
     ``bg``: restorer (``bg_weights``, the bundled restorer, in tiles, then resized), resize
     (Lanczos) or none (the input's own pixels, repeated when upscaling: nothing outside the
     faces changes). An image-to-image face model given by name or file restores the background
@@ -146,21 +147,19 @@ class FaceRestorer:
     detection and parsing stay in PyTorch.
     """
 
+    task = "faces"
+
     def __init__(self, weights: str | Path | torch.nn.Module | None = None, detector: str = "auto",
-                 device: str | torch.device = "cpu", precision: str = "fp32", *, upscale: int = 1,
+                 device: str | torch.device = "cpu", precision: str | None = None, *, upscale: int = 1,
                  bg: str = "restorer", bg_weights: str | Path = "restorer", fidelity: float = 1.0, min_face: float = 16,
                  only_center_face: bool = False, parse: bool | str = "auto", tile: int = 512,
                  detect_size: int = 1600, batch_size: int = 4, backend: str = "torch",
                  own_scale: bool | None = None) -> None:
-        from restore.export.backend import check_backend, on_backend
-
+        from restore.export.backend import on_backend
         from restore.translate import Translator
 
         _check_options(upscale, bg, fidelity)
-        self.backend = backend
-        self.device = torch.device(device)
-        # an impossible one fails now; onnxruntime runs the file in the precision it was exported in
-        self.precision = resolve_precision(check_backend(backend, precision), self.device)
+        self.setup(device, precision, backend)  # precision None: auto, restore faces' default
         self.upscale, self.bg, self.fidelity = upscale, bg, float(fidelity)
         self.min_face, self.only_center_face = min_face, only_center_face
         self.detect_size, self.batch_size = detect_size, batch_size

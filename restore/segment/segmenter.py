@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan.precision import autocast, resolve_precision
-from restore.export.backend import check_backend, load_model_file, on_backend
-from restore.models.cache import resolve_weights
+from gan.precision import autocast
 from restore.ensemble import check_orientations, ensemble
+from restore.export.backend import on_backend
+from restore.inference import Inference
 from restore.tiling import tiled_inference
 
 from .postprocess import dense_crf, remove_small, split_instances
@@ -18,7 +18,7 @@ from .postprocess import fill_holes as fill_holes_fn
 from .preprocess import median_diameter, prepare_image, rescale
 
 
-class Segmenter:
+class Segmenter(Inference):
     """A segmentation model ready for inference.
 
     ``diameter``: the typical object diameter in the input, in pixels; ``"auto"`` measures
@@ -28,22 +28,19 @@ class Segmenter:
     ``weights`` may also be an exported ``.onnx`` file).
     """
 
+    task = "segment"
+
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu",
                  tile: int = 512, overlap: float = 0.25, batch_size: int = 4, blend: str = "gaussian",
-                 diameter: float | str | None = "auto", precision: str = "fp32", backend: str = "torch",
+                 diameter: float | str | None = "auto", precision: str | None = None, backend: str = "torch",
                  tta: int = 1) -> None:
-        self.path = resolve_weights(weights or "nuclei")
-        self.device = torch.device(device)
-        # fp32 by default: see segment/cli.py; onnxruntime: fp32 (the file's own)
-        self.precision = resolve_precision(check_backend(backend, precision), self.device)
-        self.backend = backend
-        self.source, self.meta = load_model_file(self.path, self.device)  # the network as loaded
+        self.setup(device, precision, backend, tta)  # precision None: fp32, restore segment's default
+        self.path, self.source, self.meta = self.load(weights or "nuclei", "segmenter")  # the network as loaded
         cfg = self.source.config
         self.dims, self.in_channels, self.num_classes = cfg.dims, cfg.in_channels, cfg.out_channels
         self.model_diameter = float(self.meta.get("diameter") or 0) or None
         self.diameter = diameter
         self.overlap, self.batch_size, self.blend = overlap, batch_size, blend
-        self.tta = check_orientations(tta)  # test-time augmentation: orientations averaged (logits)
         self.tile = self._fit_tile(tile)
         self.model = self._on_backend()
 

@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan.nets.colorizer import ColorizerConfig
-from gan.precision import autocast, resolve_precision
-from restore.export.backend import check_backend, load_model_file, on_backend
+from gan.precision import autocast
+from restore.export.backend import on_backend
 from restore.imageio import DEFAULT_MAX_PIXELS, read_alpha, read_image
-from restore.models.cache import resolve_weights
+from restore.inference import Inference
 
 from .extract import flat_share, luminance, to_float
 from .layers import compose, fill_hinted, flat
@@ -75,21 +74,17 @@ def _regions_choice(choice: bool | str) -> bool | str:
     return choice
 
 
-class Colorizer:
+class Colorizer(Inference):
     """A trained colorizer ready for inference: ``colorizer(sketch, reference, hints=None)``."""
 
+    task = "sketch"
+
     def __init__(self, weights: str | Path = "colorizer", device: str | torch.device = "cpu",
-                 max_side: int = 1024, precision: str = "fp32", backend: str = "torch",
+                 max_side: int = 1024, precision: str | None = None, backend: str = "torch",
                  fill_hints: bool = True, one_per_region: bool | str = "auto", align: bool = True) -> None:
-        self.path = resolve_weights(weights)
-        self.device = torch.device(device)
-        # fp32: an outer autocast still applies; onnxruntime: fp32 (the file's own)
-        self.precision = resolve_precision(check_backend(backend, precision), self.device)
-        self.model, self.meta = load_model_file(self.path, self.device)
-        if not isinstance(self.model.config, ColorizerConfig):
-            raise ValueError(f"{self.path} is not a sketch colorizer ({type(self.model).__name__})")
-        self.backend = backend
-        self.model = on_backend(self.model, backend, source=self.path, name="colorizer", device=self.device)
+        self.setup(device, precision, backend)  # precision None: auto, restore sketch's default
+        self.path, self.model, self.meta = self.load(weights, "colorizer")
+        self.model = on_backend(self.model, self.backend, source=self.path, name="colorizer", device=self.device)
         self.max_side = max_side
         self.fill_hints = fill_hints  # hint strokes paint the regions they touch (restore.sketch.layers)
         self.one_per_region = _regions_choice(one_per_region)  # each region of the sketch one colour (layers.flat)

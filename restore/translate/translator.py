@@ -9,40 +9,31 @@ import torch
 
 from gan.nets.descriptor import pixels_in, pixels_out
 from gan.nets.registry import descriptor_of
-from gan.precision import autocast, resolve_precision
-from restore.ensemble import check_orientations, ensemble
-from restore.export.backend import check_backend, load_model_file, on_backend
-from restore.models.cache import resolve_weights
+from gan.precision import autocast
+from restore.ensemble import ensemble
+from restore.export.backend import on_backend
+from restore.inference import Inference
 from restore.tiling import tiled_inference
 
 
-class Translator:
-    """A generator ready for inference on RGB uint8 images of any size (tiled)."""
+class Translator(Inference):
+    """A generator ready for inference on RGB uint8 images of any size (tiled). ``precision=None``:
+    ``restore translate``'s default (auto)."""
+
+    task = "translate"
 
     def __init__(self, weights: str | Path | torch.nn.Module = "restorer", device: str | torch.device = "cpu",
-                 tile: int = 512, overlap: float = 0.25, batch_size: int = 2, precision: str = "fp32",
+                 tile: int = 512, overlap: float = 0.25, batch_size: int = 2, precision: str | None = None,
                  backend: str = "torch", tta: int = 1) -> None:
-        self.device = torch.device(device)
-        self.tta = check_orientations(tta)  # test-time augmentation: orientations averaged
-        # fp32: an outer autocast still applies; onnxruntime: fp32 (the file's own)
-        self.precision = resolve_precision(check_backend(backend, precision), self.device)
-        if isinstance(weights, torch.nn.Module):  # a network object (the API, tests): run as it is
-            self.path, self.model, self.meta = None, weights.to(self.device).eval(), {}
-            backend = "torch"
-        else:
-            self.path = resolve_weights(weights)
-            self.model, self.meta = load_model_file(self.path, self.device)
-        self.backend = backend
+        self.setup(device, precision, backend, tta)
+        self.path, self.model, self.meta = self.load(weights, "image-to-image")
         d = descriptor_of(self.model)
-        if d.kind != "image-to-image":
-            what = self.path or "the network"
-            raise ValueError(f"{what} is not an image-to-image generator ({type(self.model).__name__}: {d.kind})")
         self.port = d.inputs(self.model.config, tile)[0]
         self.out_range = d.output_range
         m = self.port.multiple
         self.tile = max(m, -(-tile // m) * m)
         if self.path is not None:
-            self.model = on_backend(self.model, backend, source=self.path, device=self.device, tile=self.tile)
+            self.model = on_backend(self.model, self.backend, source=self.path, device=self.device, tile=self.tile)
         self.overlap, self.batch_size = overlap, batch_size
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
