@@ -73,7 +73,8 @@ def run_list(args) -> int:
             state = f"partial {100 * part_path(path).stat().st_size // e['bytes']}% (fetch resumes)"
         else:
             state = "missing"
-        rows.append((name, e.get("task", ""), _size(e.get("bytes")), state, e.get("licence", "")))
+        task = e.get("task", "") + (f" ({e['role']})" if e.get("role") else "")
+        rows.append((name, task, _size(e.get("bytes")), state, e.get("licence", "")))
     for path in _imported(models):
         rows.append((path.stem, "", _size(path.stat().st_size), "imported", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
