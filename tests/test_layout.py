@@ -1,6 +1,8 @@
 """The layout's rules (README, "Layout"): the arrows go one way (apps -> restore -> gan), no two
 modules import each other (directly or round a longer circle, lazy imports included), no file
-passes 400 lines, and every subcommand is registered by its task package, not dispatched."""
+passes 400 lines, every subcommand is registered by its task package, not dispatched, no task
+code lives outside its task's package (the shared rooms import no task), and no network is
+registered outside its own file (tests/gan/nets/test_registry.py)."""
 from __future__ import annotations
 
 import ast
@@ -65,6 +67,23 @@ def test_arrows_go_one_way(graph):
             assert not {d for d in deps if d.startswith("restore")}, name
         if name.startswith("restore") and not in_app(name) and name != "restore.serve":  # `restore app` starts it
             assert not {d for d in deps if in_app(d)}, name
+
+
+TASKS = ("faces", "segment", "sketch", "translate", "upscale")  # gan/tasks.py: one package each under restore/
+# Rooms that use the tasks by design: the command line assembles them, the trainers train their
+# networks, the app serves them; restore.ray re-exports the tasks' Ray UDFs (its documented API).
+USES_TASKS = ("restore.cli", "restore.train", "restore.ray", APP)
+
+
+def test_no_task_code_outside_its_task(graph):
+    """The shared rooms (runners, export, models, video, imageio, tiling, ...) import no task: a
+    task's Ray UDF, film code or identity score lives in its own package and plugs into them."""
+    tasks = tuple(f"restore.{t}" for t in TASKS)
+    for name, deps in graph.items():
+        if not name.startswith("restore.") or name.startswith(tasks + USES_TASKS):
+            continue
+        used = sorted(d for d in deps if d.startswith(tasks))
+        assert not used, f"{name} imports task code {used}: move it into the task's package"
 
 
 def test_no_import_circles(graph):

@@ -36,10 +36,16 @@ def load_source(source: str) -> tuple["object", Path]:
     from restore.models.cache import load_network, resolve_weights
     from restore.models.manifest import WeightsError
 
-    if source == "hed":
-        from restore.sketch.extract import hed_model, hed_weights
+    if source == "hed":  # not in the manifest: made from the pip package that ships it
+        from safetensors.torch import load_file
 
-        return hed_model(), hed_weights()
+        from gan.nets.hed import HED
+        from restore.models.hed import hed_weights
+
+        path = hed_weights()
+        net = HED()
+        net.load_state_dict(load_file(str(path)))
+        return net.eval(), path
     path = Path(source).expanduser()
     if path.suffix == ".pth" and path.is_file():
         try:
