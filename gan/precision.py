@@ -72,7 +72,9 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if device.type == "cuda":
-        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        # native only: the default (including_emulation=True) says True on pre-Ampere GPUs (a T4),
+        # where bf16 is emulated and slower than fp16
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
         if precision == "auto":
             return "bf16" if bf16 else "fp16"
         if precision == "bf16" and not bf16:

@@ -44,7 +44,7 @@ def autocast(enabled: bool) -> contextlib.AbstractContextManager:
     if not enabled:
         return contextlib.nullcontext()
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
+        if torch.cuda.is_bf16_supported(including_emulation=False):  # native only (a T4 emulates it)
             return torch.autocast("cuda", dtype=torch.bfloat16)
         warnings.warn("this GPU has no bf16: training in fp32", stacklevel=2)
         return contextlib.nullcontext()

@@ -129,13 +129,14 @@ def test_auto_and_bf16_on_each_kind_of_gpu(cpu, monkeypatch, name, cpu_kind):
             assert resolve_precision("bf16", device) == "bf16"
 
 
-@pytest.mark.xfail(strict=True, reason="resolve_precision asks torch.cuda.is_bf16_supported() with its default "
-                   "including_emulation=True, which is True on pre-Ampere GPUs (a T4) that only emulate bf16: "
-                   "auto picks bf16 there, against --precision's help ('fp16 on older ones')")
 def test_auto_is_fp16_on_a_gpu_that_only_emulates_bf16(cpu, monkeypatch):
+    """A pre-Ampere GPU (a T4) emulates bf16, slower than fp16: auto is fp16 and bf16 is refused,
+    as --precision's help says ('fp16 on older ones')."""
     cpu(INTEL, "", False)
     fake_gpu(monkeypatch, available=True, native=False, emulated=True)
     assert resolve_precision("auto", "cuda") == "fp16"
+    with pytest.raises(ValueError, match="this GPU has no bf16 support"):
+        resolve_precision("bf16", "cuda")
 
 
 @pytest.mark.parametrize("device", ["mps", "meta"])
