@@ -30,12 +30,13 @@ from gan.precision import cpu_has_bf16, resolve_precision
 from gan.tasks import task_word
 from restore.imageio import DEFAULT_MAX_PIXELS
 from restore.models.manifest import converted_path, is_downloadable, manifest, model_file
+from restore.runners.args import DEFAULT_PRECISION
 
 TASKS = ("faces", "sketch", "segment", "translate")  # the tabs, in gan.tasks' one word per task
 # A tab offers the models whose task (manifest entry or file metadata, read through task_word so
 # that earlier words such as "segmentation" or "face restoration" match too) is its own; the Faces
 # tab also takes a translate generator (the bundled restorer).
-AUTO_PRECISION = {"faces": "auto", "sketch": "auto", "segment": "fp32", "translate": "auto"}
+AUTO_PRECISION = DEFAULT_PRECISION  # the commands' defaults (restore.runners.args)
 MAX_VIDEO_FRAMES = 9000  # 6 minutes at 25 fps
 MAX_UPLOADED_MODELS = 4  # generator files uploaded in the Translate tab kept loaded
 

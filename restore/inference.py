@@ -17,9 +17,8 @@ from gan.precision import resolve_precision
 from restore.ensemble import check_orientations
 from restore.export.backend import check_backend, load_model_file
 from restore.models.cache import resolve_weights
+from restore.runners.args import DEFAULT_PRECISION
 
-# The commands' --precision defaults (benchmarks/bench_precision.py, README "Precision").
-DEFAULT_PRECISION = {"faces": "auto", "translate": "auto", "sketch": "auto", "segment": "fp32", "upscale": "auto"}
 
 
 class Inference:
@@ -56,4 +55,4 @@ WHAT = {"image-to-image": "an image-to-image generator", "colorizer": "a sketch 
         "segmenter": "a segmentation network", "face prior": "a face restorer", "upscaler": "an upscaler"}
 
 
-__all__ = ["DEFAULT_PRECISION", "Inference"]
+__all__ = ["Inference"]

@@ -40,7 +40,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--detect-size", type=int, default=1600,
                    help="detect faces on a copy at most this many px on its longer side (0: full size)")
     p.add_argument("--tile", type=int, default=512, help="tile side for the background restorer")
-    add_precision_arg(p)
+    add_precision_arg(p, "faces")
     add_backend_arg(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--batch-size", type=int, default=None,

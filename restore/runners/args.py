@@ -3,7 +3,7 @@ numpy nor Pillow: ``restore/cli.py`` builds every subcommand's parser, and ``--h
 wait for them.
 
     add_output_args(p)          --format png|jpg|webp, --quality
-    add_precision_arg(p)        --precision (the command's measured default)
+    add_precision_arg(p, task)  --precision (the task's measured default)
     add_backend_arg(p)          --backend torch|onnxruntime
     add_tta_arg(p, what)        --tta N
     add_video_args(p)           --crf, --codec (the commands that take films)
@@ -31,8 +31,15 @@ def add_output_args(parser: argparse.ArgumentParser, what: str = "images") -> No
                         help="JPEG/WebP quality 1-100 (default 95; webp 100 is lossless)")
 
 
-def add_precision_arg(parser: argparse.ArgumentParser, default: str = "auto") -> None:
-    """``--precision`` with the measured default of the command (benchmarks/bench_precision.py)."""
+# Each command's --precision default, measured (benchmarks/bench_precision.py, README "Precision"):
+# bf16's error >= 45 dB for the photo tasks; segmentation's masks flip in bf16. The Python API's
+# wrappers take the same defaults (restore.inference), and so does the app.
+DEFAULT_PRECISION = {"faces": "auto", "translate": "auto", "sketch": "auto", "segment": "fp32", "upscale": "auto"}
+
+
+def add_precision_arg(parser: argparse.ArgumentParser, task: str) -> None:
+    """``--precision`` with the measured default of ``task``'s command."""
+    default = DEFAULT_PRECISION[task]
     why = {"auto": "auto (default): bf16 on GPUs that have it (fp16 on older ones) and on CPUs where it measured "
                    "faster (AMX, or AMD's AVX512-BF16), fp32 on other CPUs; its error against fp32 measured >= 45 dB",
            "fp32": "fp32 (default: in bf16 up to 2%% of the foreground pixels flipped)"}[default]

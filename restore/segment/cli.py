@@ -34,7 +34,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--diameter", type=_diameter, default="auto",
                    help="object diameter in px in your images, 'auto' (default) or 'none' to not rescale")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    add_precision_arg(p, "fp32")
+    add_precision_arg(p, "segment")
     add_backend_arg(p)
     add_tta_arg(p, "class probabilities (logits) averaged")
     add_output_args(p, "overlays (masks stay PNG, or TIFF for volumes)")

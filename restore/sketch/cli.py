@@ -44,7 +44,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--weights", default="colorizer", help="bundled model name, run folder, .safetensors or .onnx file")
     p.add_argument("--max-side", type=int, default=1024, help="colour larger sketches at this size, then upsample")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    add_precision_arg(p)
+    add_precision_arg(p, "sketch")
     add_backend_arg(p)
     add_output_args(p, "pictures")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")

@@ -18,7 +18,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--overlap", type=float, default=0.25)
     p.add_argument("--device", default="cpu")
-    add_precision_arg(p)
+    add_precision_arg(p, "translate")
     add_backend_arg(p)
     add_tta_arg(p, "the restored images averaged")
     add_output_args(p)

@@ -70,3 +70,27 @@ def test_the_trainers_choices_are_their_tables():
     assert cli.PIX2PIX_PRESET_NAMES == tuple(PIX2PIX_PRESETS)
     assert cli.GFPGAN_PRESET_NAMES == tuple(sorted(GFPGAN_TRAIN_PRESETS))
     assert cli.GAN_LOSSES == GAN_KINDS and cli.SEG_LOSS_NAMES == tuple(SEG_LOSSES)
+
+
+def complete_bash(script: str, line: str) -> list[str]:
+    """What bash offers for ``line`` (the cursor at its end) with ``script`` sourced."""
+    words = line.split(" ")
+    run = (f'source "$1"; COMP_WORDS=({" ".join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}; '
+           f'COMP_LINE={line!r}; COMP_POINT=${{#COMP_LINE}}; _shtab_restore; printf "%s\\n" "${{COMPREPLY[@]}}"')
+    done = subprocess.run(["bash", "-c", run, "bash", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_bash_completion_offers_commands_flags_and_model_names(tmp_path):
+    made = subprocess.run([sys.executable, "-m", "restore", "completion", "bash"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    script = tmp_path / "restore.bash"
+    script.write_text(made.stdout)
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0  # a script bash can read
+    assert {"train", "translate"} <= set(complete_bash(str(script), "restore tr"))
+    assert "--skip-existing" in complete_bash(str(script), "restore faces --sk")
+    assert {"gfpgan-v1.3", "gfpgan-v1.4"} <= set(complete_bash(str(script), "restore faces --weights gfp"))
+    assert "nuclei" in complete_bash(str(script), "restore segment --weights nuc")
+    assert {"restorer-wide", "tiny-restorer"} <= set(complete_bash(str(script), "restore train pix2pix --preset "))
