@@ -44,7 +44,7 @@ def build_app(device: str = "auto", precision: str = "auto", models: Iterable[st
                 faces_tab(h, rt, queue)
             with gr.Tab("Sketch", id="sketch"):
                 sketch_tab(h, rt, queue)
-            with gr.Tab("Segmentation", id="segment"):
+            with gr.Tab("Segment", id="segment"):
                 segment_tab(h, rt, queue)
             with gr.Tab("Translate", id="translate"):
                 translate_tab(h, rt, queue)

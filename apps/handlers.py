@@ -349,7 +349,7 @@ class Handlers:
 
 
 def _diameter(text: str | float | None) -> float | str | None:
-    """The Segmentation tab's diameter field: 'auto', 'none' or a size in pixels."""
+    """The Segment tab's diameter field: 'auto', 'none' or a size in pixels."""
     text = str(text if text is not None else "auto").strip().lower()
     if text in ("", "auto"):
         return "auto"

@@ -28,7 +28,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 MAX_PIXELS = 4_000_000  # the test server's caps, low so that oversized files are small to make
 MAX_FILE_SIZE = 1 << 20
 MAX_FRAMES = 24  # the longest video the test server takes
-TABS = {"Faces": "faces", "Sketch": "sketch", "Segmentation": "segment", "Translate": "translate"}
+TABS = {"Faces": "faces", "Sketch": "sketch", "Segment": "segment", "Translate": "translate"}
 FIRST_EXAMPLE = {"faces": "astronaut", "sketch": "dog (XDoG) in ladybug colours", "segment": "DSB2018 nuclei",
                  "translate": "two faces, small"}
 DONE = {"faces": "face(s) restored", "sketch": "coloured by", "segment": "nuclei.safetensors:",
