@@ -333,7 +333,8 @@ class Handlers:
         progress(0, desc="loading the generator")
         if generator:
             translator = self.rt.load_uploaded(
-                generator, lambda p: Translator(p, self.rt.device, backend=self.rt.backend))
+                generator, lambda p: Translator(p, self.rt.device, precision=self.rt.precision["translate"],
+                                                backend=self.rt.backend))
         elif weights:
             translator = self.rt.translator(weights)
         else:

@@ -30,10 +30,20 @@ class Inference:
         """``device``, ``precision`` (checked against the backend: an impossible one fails now;
         onnxruntime runs the file in the precision it was exported in), ``backend``, ``tta``."""
         self.device = torch.device(device)
-        precision = DEFAULT_PRECISION[self.task] if precision is None else precision
-        self.precision = resolve_precision(check_backend(backend, precision), self.device)
+        self.asked = DEFAULT_PRECISION[self.task] if precision is None else precision
+        self.precision = resolve_precision(check_backend(backend, self.asked), self.device)
         self.backend = backend
         self.tta = check_orientations(tta)  # test-time augmentation: orientations averaged
+
+    def runs_from_file(self, model: torch.nn.Module) -> None:
+        """A network given as an exported ``.onnx`` file runs on onnxruntime in the file's own
+        precision, whatever the backend asked for: fp32 here (auto included), and a precision
+        onnxruntime cannot run is refused as ``--backend onnxruntime`` refuses it."""
+        from restore.export.backend import OnnxNetwork
+
+        if isinstance(model, OnnxNetwork):
+            self.backend = "onnxruntime"
+            self.precision = check_backend("onnxruntime", self.asked)
 
     def load(self, weights: str | Path | torch.nn.Module, kind: str) -> tuple[Path | None, torch.nn.Module, dict]:
         """(path or None, network, its file's metadata) for a bundled name, run folder, file or a
@@ -45,6 +55,7 @@ class Inference:
         else:
             path = resolve_weights(weights)
             model, meta = load_model_file(path, self.device)
+            self.runs_from_file(model)
         found = descriptor_of(model).kind
         if found != kind:
             raise ValueError(f"{path or 'the network'} is not {WHAT.get(kind, kind)} ({type(model).__name__}: {found})")

@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="lay a reference that registers onto the sketch over it (auto), or the network alone (off)")
     ap.add_argument("--keep-paper", action="store_true", help="the paper outside the outer contour stays paper")
     args = ap.parse_args(argv)
-    model = Colorizer(args.weights, one_per_region=REGIONS[args.regions], align=ALIGN[args.align])
+    model = Colorizer(args.weights, one_per_region=REGIONS[args.regions], align=ALIGN[args.align],
+                      precision="fp32")  # the card's figures are fp32
 
     def colour(sketch: np.ndarray, reference: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
         return model(sketch, reference, hints, keep_paper=args.keep_paper).astype(np.float32) / 255

@@ -50,8 +50,8 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="face model (default: what `restore faces` picks)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    fr = FaceRestorer(args.weights)
-    whole = Translator("restorer")
+    fr = FaceRestorer(args.weights, precision="fp32")  # the cards' figures are fp32
+    whole = Translator("restorer", precision="fp32")
     reference_detector = make_detector("mtcnn")[0]
     report = {"face_model": fr.model_info, "detector": fr.detector_info, "seed": args.seed, "presets": {}}
     for preset in args.preset or ["mild", "gfpgan"]:

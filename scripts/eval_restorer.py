@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument("--real", type=Path, help="also: change and blockiness on degraded photos with no original")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    model = Translator(args.weights, tta=args.tta)
+    model = Translator(args.weights, tta=args.tta, precision="fp32")  # the cards' figures are fp32
     report = {"weights": str(model.path), "tta": args.tta, "seed": args.seed,
               "metric": "basicsr PSNR/SSIM, RGB, 0-255, no crop", "presets": {}}
     for preset in args.preset or ([] if args.real else ["mild", "gfpgan"]):

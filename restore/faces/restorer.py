@@ -165,6 +165,7 @@ class FaceRestorer(Inference):
         self.detect_size, self.batch_size = detect_size, batch_size
         self.fixed_batch = False  # True: every network call exactly batch_size faces (the folder runs)
         self.model, self.model_info = load_face_model(weights, self.device)
+        self.runs_from_file(self.model)  # a .onnx file: onnxruntime, in its own precision
         d = descriptor_of(self.model)
         kind = d.kind
         self.is_gfpgan = kind == "face prior"
@@ -182,14 +183,15 @@ class FaceRestorer(Inference):
             # background too; otherwise ``bg_weights`` (the bundled restorer) does.
             own = kind == "image-to-image" and not isinstance(weights, torch.nn.Module)
             self.translator = Translator((weights or "restorer") if own else bg_weights, self.device, tile,
-                                         backend=backend)
+                                         precision=self.precision, backend=backend)
             if own:
                 self.model = self.translator.model  # one copy of the network, not two
         if self.translator is None or self.model is not self.translator.model:  # (that one is on it already)
             self.model = on_backend(self.model, backend, source=face_source(weights), name="faces", device=self.device)
         if self.own_scale:  # the face model on the faces' own pixels: the background's tiler when it is the same
             same = self.translator is not None and self.model is self.translator.model
-            self.face_translator = self.translator if same else Translator(self.model, self.device, tile)
+            self.face_translator = self.translator if same else Translator(self.model, self.device, tile,
+                                                                           precision=self.precision)
         if self.is_gfpgan:  # not shared with the tiler: cast once (no per-call weight casts), channels-last
             cast_model(self.model, self.precision, self.device)
         self.detector, self.detector_info = make_detector(detector, self.device)

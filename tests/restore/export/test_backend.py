@@ -48,7 +48,7 @@ def test_translator_on_onnxruntime_matches_torch_and_reuses_its_export(home, mon
     from restore.translate import Translator
 
     image = photo()[:200, :264]
-    want = Translator("restorer", tile=128)(image)
+    want = Translator("restorer", tile=128, precision="fp32")(image)
     fast = Translator("restorer", tile=128, backend="onnxruntime")
     assert isinstance(fast.model, OnnxNetwork) and fast.model.config.size_divisor == 16
     got = fast(image)
@@ -60,7 +60,7 @@ def test_translator_on_onnxruntime_matches_torch_and_reuses_its_export(home, mon
     monkeypatch.setattr(onnx_mod, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
     again = Translator("restorer", tile=256, backend="onnxruntime")  # another tile: the same file
     assert again.model.path == files[0]
-    assert psnr8(Translator("restorer", tile=256)(image), again(image)) >= 45  # tiles of 256 on both
+    assert psnr8(Translator("restorer", tile=256, precision="fp32")(image), again(image)) >= 45  # tiles of 256 on both
 
 
 def test_segmenter_on_onnxruntime_gives_the_same_masks(home):
@@ -98,7 +98,7 @@ def test_colorizer_on_onnxruntime_matches_torch_at_any_size(home):
 
     sketch = read_sketch(EXAMPLES / "sketch" / "monkey.png")  # 200 x 227: not a multiple of the divisor
     ref = photo()
-    torch_col, onnx_col = Colorizer(), Colorizer(backend="onnxruntime")
+    torch_col, onnx_col = Colorizer(precision="fp32"), Colorizer(backend="onnxruntime")
     assert psnr8(torch_col(sketch, ref), onnx_col(sketch, ref)) >= 45
     hints = np.zeros((*sketch.shape[:2], 4), np.float32)
     hints[40:60, 40:60] = (1.0, 0.0, 0.0, 1.0)
@@ -122,6 +122,7 @@ def test_face_restorer_on_onnxruntime_and_from_a_given_onnx_file(home, tmp_path)
     file = export_onnx(net, tmp_path / "face.onnx").path
     given = FaceRestorer(str(file), "mtcnn", bg="none")  # a .onnx file: onnxruntime, config from its metadata
     assert isinstance(given.model, OnnxNetwork) and "onnxruntime" in given.model_info
+    assert (given.backend, given.precision) == ("onnxruntime", "fp32")  # the file's own, whatever auto says
     assert psnr8(want.image, given.restore(image).image) >= 45
 
 

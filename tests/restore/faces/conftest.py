@@ -39,3 +39,19 @@ def gfpgan_weights(tmp_path_factory):
     config = GFPGANConfig(out_size=64, num_style_feat=64, channel_multiplier=1, num_mlp=2, narrow=0.125)
     model = randomize_(GFPGAN(config)).eval()
     return str(save_model(model, tmp_path_factory.mktemp("w") / "gfpgan64.safetensors"))
+
+
+@pytest.fixture
+def gfpgan_calls(monkeypatch) -> list[int]:
+    """The batch size of every GFP-GAN forward call made during the test, in order."""
+    from gan.nets.gfpgan import GFPGAN
+
+    calls: list[int] = []
+    forward = GFPGAN.forward
+
+    def counted(self, x, *args, **kwargs):
+        calls.append(x.shape[0])
+        return forward(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(GFPGAN, "forward", counted)
+    return calls

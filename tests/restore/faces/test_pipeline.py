@@ -62,20 +62,11 @@ def test_pipeline_writes_what_photo_at_a_time_writes(tmp_path, weights, capsys):
     assert outputs_of(tmp_path / "pipe") == b
 
 
-def test_a_face_network_writes_the_same_bytes_pipelined_or_not(tmp_path, gfpgan_weights, capsys, monkeypatch):
+def test_a_face_network_writes_the_same_bytes_pipelined_or_not(tmp_path, gfpgan_weights, gfpgan_calls, capsys):
     """With a real face network (GFP-GAN) the grouping of faces reaches the network: in calls of
     3 faces, one photo at a time and across photos in the pipeline, every call has exactly 3
     faces (the last one filled up) and both runs write the same bytes."""
-    from gan.nets.gfpgan import GFPGAN
-
-    calls: list[int] = []
-    forward = GFPGAN.forward
-
-    def counted(self, x, *args, **kwargs):
-        calls.append(x.shape[0])
-        return forward(self, x, *args, **kwargs)
-
-    monkeypatch.setattr(GFPGAN, "forward", counted)
+    calls = gfpgan_calls
     src = photo_folder(tmp_path / "in")
     base = ["faces", str(src), "--weights", gfpgan_weights, "--bg", "resize", "--precision", "fp32",
             "--batch-size", "3", "--quiet"]

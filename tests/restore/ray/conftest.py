@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import ray  # the ray extra; make install has it
 
-from tests.restore.faces.conftest import gfpgan_weights, weights  # noqa: F401 - the face models' fixtures
+from tests.restore.faces.conftest import gfpgan_calls, gfpgan_weights, weights  # noqa: F401 - the face models' fixtures
 
 
 

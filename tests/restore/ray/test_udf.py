@@ -52,21 +52,13 @@ def test_face_restorer_udf_gives_the_api_s_pixels(cluster, model, request, tmp_p
         torch.set_num_threads(old)
 
 
-def test_face_restorer_udf_fills_up_every_network_call(gfpgan_weights, tmp_path, monkeypatch):
+def test_face_restorer_udf_fills_up_every_network_call(gfpgan_weights, gfpgan_calls, tmp_path):
     """The UDF itself, in this process: the faces of a batch's photos go through the network in
     calls of exactly ``batch_size`` (the last filled up), which is what makes a photo's bytes
     independent of the batch it landed in (a face alone in a call can differ in a grey level)."""
-    from gan.nets.gfpgan import GFPGAN
     from restore.ray import FaceRestorerUDF
 
-    calls: list[int] = []
-    forward = GFPGAN.forward
-
-    def counted(self, x, *args, **kwargs):
-        calls.append(x.shape[0])
-        return forward(self, x, *args, **kwargs)
-
-    monkeypatch.setattr(GFPGAN, "forward", counted)
+    calls = gfpgan_calls
     src = photo_folder(tmp_path / "all")
     names = ["a.png", "b.jpg", "c_two.png", "f_wall.png"]  # 1 + 1 + 2 + 0 faces
     images = [read_image(src / name) for name in names]
