@@ -39,6 +39,7 @@ test: $(STAMP)
 	$(PY) -m pytest -x --timeout 600
 
 bench: $(STAMP)
+	$(PY) benchmarks/bench_cli.py
 	$(PY) benchmarks/bench_tiling.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_faces.py
