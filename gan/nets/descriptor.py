@@ -95,6 +95,15 @@ def pixels_in(x: Any, range_: str) -> Any:
     raise ValueError(f"no pixel scaling for the range {range_!r}")
 
 
+def unit_in(x: Any, range_: str) -> Any:
+    """A float tensor of values in [0, 1] (a luminance, a picture read as floats) in a port's range."""
+    if range_.startswith("[-1, 1]"):
+        return x * 2 - 1
+    if range_.startswith("[0, 1]"):
+        return x
+    raise ValueError(f"no scaling for the range {range_!r}")
+
+
 def pixels_out(y: Any, range_: str) -> Any:
     """A network's output in ``range_`` back to 0..255 (float, rounded, clamped: ``.byte()`` it)."""
     low, high = RANGES[range_]

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan.nets.descriptor import pixels_out, unit_in
+from gan.nets.registry import descriptor_of
 from gan.precision import autocast
 from restore.export.backend import on_backend
 from restore.imageio import DEFAULT_MAX_PIXELS, read_alpha, read_image
@@ -84,6 +86,9 @@ class Colorizer(Inference):
                  fill_hints: bool = True, one_per_region: bool | str = "auto", align: bool = True) -> None:
         self.setup(device, precision, backend)  # precision None: auto, restore sketch's default
         self.path, self.model, self.meta = self.load(weights, "colorizer")
+        d = descriptor_of(self.model)
+        self.ranges = {port.name: port.range for port in d.inputs(self.model.config, None)}
+        self.out_range = d.output_range
         self.model = on_backend(self.model, self.backend, source=self.path, name="colorizer", device=self.device)
         self.max_side = max_side
         self.fill_hints = fill_hints  # hint strokes paint the regions they touch (restore.sketch.layers)
@@ -149,11 +154,12 @@ class Colorizer(Inference):
         ref = to_float(reference)
         ref = np.repeat(ref[..., None], 3, axis=2) if ref.ndim == 2 else ref[..., :3]
         h, w = s.shape
-        x = torch.from_numpy(np.ascontiguousarray(s))[None, None].to(self.device) * 2 - 1
+        x = unit_in(torch.from_numpy(np.ascontiguousarray(s))[None, None].to(self.device), self.ranges["sketch"])
         scale = min(1.0, self.max_side / max(h, w))
         if scale < 1:
             x = torch.nn.functional.interpolate(x, scale_factor=scale, mode="area")
-        r = torch.from_numpy(np.ascontiguousarray(ref.transpose(2, 0, 1)))[None].to(self.device) * 2 - 1
+        r = unit_in(torch.from_numpy(np.ascontiguousarray(ref.transpose(2, 0, 1)))[None].to(self.device),
+                    self.ranges["reference"])
         side = self.model.config.style_size  # resized here, as the network would, so its export needs no resize
         if r.shape[-2:] != (side, side):
             r = torch.nn.functional.interpolate(r.float(), size=(side, side), mode="bilinear", align_corners=False,
@@ -169,7 +175,7 @@ class Colorizer(Inference):
             y = self.model(x, r, hint).float()
         if scale < 1:
             y = torch.nn.functional.interpolate(y, size=(h, w), mode="bicubic", align_corners=False)
-        return ((y[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        return pixels_out(y[0], self.out_range).byte().permute(1, 2, 0).cpu().numpy()
 
 
 # --------------------------------------------------------------------------- scoring and the baseline

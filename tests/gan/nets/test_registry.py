@@ -10,7 +10,7 @@ import ast
 import pytest
 import torch
 
-from gan.nets.descriptor import KINDS, Descriptor, pixels_in, pixels_out
+from gan.nets.descriptor import KINDS, Descriptor, pixels_in, pixels_out, unit_in
 from gan.nets.registry import descriptor, descriptor_of, networks
 from gan.serialize import build_model, load_model, save_model
 from tests import ROOT
@@ -121,3 +121,5 @@ def test_pixel_scaling_is_the_wrappers_old_formula():
     assert torch.equal(pixels_out(y, "[0, 1]"), (y.clamp(0, 1) * 255).round())
     with pytest.raises(ValueError, match="no pixel scaling for the range 'logits'"):
         pixels_in(x, "logits")
+    u = torch.linspace(0, 1, 101)
+    assert torch.equal(unit_in(u, "[-1, 1] (white paper 1, lines -1)"), u * 2 - 1) and torch.equal(unit_in(u, "[0, 1]"), u)
