@@ -61,16 +61,48 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         return dict(f.metadata() or {})
 
 
+def file_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in a safetensors file, read from its header (no tensor data)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+
+def check_against_file(arch: str, config: Any, shapes: dict[str, tuple[int, ...]], label: str) -> None:
+    """Build ``arch`` from ``config`` on PyTorch's ``meta`` device (no memory is allocated) and
+    check that its state dict has exactly the file's tensor names and shapes: a config written to
+    ask for hundreds of GiB over one tiny tensor is refused before anything is allocated, since
+    what is then built is no larger than the file's own tensors. ValueError, one line."""
+    try:
+        with torch.device("meta"):
+            model = build_model(arch, config)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{label}: its config does not build a {arch} ({' '.join(str(e).split())[:200]})") from None
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if want != shapes:
+        missing, extra = sorted(set(want) - set(shapes)), sorted(set(shapes) - set(want))
+        wrong = sorted(k for k in set(want) & set(shapes) if want[k] != shapes[k])
+        parts = [f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
+                 f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
+                 f"{len(wrong)} of another shape (e.g. {wrong[0]}: {shapes[wrong[0]]}, config {want[wrong[0]]})"
+                 if wrong else ""]
+        raise ValueError(f"{label}: its config does not match its tensors ({', '.join(p for p in parts if p)}); "
+                         "refused before building it")
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the network saved at ``path``; returns (model in eval mode, metadata).
 
-    Raises ValueError with a readable reason for a missing, truncated or foreign file."""
+    The config in the metadata is checked against the file's tensors on the ``meta`` device
+    before the network is built for real (``check_against_file``). Raises ValueError with a
+    readable reason for a missing, truncated, foreign or mismatched file."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"weights file not found: {path}")
     try:
         raw = read_metadata(path)
-        state = load_file(str(path), device=str(device))
+        shapes = file_shapes(path)
     except (SafetensorError, OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path} is not a readable safetensors file ({e})") from None
     if "arch" not in raw or "config" not in raw:
@@ -81,6 +113,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
             meta[key] = json.loads(value)
         except json.JSONDecodeError:
             meta[key] = value
+    check_against_file(meta["arch"], meta["config"], shapes, str(path))
+    try:
+        state = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{path} is not a readable safetensors file ({e})") from None
     model = build_model(meta["arch"], meta["config"])
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), meta
