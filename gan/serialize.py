@@ -61,12 +61,12 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         return dict(f.metadata() or {})
 
 
-def file_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every tensor in a safetensors file, read from its header (no tensor data)."""
+def read_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """(metadata, name -> shape of every tensor) of a safetensors file, from its header alone."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        return dict(f.metadata() or {}), {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
 
 
 def check_against_file(arch: str, config: Any, shapes: dict[str, tuple[int, ...]], label: str) -> None:
@@ -101,8 +101,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     if not path.is_file():
         raise ValueError(f"weights file not found: {path}")
     try:
-        raw = read_metadata(path)
-        shapes = file_shapes(path)
+        raw, shapes = read_header(path)
     except (SafetensorError, OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path} is not a readable safetensors file ({e})") from None
     if "arch" not in raw or "config" not in raw:

@@ -20,7 +20,6 @@ from restore.models.cache import resolve_weights
 from restore.runners.args import DEFAULT_PRECISION
 
 
-
 class Inference:
     """The base of the wrappers: ``task`` names the command whose defaults it takes."""
 
