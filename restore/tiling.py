@@ -30,6 +30,7 @@ import copy
 import ctypes
 import itertools
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -37,6 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from restore import budget
 
 __all__ = ["tiled_inference", "tile_starts", "reflect_index", "window_1d", "probe_output_shape",
            "reuse_freed_memory", "fold_batchnorm"]
@@ -227,14 +230,40 @@ def fold_batchnorm(model: Callable) -> Callable:
 
     The same function up to float rounding (about 1e-7 relative), minus one pass over every
     normalised activation and its allocation: less time and a lower memory peak."""
-    if not isinstance(model, torch.nn.Module) or not _foldable_pairs(model):
+    if not isinstance(model, torch.nn.Module):
         return model
-    model = copy.deepcopy(model)
-    for seq, cname, bname in _foldable_pairs(model):
-        conv, bn = seq._modules[cname], seq._modules[bname]
-        seq._modules[cname] = fuse_conv_bn_eval(conv, bn)
-        seq._modules[bname] = torch.nn.Identity()
-    return model
+    # The copy is kept for as long as ``model`` lives and its tensors are unchanged: a volume
+    # segmented slice by slice calls this once per slice, and the deep copy cost ~60 ms each.
+    # The key changes when a tensor is replaced or updated in place (an optimiser step bumps
+    # ``_version``), so a model being trained is folded afresh.
+    key = (tuple((t.data_ptr(), _version(t)) for t in itertools.chain(model.parameters(), model.buffers())),
+           tuple(m.training for m in model.modules()))
+    with _fold_lock:
+        cached = _folded.get(model)
+    if cached is not None and cached[0] == key:
+        return model if cached[1] is None else cached[1]
+    folded = None  # nothing to fold (the cache must not hold ``model`` itself: it would never go)
+    if _foldable_pairs(model):
+        folded = copy.deepcopy(model)
+        for seq, cname, bname in _foldable_pairs(folded):
+            conv, bn = seq._modules[cname], seq._modules[bname]
+            seq._modules[cname] = fuse_conv_bn_eval(conv, bn)
+            seq._modules[bname] = torch.nn.Identity()
+    with _fold_lock:
+        _folded[model] = (key, folded)
+    return model if folded is None else folded
+
+
+def _version(t: Tensor) -> int:
+    try:
+        return t._version
+    except RuntimeError:  # an inference-mode tensor keeps no version counter
+        return -1
+
+
+# model -> (its tensors' and modules' state, its folded copy or None)
+_folded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_fold_lock = threading.Lock()
 
 
 def _to_tensor(image: Tensor | np.ndarray) -> Tensor:
@@ -342,6 +371,7 @@ def tiled_inference(
         batches = tqdm(batches, desc="tiles", unit="batch")
     with torch.inference_mode(), reuse_freed_memory(reuse_memory and device.type == "cpu"):
         for b0 in batches:
+            budget.check()  # a request's time budget (restore.budget), between batches
             chunk = grid[b0:b0 + batch_size]
             for k, ids in enumerate(chunk):
                 _read_tile(image, [ax.src[i] for ax, i in zip(axes, ids)], buf[k])

@@ -27,10 +27,19 @@ import torch
 from gan.nets.descriptor import pixels_in, pixels_out
 from gan.nets.registry import descriptor_of
 from gan.precision import autocast, cast_model, run
+from restore import budget
 from restore.colour import to_rgb8, to_uint8
 from restore.inference import Inference
 
-from .align import estimate_affine, load_parser, parse_mask, paste, resize_to, template, warp_face
+from .align import (
+    estimate_affine,
+    load_parser,
+    parse_mask,
+    paste,
+    resize_to,
+    template,
+    warp_face,
+)
 from .detect import Detection, center_face, detect, make_detector, merge
 from .models import FACE_MODELS, face_source, load_face_model
 from .own_scale import blend, canvas_crops, restore_regions
@@ -240,6 +249,7 @@ class FaceRestorer(Inference):
         out = []
         n = max(1, self.batch_size)
         for i in range(0, len(crops), n):
+            budget.check()  # a request's time budget (restore.budget), between calls
             chunk = crops[i:i + n]
             blank = (n - len(chunk)) if self.fixed_batch else 0
             batch = np.stack(chunk + [np.zeros_like(chunk[0])] * blank)

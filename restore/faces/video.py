@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from restore import budget
 from restore.video.io import probe
 from restore.video.stream import FramePipeline
 
@@ -56,6 +57,7 @@ def restore_video(fr: Any, src: str | os.PathLike, dst: str | os.PathLike, *, cr
     faces: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # track id -> its last restored face (float32), affine
     with FramePipeline(src, dst, info, load=fr.prepare, ahead=2 * group, crf=crf, codec=codec) as pipe:
         for frames in pipe.groups(group):
+            budget.check()  # a request's time budget (restore.budget), between groups of frames
             # tracking is sequential, frame after frame; the faces of the whole group share the calls
             tracks = [tracker.update(frame.rgb, prep.found) for frame, prep in frames]
             for (_, prep), tracked in zip(frames, tracks):

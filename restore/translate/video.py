@@ -6,6 +6,7 @@ import os
 import time
 from typing import Any
 
+from restore import budget
 from restore.video.io import probe
 from restore.video.stream import FramePipeline
 
@@ -20,6 +21,7 @@ def translate_video(translator: Any, src: str | os.PathLike, dst: str | os.PathL
     info = probe(src)
     with FramePipeline(src, dst, info, crf=crf, codec=codec) as pipe:  # decoded ahead, encoded behind
         for frame, _ in pipe:
+            budget.check()  # a request's time budget (restore.budget), between frames
             pipe.write(translator(frame.rgb), frame.pts)
             if progress is not None:
                 progress(frame.index + 1, info.frames)
