@@ -7,9 +7,13 @@ training checkpoints, so it lives beside them rather than in any one of them.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pickle
+import pickletools
+import re
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -49,16 +53,97 @@ def unwrap_state_dict(state: Any, what: str, keys: tuple[str, ...] = ("params_em
     return state
 
 
+class RefusedPickle(ValueError):
+    """A ``.pth`` whose pickle names Python objects other than tensors: never unpickled."""
+
+
 def read_state_dict(path: str | os.PathLike, what: str = "",
                     keys: tuple[str, ...] = ("params_ema", "params", "state_dict")) -> dict[str, torch.Tensor]:
-    """A published ``.pth``'s state dict, read with ``weights_only=True`` (a file that holds
-    code, or is truncated, raises ValueError naming it)."""
+    """A published ``.pth``'s state dict, read with ``weights_only=True``. A file whose pickle
+    names other objects raises RefusedPickle; a truncated or foreign one ValueError; both one
+    line naming the file (never torch's advice to retry with ``weights_only=False``)."""
     what = what or str(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        raise ValueError(f"cannot read {what} with weights_only=True ({e})") from None
+        with warnings.catch_warnings():  # a bare pickle's protocol note: noise on the way to a refusal
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's safe unpickler said no: say why without its advice
+        refuse_foreign(path, what)
+        raise ValueError(f"{what}: cannot read it as PyTorch weights (not a file torch.save wrote)") from None
+    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        reason = str(e).split(". ")[0].splitlines()[0][:160] if str(e).strip() else "the file ends early"
+        raise ValueError(f"{what}: cannot read it as PyTorch weights (truncated or not a checkpoint: {reason})") from None
     return unwrap_state_dict(state, what, keys)
+
+
+# What torch.save writes for a state dict (tensors, storages, dtypes, OrderedDict); anything else
+# named by a pickle is a callable or class it would construct.
+_PLAIN = ("torch.",)
+_PLAIN_NAMES = {"collections.OrderedDict", "collections.Counter", "builtins.set", "builtins.bytearray",
+                "builtins.complex", "_codecs.encode"}
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_SCAN_BYTES = 64 << 20  # the pickle of a state dict is kilobytes; tensors live outside it
+
+
+def refuse_foreign(path: str | os.PathLike, what: str = "") -> None:
+    """RefusedPickle (one line naming ``what``) if the pickle of ``path`` imports anything a
+    plain state dict does not (``foreign_global``)."""
+    if (culprit := foreign_global(path)) is not None:
+        raise RefusedPickle(f"{what or path}: refused: the file holds Python objects other than tensors ({culprit}: a "
+                            "pickle that could run code); only plain state dicts load")
+
+
+def foreign_global(path: str | os.PathLike) -> str | None:
+    """The first ``module.name`` a ``.pth``'s pickle imports that a plain state dict never
+    does (e.g. ``posix.system``), found by reading the opcodes only (nothing is executed);
+    None when there is none or the bytes are not a pickle."""
+    try:
+        if zipfile.is_zipfile(path):  # torch.save's format: the pickle is ARCHIVE/data.pkl
+            with zipfile.ZipFile(path) as z:
+                member = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                if member is None:
+                    return None
+                with z.open(member) as f:
+                    data = f.read(_SCAN_BYTES)
+        else:  # the legacy format (or a bare pickle): a few pickles one after another, then raw data
+            with open(path, "rb") as f:
+                data = f.read(_SCAN_BYTES)
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        return None
+    stream = io.BytesIO(data)
+    for _ in range(5):  # legacy: magic number, protocol, sys info, the object, storage keys
+        for name in _imported_names(stream):
+            if not name.startswith(_PLAIN) and name not in _PLAIN_NAMES:
+                return name[:80]
+        if stream.tell() >= len(data):
+            break
+    return None
+
+
+def _imported_names(stream: io.BytesIO) -> Iterator[str]:
+    """The names one pickle's GLOBAL, STACK_GLOBAL and INST opcodes import, in order (a
+    malformed stream just ends the walk)."""
+    memo: dict[int, Any] = {}
+    pushed: list[Any] = []  # the strings (or None) pushed lately: STACK_GLOBAL takes the last two
+    try:
+        for op, arg, _ in pickletools.genops(stream):
+            if op.name in ("GLOBAL", "INST"):
+                name = str(arg).replace(" ", ".")
+            elif op.name == "STACK_GLOBAL" and len(pushed) >= 2 and all(isinstance(v, str) for v in pushed[-2:]):
+                name = f"{pushed[-2]}.{pushed[-1]}"
+            else:
+                name = None
+            if name is not None and _DOTTED.fullmatch(name):
+                yield re.sub(r"^__builtin__\.", "builtins.", name)  # protocol 2's spelling
+            if op.name in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"):
+                memo[len(memo) if op.name == "MEMOIZE" else arg] = pushed[-1] if pushed else None
+            elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+                pushed.append(memo.get(arg))
+            elif op.stack_after:  # a constant's value, or None for anything computed
+                pushed.append(arg if isinstance(arg, str) and not op.stack_before else None)
+            pushed = pushed[-2:]
+    except Exception:  # noqa: BLE001 - bytes that are not a pickle (ValueError, EOFError...): the walk ends
+        return
 
 
 def check_fits(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], what: str, shown: int = 8) -> None:

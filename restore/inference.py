@@ -55,7 +55,14 @@ class Inference:
             path = resolve_weights(weights)
             model, meta = load_model_file(path, self.device)
             self.runs_from_file(model)
-        found = descriptor_of(model).kind
+        try:
+            found = descriptor_of(model).kind
+        except ValueError:
+            if path is None:
+                raise
+            # an .onnx made elsewhere: its metadata names no network of ours
+            raise ValueError(f"{path}: names no network of this toolkit (arch {getattr(model, 'arch', None)!r}); "
+                             "`restore export` writes the .onnx files these commands run") from None
         if found != kind:
             raise ValueError(f"{path or 'the network'} is not {WHAT.get(kind, kind)} ({type(model).__name__}: {found})")
         return path, model, meta

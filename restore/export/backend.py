@@ -73,7 +73,10 @@ class OnnxNetwork(nn.Module):
         self.path = Path(path)
         if not self.path.is_file():
             raise ValueError(f"ONNX file not found: {self.path}")
-        self.meta = read_metadata(self.path)
+        try:  # a user's file: random bytes or a truncated copy fail here, in protobuf or onnx
+            self.meta = read_metadata(self.path)
+        except Exception as e:  # noqa: BLE001 - DecodeError, ValueError, ...: one line, not a traceback
+            raise ValueError(f"{self.path}: not a readable ONNX model ({_first_line(e)})") from None
         for key, value in (self.meta.get("source_meta") or {}).items():  # e.g. a segmenter's diameter
             self.meta.setdefault(key, value)
         options = ort.SessionOptions()
@@ -82,13 +85,16 @@ class OnnxNetwork(nn.Module):
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers(device))
         except Exception as e:  # noqa: BLE001 - onnxruntime's own error types
-            raise ValueError(f"{self.path} is not a readable ONNX model ({str(e).splitlines()[0]})") from None
+            raise ValueError(f"{self.path}: not a readable ONNX model ({_first_line(e)})") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         # sides each input must be a multiple of (exports with dynamic sides); others are padded
         # to it here, as the network pads itself, and the output cropped back
         self.multiples = [int(i.get("multiple") or 0) for i in self.meta.get("inputs") or []]
         self.arch = self.meta.get("arch")  # gan.nets.registry.descriptor_of reads it
-        self.config = _config(self.meta)
+        try:  # the metadata is the file's word: a config that does not build is the file's fault
+            self.config = _config(self.meta)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{self.path}: its metadata's config does not fit {self.arch} ({_first_line(e)})") from None
         # An empty parameter, so code that asks a model for its device and dtype (tiling,
         # ``gan.precision.run``) gets cpu / float32: onnxruntime takes host arrays.
         self.anchor = nn.Parameter(torch.empty(0), requires_grad=False)
@@ -113,6 +119,11 @@ class OnnxNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.path.name}, providers={self.session.get_providers()}"
+
+
+def _first_line(e: BaseException, limit: int = 200) -> str:
+    text = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _config(meta: dict[str, Any]) -> Any:

@@ -47,6 +47,8 @@ def load_source(source: str) -> tuple["object", Path]:
         net.load_state_dict(load_file(str(path)))
         return net.eval(), path
     path = Path(source).expanduser()
+    if path.suffix == ".onnx" and path.is_file():
+        raise ValueError(f"{path}: already an ONNX file; export a model name, a .pth or .safetensors file, or a run")
     if path.suffix == ".pth" and path.is_file():
         try:
             return load_network(path)[0], path  # a published checkpoint, recognised by its sha256

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from .download import DownloadError, download
-from .manifest import (_NAME, RUN_FILES, WeightsError, cache_dir, check_conversion, check_file, converted_path,
-                       entry, file_sha256, is_downloadable, manifest, model_file, model_url, verify,
+from .manifest import (_NAME, RUN_FILES, RefusedWeights, WeightsError, cache_dir, check_conversion, check_file,
+                       converted_path, entry, file_sha256, is_downloadable, manifest, model_file, model_url, verify,
                        write_record)
 from .published import _conversion_meta, can_convert, convert, load_checkpoint, save_conversion
 
@@ -88,7 +88,8 @@ def fetch(name: str, *, url_base: str | None = None, progress: bool = True, conv
         print(f"{dest} {problem}; downloading a good copy to replace it", file=sys.stderr)
     url = model_url(name, url_base)
     try:
-        download(url, dest, sha256=e["sha256"], size=e.get("bytes"), progress=progress, desc=name)
+        download(url, dest, sha256=e["sha256"], size=e.get("bytes"), max_bytes=e.get("max_bytes"), progress=progress,
+                 desc=name)
     except DownloadError as err:
         raise WeightsError(str(err)) from None
     write_record(dest, e["sha256"])
@@ -174,6 +175,7 @@ def import_file(file: str | os.PathLike, name: str | None = None, *, arch: str |
                 raise WeightsError(f"{src} is the published {known[digest]} (by its sha256); import it without --name")
             name = known[digest]
         elif name is None or arch is None:
+            _refuse_pickled_code(tmp, src)  # say so now, not after the user names its architecture
             raise WeightsError(f"{src} matches no model in the manifest (sha256 {digest}); to import it as your "
                                "own model give --name NAME --arch ARCH")
         else:
@@ -186,6 +188,17 @@ def import_file(file: str | os.PathLike, name: str | None = None, *, arch: str |
     if convert:
         _convert_quietly(name)
     return dest
+
+
+def _refuse_pickled_code(tmp: Path, src: Path) -> None:
+    """RefusedWeights if the unknown file's pickle names objects other than tensors (its
+    opcodes read, nothing loaded); any other problem is left to the import's own message."""
+    from gan.weightio import RefusedPickle, refuse_foreign
+
+    try:
+        refuse_foreign(tmp, str(src))
+    except RefusedPickle as e:
+        raise RefusedWeights(str(e)) from None
 
 
 def _import_custom(tmp: Path, src: Path, name: str, arch: str, config: dict[str, Any], digest: str) -> Path:

@@ -1,7 +1,7 @@
 """``restore weights list | fetch NAME... | verify | import FILE``: the weights manager's commands.
 
 Exit status: 0 done; 1 a download, import or check failed (one line each on stderr); 2 usage
-error (an unknown model name, a bad --config).
+error (an unknown model name, a bad --config, a file to import that holds pickled code).
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from .download import part_path
-from .manifest import (WeightsError, cache_dir, check_conversion, check_file, converted_path, is_downloadable,
-                       manifest, model_file)
+from .manifest import (RefusedWeights, WeightsError, cache_dir, check_conversion, check_file, converted_path,
+                       is_downloadable, manifest, model_file)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -74,7 +74,8 @@ def run_list(args) -> int:
         else:
             state = "missing"
         task = e.get("task", "") + (f" ({e['role']})" if e.get("role") else "")
-        rows.append((name, task, _size(e.get("bytes")), state, e.get("licence", "")))
+        size = _size(e["bytes"]) if "bytes" in e else f"<={_size(e['max_bytes'])}" if "max_bytes" in e else "?"
+        rows.append((name, task, size, state, e.get("licence", "")))
     for path in _imported(models):
         rows.append((path.stem, "", _size(path.stat().st_size), "imported", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -146,7 +147,7 @@ def run_import(args) -> int:
         path = import_file(args.file, args.name, arch=args.arch, config=args.config, convert=not args.no_convert)
     except WeightsError as e:
         print(f"restore weights import: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, RefusedWeights) else 1  # a file that is not weights at all: a usage error
     name = next((n for n, e in manifest().items() if is_downloadable(e) and model_file(n) == path), None)
     conv = converted_path(name) if name else None
     print(f"imported {args.file} -> {path}" + (f" (+ {conv.name})" if conv and conv.is_file() else ""))

@@ -5,6 +5,10 @@ with an HTTP Range request (a server that ignores Range gets a fresh start), the
 computed while the bytes arrive, and only a file that matches is renamed onto ``dest``. A
 mismatch deletes the ``.part`` and says so, so nothing half-written or altered ever carries
 the real name. Written on urllib because ``torch.hub.download_url_to_file`` cannot resume.
+
+Every download has a ceiling, so a server that never stops sending cannot fill the disk: the
+published size, else the manifest's ``max_bytes``, else ``MAX_BYTES``. Past it the transfer
+stops at once and the ``.part`` is deleted; a ``.part`` already past it is started afresh.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 CHUNK = 1 << 20
+MAX_BYTES = 4 << 30  # the ceiling of a file whose size nobody states: above every model we know
 
 
 class DownloadError(ValueError):
@@ -40,6 +45,10 @@ class _Mismatch(DownloadError):
     """The bytes are not the published file: the .part is deleted, not kept for resuming."""
 
 
+class _TooBig(_Mismatch):
+    """More bytes than the ceiling: stopped at once, the .part deleted."""
+
+
 def part_path(dest: str | os.PathLike) -> Path:
     """Where the bytes of ``dest`` collect until they are verified."""
     dest = Path(dest)
@@ -47,25 +56,28 @@ def part_path(dest: str | os.PathLike) -> Path:
 
 
 def download(url: str, dest: str | os.PathLike, *, sha256: str, size: int | None = None,
-             progress: bool = True, timeout: float = 30.0, desc: str | None = None) -> Path:
+             max_bytes: int | None = None, progress: bool = True, timeout: float = 30.0,
+             desc: str | None = None) -> Path:
     """Fetch ``url`` to ``dest`` (resuming ``dest.part``), check size and sha256, rename.
 
+    The bytes may not pass ``size`` when it is known, else ``max_bytes``, else ``MAX_BYTES``.
     Raises DownloadError: offline or refused (the message names the URL and ``dest``, where a
     copy fetched elsewhere can be placed); interrupted (``.part`` kept: run again to resume);
-    or a size/sha256 mismatch (``.part`` deleted)."""
+    or a size/sha256 mismatch or too many bytes (``.part`` deleted)."""
     dest = Path(dest)
     part = part_path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    limit = _Limit(size, max_bytes)
     try:
         with open(part, "ab+") as f:
             _lock(f, part)
-            h, done = _hash_existing(f, size)
+            h, done = _hash_existing(f, limit.bytes)
             if size is None or done < size:
                 # A second go, from zero, when the server ignored our Range and sent it all.
-                if _transfer(url, f, h, done, size, progress, timeout, desc or dest.name, dest) == "restart":
+                if _transfer(url, f, h, done, size, limit, progress, timeout, desc or dest.name, dest) == "restart":
                     f.truncate(0)
                     h = hashlib.sha256()
-                    _transfer(url, f, h, 0, size, progress, timeout, desc or dest.name, dest)
+                    _transfer(url, f, h, 0, size, limit, progress, timeout, desc or dest.name, dest)
             f.flush()
             os.fsync(f.fileno())
             got = f.seek(0, os.SEEK_END)
@@ -92,10 +104,28 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str, size: int | None
     return dest
 
 
-def _transfer(url: str, f: BinaryIO, h, done: int, size: int | None, progress: bool, timeout: float,
-              desc: str, dest: Path) -> str | None:
-    """Append the rest of ``url`` to ``f`` (which holds ``done`` bytes), updating ``h``.
-    Returns "restart" when the server did not send the range asked for (e.g. the whole file)."""
+class _Limit:
+    """The most bytes a download may bring, and where that number comes from (for the message)."""
+
+    def __init__(self, size: int | None, max_bytes: int | None) -> None:
+        if size is not None:
+            self.bytes, self.why = size, "its published size"
+        elif max_bytes is not None:
+            self.bytes, self.why = max_bytes, "its stated maximum"
+        else:
+            self.bytes, self.why = MAX_BYTES, "the cap for files of unknown size"
+
+    def exceeded(self, url: str, what: str) -> _TooBig:
+        """The one-line error for ``url`` that ``what`` ("offers N bytes", ...)."""
+        return _TooBig(f"{url} {what}, more than {self.bytes} ({self.why}): stopped, and the partial download "
+                       "was deleted; not the published file")
+
+
+def _transfer(url: str, f: BinaryIO, h, done: int, size: int | None, limit: _Limit, progress: bool,
+              timeout: float, desc: str, dest: Path) -> str | None:
+    """Append the rest of ``url`` to ``f`` (which holds ``done`` bytes), updating ``h``, never
+    past ``limit`` (``_TooBig``). Returns "restart" when the server did not send the range asked
+    for (e.g. the whole file)."""
     headers = {"User-Agent": "unet-restore", "Accept-Encoding": "identity"}
     if done:
         headers["Range"] = f"bytes={done}-"
@@ -120,16 +150,19 @@ def _transfer(url: str, f: BinaryIO, h, done: int, size: int | None, progress: b
         if size is not None and total is not None and total != size:
             raise _Mismatch(f"{url} offers {total} bytes, expected {size}: not the published file; "
                             "the partial download was deleted")
+        if total is not None and total > limit.bytes:  # said so up front: not one byte more
+            raise limit.exceeded(url, f"offers {total} bytes")
         bar = tqdm(total=size or total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
                    desc=desc, disable=not progress, file=sys.stderr, leave=False)
         try:
-            while chunk := resp.read(CHUNK):
+            # one byte past the ceiling is enough to know: never ask for, or write, more
+            while chunk := resp.read(min(CHUNK, limit.bytes - done + 1)):
+                if done + len(chunk) > limit.bytes:
+                    raise limit.exceeded(url, f"sent at least {done + len(chunk)} bytes")
                 f.write(chunk)
                 h.update(chunk)
                 done += len(chunk)
                 bar.update(len(chunk))
-                if size is not None and done > size:
-                    break  # longer than published: the size check in download() deletes it
         except (OSError, HTTPException) as e:  # reset, timeout, bad chunk: keep the .part for the next run
             f.flush()
             raise DownloadError(_interrupted(url, done, size or total, e)) from None
@@ -149,17 +182,19 @@ def _total(resp, done: int) -> int | None:
     return done + int(length) if length and length.isdigit() else None
 
 
-def _hash_existing(f: BinaryIO, size: int | None) -> tuple[Any, int]:
-    """sha256 of what an earlier run left in the .part, and its length."""
+def _hash_existing(f: BinaryIO, limit: int) -> tuple[Any, int]:
+    """sha256 of what an earlier run left in the .part, and its length; a .part longer than
+    ``limit`` cannot be the file (a runaway server, a killed run): it is emptied, unread."""
+    f.seek(0, os.SEEK_END)
+    if f.tell() > limit:
+        f.truncate(0)
+        return hashlib.sha256(), 0
     h = hashlib.sha256()
     f.seek(0)
     done = 0
     while block := f.read(CHUNK):
         h.update(block)
         done += len(block)
-    if size is not None and done > size:  # cannot be the published file: start over
-        f.truncate(0)
-        return hashlib.sha256(), 0
     return h, done
 
 

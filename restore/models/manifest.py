@@ -47,6 +47,10 @@ class WeightsError(ValueError):
     """A weight file is missing, unknown or fails its checksum (the message is one line)."""
 
 
+class RefusedWeights(WeightsError):
+    """A weights file holds pickled Python objects other than tensors: refused unread."""
+
+
 # --------------------------------------------------------------------------- manifest and cache
 def manifest_path() -> Path:
     return Path(os.environ.get("RESTORE_MANIFEST") or MANIFEST)

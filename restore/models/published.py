@@ -16,9 +16,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from gan.weightio import read_state_dict
+from gan.weightio import RefusedPickle, read_state_dict
 
-from .manifest import WeightsError, check_file, converted_path, entry, is_downloadable, model_file, sha256, write_record
+from .manifest import (RefusedWeights, WeightsError, check_file, converted_path, entry, is_downloadable, model_file,
+                       sha256, write_record)
 
 STATE_KEYS = ("params_ema", "params", "state_dict")  # where published .pth files nest the weights
 
@@ -50,7 +51,9 @@ def read_state(path: str | os.PathLike, label: str | None = None) -> dict[str, t
     ``params_ema``/``params``/``state_dict`` or not)."""
     try:
         return read_state_dict(path, label or str(path), STATE_KEYS)
-    except ValueError as e:  # truncated, not a checkpoint, refused by the safe unpickler, or no tensors
+    except RefusedPickle as e:  # its own class: the CLI treats it as a bad input (exit 2), not a failed fetch
+        raise RefusedWeights(_one_line(e)) from None
+    except ValueError as e:  # truncated, not a checkpoint, or no tensors
         raise WeightsError(_one_line(e)) from None
 
 

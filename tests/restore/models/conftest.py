@@ -15,7 +15,7 @@ def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.files = {"good.bin": PAYLOAD, "short.bin": PAYLOAD[:-5000], "tampered.bin": TAMPERED,
                  "nosize.bin": TAMPERED}
-    srv.requests, srv.sent, srv.honour_range, srv.cut_after = [], 0, True, None
+    srv.requests, srv.sent, srv.honour_range, srv.cut_after, srv.forever = [], 0, True, None, set()
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     srv.base = f"http://127.0.0.1:{srv.server_address[1]}"

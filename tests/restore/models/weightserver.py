@@ -7,6 +7,7 @@ import hashlib
 import re
 import socket
 import sys
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -23,12 +24,16 @@ TAMPERED = PAYLOAD[:1000] + b"\x00" + PAYLOAD[1001:]
 
 class _Handler(BaseHTTPRequestHandler):
     """Serves ``server.files``; honours ``Range: bytes=N-`` unless ``server.honour_range`` is off;
-    ``server.cut_after`` bytes into a body it hangs up (an interrupted download)."""
+    ``server.cut_after`` bytes into a body it hangs up (an interrupted download); the names in
+    ``server.forever`` stream bytes with no Content-Length until the client hangs up."""
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         srv = self.server
         rng = self.headers.get("Range")
         srv.requests.append((self.path, rng))
+        if self.path.lstrip("/") in srv.forever:
+            self._stream_forever()
+            return
         body = srv.files.get(self.path.lstrip("/"))
         if body is None:
             self.send_error(404)
@@ -50,6 +55,18 @@ class _Handler(BaseHTTPRequestHandler):
         data = body[start:]
         self.wfile.write(data if srv.cut_after is None else data[: srv.cut_after])
         srv.sent += len(data) if srv.cut_after is None else min(len(data), srv.cut_after)
+
+    def _stream_forever(self, seconds: float = 10.0) -> None:
+        """A runaway server: 200, no length, 64 kB blocks until the client leaves (or ``seconds``)."""
+        self.send_response(200)
+        self.end_headers()
+        block, end = b"\xff" * 65536, time.monotonic() + seconds
+        try:
+            while time.monotonic() < end:
+                self.wfile.write(block)
+                self.server.sent += len(block)
+        except OSError:  # the client hung up: what a good downloader does
+            pass
 
     def log_message(self, *args) -> None:
         pass
