@@ -175,7 +175,11 @@ class FaceRestorer(Inference):
         self.fixed_batch = False  # True: every network call exactly batch_size faces (the folder runs)
         self.model, self.model_info = load_face_model(weights, self.device)
         self.runs_from_file(self.model)  # a .onnx file: onnxruntime, in its own precision
-        d = descriptor_of(self.model)
+        try:
+            d = descriptor_of(self.model)
+        except ValueError:  # an .onnx made elsewhere: name the file, as restore.inference does
+            raise ValueError(f"{weights}: names no network of this toolkit; `restore export` writes the "
+                             ".onnx files restore faces runs") from None
         kind = d.kind
         self.is_gfpgan = kind == "face prior"
         # a face prior takes aligned crops of one size; an image-to-image model takes any (512: the template's)

@@ -284,8 +284,7 @@ def test_cli_garbage_onnx_is_one_line(bad_onnx, command, photos, tmp_path, cache
     code = main([command, "--weights", str(bad_onnx), str(photos), "-o", str(tmp_path / "out"), "--quiet", *style])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "Traceback" not in err, err
-    if command != "faces" or bad_onnx.stem != "foreign":  # faces names no file for a foreign one (its own code)
-        assert f"{bad_onnx}: " in err
+    assert f"{bad_onnx}: " in err
 
 
 def test_onnx_network_refuses_garbage_in_one_line(tmp_path):
