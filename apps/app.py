@@ -5,8 +5,11 @@
     demo = build_app(models=["runs/col/generator.safetensors"])   # an extra model in the selectors
 
 Named API endpoints (``gradio_client``): /faces, /faces_video, /sketch, /segment, /translate (README).
-One queue: every task runs in the same per-device pool of ``concurrency`` slots (one model run
-already uses the whole GPU or every CPU core; more would only share them).
+A queue per task (QUEUES), each of ``concurrency`` slots: one model run already uses the whole GPU
+or every CPU core, so more slots per task would only share them, but a long segmentation must not
+hold up a translation behind it (issue 35). At most ``max_queue`` requests wait, over all the
+queues; the next one is refused with gradio's "Queue is full" instead of waiting for hours. Each
+request runs inside a time budget of ``max_seconds`` (apps/handlers.py, restore/budget.py).
 """
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ from pathlib import Path
 import gradio as gr
 
 from .handlers import Handlers
-from .runtime import MAX_VIDEO_FRAMES, Runtime
+from .runtime import MAX_SECONDS, MAX_VIDEO_FRAMES, MAX_VOLUME_PAGES, Runtime
 from .tabs import EXAMPLES, faces_tab, segment_tab, sketch_tab, translate_tab
 
 MAX_PIXELS = 50_000_000  # per uploaded image (a volume: all its slices); decoded size, not file size
 MAX_FILE_SIZE = "50mb"
+MAX_QUEUE = 20  # requests waiting, all tasks together (those running are not counted)
+QUEUES = ("faces", "faces_video", "sketch", "segment", "translate")  # one concurrency group each
 # System fonts: the default theme fetches Google Fonts, which an offline machine cannot reach.
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                           font_mono=["ui-monospace", "monospace"])
@@ -28,29 +33,35 @@ THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
 
 def build_app(device: str = "auto", precision: str = "auto", models: Iterable[str | Path] = (),
               max_pixels: int = MAX_PIXELS, concurrency: int = 1, backend: str = "torch",
-              max_frames: int = MAX_VIDEO_FRAMES) -> gr.Blocks:
+              max_frames: int = MAX_VIDEO_FRAMES, max_pages: int = MAX_VOLUME_PAGES,
+              max_seconds: float = MAX_SECONDS, max_queue: int = MAX_QUEUE) -> gr.Blocks:
     """The app, not yet launched. ``device``: auto | cpu | cuda[:N]; ``precision``: auto (measured
     per task, see apps/runtime.py) or fp32 | bf16 | fp16; ``models``: extra .safetensors files
-    offered in the selectors; ``concurrency``: requests run at once on the device; ``backend``:
+    offered in the selectors; ``concurrency``: requests each task runs at once; ``backend``:
     torch or onnxruntime (every tab's networks from their ONNX exports); ``max_frames``: the
-    longest video the Faces tab takes."""
-    rt = Runtime(device, precision, models, max_pixels, backend=backend, max_frames=max_frames)
+    longest video the Faces tab takes; ``max_pages``: the most pages of a TIFF volume;
+    ``max_seconds``: each request's time budget (0: none); ``max_queue``: requests waiting, over
+    all tasks, before the next is refused (0: no bound)."""
+    if concurrency < 1 or max_queue < 0:
+        raise ValueError("concurrency must be at least 1 and max_queue at least 0")
+    rt = Runtime(device, precision, models, max_pixels, backend=backend, max_frames=max_frames,
+                 max_pages=max_pages, max_seconds=max_seconds)
     h = Handlers(rt)
-    queue = {"concurrency_id": f"device-{rt.device}", "concurrency_limit": concurrency}
+    queue = {task: {"concurrency_id": task, "concurrency_limit": concurrency} for task in QUEUES}
     with gr.Blocks(title="unet-restore", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"## unet-restore: U-Net image restoration\n{rt.describe()}", elem_id="runtime")
         with gr.Tabs():
             with gr.Tab("Faces", id="faces"):
-                faces_tab(h, rt, queue)
+                faces_tab(h, rt, queue["faces"], queue["faces_video"])
             with gr.Tab("Sketch", id="sketch"):
-                sketch_tab(h, rt, queue)
+                sketch_tab(h, rt, queue["sketch"])
             with gr.Tab("Segment", id="segment"):
-                segment_tab(h, rt, queue)
+                segment_tab(h, rt, queue["segment"])
             with gr.Tab("Translate", id="translate"):
-                translate_tab(h, rt, queue)
+                translate_tab(h, rt, queue["translate"])
         with gr.Accordion("Models and licences", open=False):
             gr.Markdown(rt.licence_table())
-    demo.queue(default_concurrency_limit=concurrency)
+    demo.queue(default_concurrency_limit=concurrency, max_size=max_queue or None)
     return demo
 
 

@@ -1,19 +1,23 @@
 """What the app's buttons do: read the uploads, call a ``restore`` model, shape its outputs for the page.
 
 Each handler is also a named API endpoint (see apps/app.py). A user's mistake (a corrupt or
-oversized file, a missing model, a photo without faces) becomes a message in the page
-(``gr.Error`` / ``gr.Warning``), never a traceback.
+oversized file, a missing model, a photo without faces, a request over its time budget) becomes a
+message in the page (``gr.Error`` / ``gr.Warning``), never a traceback, and no message names a
+folder of the server: only the file the visitor gave (the app may face a network: issue 35).
 """
 from __future__ import annotations
 
 import atexit
 import functools
 import logging
+import os
+import re
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import chain, count
 from pathlib import Path
 
 import gradio as gr
@@ -21,6 +25,7 @@ import numpy as np
 import torch
 
 from gan.precision import autocast
+from restore.budget import time_budget
 from restore.colour import to_rgb8
 from restore.imageio import ImageError, is_volume, read_image, read_volume
 from restore.imagewrite import write_png, write_tiff
@@ -39,26 +44,70 @@ def _one_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
+# An absolute POSIX path (not the tail of a URL or of "a/b"): ends at a space, a quote or punctuation.
+_ABS_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"()\[\]<>,;]+")
+
+
+def _public(text: str, uploads: Iterable[str | Path] = ()) -> str:
+    """``text`` with every server path cut to its last part: an upload's path (gradio's cache
+    folder, which may hold spaces) to the visitor's file name, any other absolute path (the
+    weights cache, a temp folder, a library's file in a traceback line) to its file name."""
+    for path in sorted({str(u) for u in uploads}, key=len, reverse=True):
+        text = text.replace(path, Path(path).name)
+    return _ABS_PATH.sub(lambda m: Path(m.group().rstrip("/.:")).name or "/", text)
+
+
+def _uploads(args: Iterable) -> list[str]:
+    """The absolute paths among a handler's arguments (its uploads), lists of them included."""
+    flat = [x for a in args for x in (a if isinstance(a, (list, tuple)) else [a])]
+    return [x for x in flat if isinstance(x, str) and os.path.isabs(x)]
+
+
 def user_errors(fn: Callable) -> Callable:
     """Errors a user can act on become a one-line ``gr.Error``; anything else is logged with its
-    traceback on the server and shown as one line too (gradio would show a bare "Error")."""
+    traceback on the server and shown as one line too (gradio would show a bare "Error"). Every
+    message goes through ``_public``: an OSError's text, a library's or an unexpected one may
+    hold the upload's path in gradio's cache or another folder of the server."""
 
     @functools.wraps(fn)  # keeps the signature: gradio finds the ``progress`` parameter through it
     def wrapper(*args, **kwargs):
+        def error(message: str, e: gr.Error | None = None) -> gr.Error:
+            message = _public(message, _uploads([*args, *kwargs.values()]))
+            if e is None:
+                return gr.Error(message, print_exception=False)
+            return gr.Error(message, duration=e.duration, visible=e.visible, title=e.title,
+                            print_exception=e.print_exception)
+
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (ValueError, OSError) as e:  # ImageError, WeightsError and bad options: written for users
-            raise gr.Error(_one_line(e), print_exception=False) from None
+        except gr.Error as e:
+            raise error(e.message, e) from None
+        except (ValueError, OSError) as e:  # ImageError, WeightsError, OverBudget and bad options: for users
+            raise error(_one_line(e)) from None
         except torch.OutOfMemoryError:
-            raise gr.Error("out of memory: try a smaller image, a smaller tile or no upscaling",
-                           print_exception=False) from None
+            raise error("out of memory: try a smaller image, a smaller tile or no upscaling") from None
         except Exception as e:  # a bug: keep the traceback for the log, not the page
             log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"unexpected error ({type(e).__name__}): {_one_line(e)}", print_exception=False) from None
+            raise error(f"unexpected error ({type(e).__name__}): {_one_line(e)}") from None
 
     return wrapper
+
+
+def handler(what: str) -> Callable[[Callable], Callable]:
+    """A button's method: it runs inside its request's time budget (``Runtime.max_seconds``; the
+    long loops stop at their next ``restore.budget.check()`` past it, which frees the queue's
+    slot), and its errors become messages as ``user_errors`` says. ``what`` names the work in
+    the message ("stopped: the segmentation took longer than the 300 s this server allows")."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def budgeted(self: Handlers, *args, **kwargs):
+            with time_budget(self.rt.max_seconds, what):
+                return fn(self, *args, **kwargs)
+
+        return user_errors(budgeted)
+
+    return decorate
 
 
 def _stack(pairs: list[np.ndarray], height: int = 256, gap: int = 4) -> np.ndarray | None:
@@ -74,6 +123,18 @@ def _stack(pairs: list[np.ndarray], height: int = 256, gap: int = 4) -> np.ndarr
 
 def _name(path: str | Path) -> str:
     return Path(path).name  # gradio keeps the uploaded file's own name
+
+
+def _output_name(name: str, tail: str, taken: set[str]) -> str:
+    """``<stem><tail>`` for the upload ``name``, unless an earlier upload of the request took it:
+    then with its extension (a.png, a.jpg -> a_restored.png, a_jpg_restored.png), then numbered."""
+    p = Path(name)
+    ext = p.suffix.lstrip(".").lower()
+    tries = [f"{p.stem}{tail}"] + ([f"{p.stem}_{ext}{tail}"] if ext else [])
+    numbered = (f"{p.stem}_{ext or 'file'}_{i}{tail}" for i in count(2))
+    out = next(n for n in chain(tries, numbered) if n not in taken)
+    taken.add(out)
+    return out
 
 
 class Handlers:
@@ -101,14 +162,14 @@ class Handlers:
         try:
             with collect_notes() as notes:
                 image = reader(path, max_pixels=self.rt.max_pixels, **kw)
-        except ImageError as e:
-            raise gr.Error(f"{_name(path)}: {e}", print_exception=False) from None
+        except ImageError as e:  # a library's words may hold the path: only the visitor's name is shown
+            raise gr.Error(f"{_name(path)}: {_public(str(e), [path])}", print_exception=False) from None
         for message in notes:  # e.g. only the first frame of an animated GIF was read
-            gr.Info(f"{_name(path)}: {message}")
+            gr.Info(f"{_name(path)}: {_public(message, [path])}")
         return image
 
     # ------------------------------------------------------------------ faces
-    @user_errors
+    @handler("the face restoration")
     def faces(self, photos: list[str] | str | None, weights: str, detector: str, fidelity: float,
               upscale: int, background: str, progress: gr.Progress = gr.Progress()):
         """Restore the faces (and background) of each photo -> (before, after) of the first,
@@ -119,7 +180,7 @@ class Handlers:
         progress(0, desc="loading the face model")
         fr = self.rt.faces(weights, detector).with_options(upscale=int(upscale), bg=background, fidelity=fidelity)
         out = self._outdir()
-        slider, crops, files = None, [], []
+        slider, crops, files, taken = None, [], [], set()
         lines = [f"model: {fr.model_info}; faces found by {fr.detector_info}"]
         for i, path in enumerate(photos):
             name = _name(path)
@@ -135,7 +196,7 @@ class Handlers:
             t0 = time.perf_counter()
             result = fr.restore(image)
             seconds = time.perf_counter() - t0
-            path_out = out / f"{Path(name).stem}_restored.png"
+            path_out = out / _output_name(name, "_restored.png", taken)  # a.png and a.jpg: two files
             write_png(path_out, result.image)
             files.append(str(path_out))
             after = to_rgb8(result.image)
@@ -156,9 +217,9 @@ class Handlers:
             raise gr.Error("None of the uploaded files could be read: " + "; ".join(lines[1:]), print_exception=False)
         if len(crops) > MAX_FACES_SHOWN:
             lines.append(f"(the first {MAX_FACES_SHOWN} of {len(crops)} faces are shown)")
-        return slider, _stack(crops[:MAX_FACES_SHOWN]), files, "\n".join(lines)
+        return slider, _stack(crops[:MAX_FACES_SHOWN]), files, _public("\n".join(lines), photos)
 
-    @user_errors
+    @handler("the video")
     def faces_video(self, video: str | None, weights: str, detector: str, fidelity: float, upscale: int,
                     background: str, temporal: float, progress: gr.Progress = gr.Progress()):
         """Restore the faces of a film (tracked, steadied, its sound kept; ``restore.faces.video``)
@@ -205,7 +266,7 @@ class Handlers:
                    f"({entry['frames'] / max(entry['seconds'], 1e-6):.1f} frames/s); model: {fr.model_info}")
         if not tracks:
             gr.Warning(f"No face found in {name}: nothing to restore there.")
-        return str(out), summary
+        return str(out), _public(summary, [video])  # model_info names the weights file
 
     # ------------------------------------------------------------------ sketch
     def _sketch_of(self, image: str | None, extract: str, progress: gr.Progress | None = None) -> np.ndarray:
@@ -222,14 +283,14 @@ class Handlers:
         kw = {"device": self.rt.device} if extract == "hed" else {}
         return extract_sketch(colour, extract, **kw)
 
-    @user_errors
+    @handler("the sketch extraction")
     def sketch_canvas(self, image: str | None, extract: str) -> dict | None:
         """The sketch, shown in the hint editor to draw colour strokes on (None without an upload)."""
         from .drawn import canvas
 
         return canvas(self._sketch_of(image, extract)) if image else None
 
-    @user_errors
+    @handler("the colouring")
     def sketch(self, image: str | None, extract: str, style: str | None, hints: str | None, weights: str | None,
                drawn: dict | None = None, regions: str = "auto", align: bool = True,
                progress: gr.Progress = gr.Progress()):
@@ -288,14 +349,15 @@ class Handlers:
         return result, compare_panel(sketch, reference, result), [str(f) for f in files], summary, colours, lines
 
     # ------------------------------------------------------------------ segment
-    @user_errors
+    @handler("the segmentation")
     def segment(self, file: str | None, weights: str, tile: int, diameter: str, instances: bool, min_size: int,
                 fill_holes: bool, crf: bool, progress: gr.Progress = gr.Progress()):
         """Segment an image (or a multi-page TIFF) -> (overlay, mask file, areas table, summary)."""
         from restore.segment.overlay import overlay
 
         volume = bool(file) and is_volume(file)
-        image = self._read(file, "an image or a TIFF", read_volume if volume else read_image)
+        kw = {"max_pages": self.rt.max_pages} if volume else {}  # refused from its header: nothing decoded
+        image = self._read(file, "an image or a TIFF", read_volume if volume else read_image, **kw)
         progress(0, desc="loading the model")
         seg = self.rt.segmenter(weights).with_options(tile=int(tile), diameter=_diameter(diameter))
         progress(0.2, desc="segmenting")
@@ -322,7 +384,7 @@ class Handlers:
         return shown, str(mask_path), table, summary
 
     # ------------------------------------------------------------------ translate
-    @user_errors
+    @handler("the translation")
     def translate(self, image: str | None, weights: str | None, generator: str | None,
                   progress: gr.Progress = gr.Progress()):
         """Apply a generator (a selected model, or an uploaded .safetensors) to an image ->
@@ -346,7 +408,8 @@ class Handlers:
         out = self._outdir() / f"{Path(_name(image)).stem}_{Path(translator.path).stem}.png"
         write_png(out, result)
         model = _name(generator) if generator else weights
-        return (rgb, result), str(out), f"{model}: {rgb.shape[1]}x{rgb.shape[0]} px in {time.perf_counter() - t0:.1f} s"
+        summary = f"{model}: {rgb.shape[1]}x{rgb.shape[0]} px in {time.perf_counter() - t0:.1f} s"
+        return (rgb, result), str(out), _public(summary)  # a model given from Python may be a path
 
 
 def _diameter(text: str | float | None) -> float | str | None:

@@ -38,6 +38,8 @@ TASKS = ("faces", "sketch", "segment", "translate")  # the tabs, in gan.tasks' o
 # tab also takes a translate generator (the bundled restorer).
 AUTO_PRECISION = DEFAULT_PRECISION  # the commands' defaults (restore.runners.args)
 MAX_VIDEO_FRAMES = 9000  # 6 minutes at 25 fps
+MAX_VOLUME_PAGES = 1000  # per uploaded TIFF: counted from its header, before any page is decoded
+MAX_SECONDS = 300.0  # per request (restore.budget): past it the work stops at its next check
 MAX_UPLOADED_MODELS = 4  # generator files uploaded in the Translate tab kept loaded
 
 
@@ -82,14 +84,17 @@ class Runtime:
 
     ``precision``: "auto" (the measured choice above) or one of fp32 / bf16 / fp16 for every
     task. ``models``: extra weight files (.safetensors of this toolkit) offered beside the
-    manifest's; their task comes from their metadata. ``max_pixels``: the largest image accepted.
-    ``backend``: torch, or onnxruntime (each network from its ONNX export, made once into the
+    manifest's; their task comes from their metadata, and the selectors name them by file name
+    only (the page shows nothing of the server's folders). ``max_pixels``: the largest image
+    accepted; ``max_pages``: the most pages of a TIFF volume; ``max_frames``: the longest video;
+    ``max_seconds``: each request's time budget (``restore.budget``; 0: none). ``backend``: torch, or onnxruntime (each network from its ONNX export, made once into the
     weights cache; the precision is then the file's, fp32).
     """
 
     def __init__(self, device: str = "auto", precision: str = "auto", models: Iterable[str | Path] = (),
                  max_pixels: int = DEFAULT_MAX_PIXELS, *, backend: str = "torch",
-                 max_frames: int = MAX_VIDEO_FRAMES) -> None:
+                 max_frames: int = MAX_VIDEO_FRAMES, max_pages: int = MAX_VOLUME_PAGES,
+                 max_seconds: float = MAX_SECONDS) -> None:
         from restore.export.backend import check_backend
 
         precision = check_backend(backend, precision)  # fp32 for onnxruntime
@@ -101,10 +106,15 @@ class Runtime:
                           for t in TASKS}
         self.max_pixels = int(max_pixels)
         self.max_frames = int(max_frames)  # per uploaded video: a request holds the device that long
+        self.max_pages = int(max_pages)
+        self.max_seconds = float(max_seconds)
         self.extra = [Path(m).expanduser().resolve() for m in models]
         for p in self.extra:
             if not p.is_file():
                 raise ValueError(f"{p}: no such model file")
+        self._by_name = {p.name: p for p in self.extra}  # the selectors' values: names, not server paths
+        if len(self._by_name) < len(self.extra):
+            raise ValueError("two extra model files share a name: rename one (the page tells them apart by name)")
         self._cache: dict[tuple, Any] = {}
         self._uploaded: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()  # two first requests for one model load it once
@@ -122,8 +132,13 @@ class Runtime:
                 out.append((f"{name} ({state}, {e.get('licence', 'licence unknown')})", name))
         for p in self.extra:
             if _offers(task, _file_task(p)):
-                out.append((f"{p.name} (your file)", str(p)))
+                out.append((f"{p.name} (your file)", p.name))
         return out
+
+    def weights(self, value: str | None) -> str | None:
+        """A selector's value as the loaders take it: an extra file's name becomes its path; a
+        manifest name (or a path given from Python) stays as it is."""
+        return str(self._by_name[value]) if value in self._by_name else value
 
     def licence_table(self) -> str:
         """Markdown: every model of the manifest and the extra files, with state and licence."""
@@ -169,6 +184,7 @@ class Runtime:
         from restore.models.cache import find_cached
 
         auto = weights in (None, "", "auto")
+        weights = self.weights(weights)
         # "auto" is keyed by the model it picks, so choosing that model by name loads nothing new.
         name = next((n for n in FACE_MODELS if find_cached(n) is not None), "restorer") if auto else weights
         # Built with bg="restorer" so every background option works from one copy (with_options).
@@ -180,17 +196,20 @@ class Runtime:
     def segmenter(self, weights: str):
         from restore.segment.segmenter import Segmenter
 
+        weights = self.weights(weights)
         return self.load(("segment", weights), lambda: Segmenter(
             weights, self.device, precision=self.precision["segment"], backend=self.backend))
 
     def translator(self, weights: str):
         from restore.translate import Translator
 
+        weights = self.weights(weights)
         return self.load(("translate", weights), lambda: Translator(
             weights, self.device, precision=self.precision["translate"], backend=self.backend))
 
     def colorizer(self, weights: str):
         from restore.sketch.colorizer import Colorizer
 
+        weights = self.weights(weights)
         return self.load(("sketch", weights), lambda: Colorizer(
             weights, self.device, precision=self.precision["sketch"], backend=self.backend))

@@ -33,7 +33,7 @@ def _examples(*examples: tuple[str, list]) -> dict[str, list]:
 def _wire(button: gr.Button, examples: dict[str, list], example_inputs: list, fn, inputs: list, outputs: list,
           api_name: str, queue: dict) -> None:
     """The button is the named API endpoint; clicking an example fills its inputs and runs
-    the same handler, in the same per-device queue."""
+    the same handler, in the same queue (the task's own: apps/app.py)."""
     button.click(fn, inputs, outputs, api_name=api_name, **queue)
     if examples:
         ex = gr.Examples(list(examples.values()), example_inputs, example_labels=list(examples), examples_per_page=8)
@@ -45,7 +45,8 @@ def _choice(choices: list[tuple[str, str]], preferred: str) -> str | None:
     return preferred if preferred in values else (values[0] if values else None)
 
 
-def faces_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
+def faces_tab(h: Handlers, rt: Runtime, queue: dict, video_queue: dict) -> None:
+    """Photos in ``queue``, films (the accordion) in ``video_queue``: a film must not hold up a photo."""
     with gr.Row():
         with gr.Column(scale=2):
             photos = gr.File(label="Photo(s)", file_count="multiple", file_types=IMAGE_TYPES, elem_id="faces-photos")
@@ -83,7 +84,7 @@ def faces_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
                 restored = gr.Video(label="Restored video (H.264)", elem_id="faces-video-out")
                 video_status = gr.Markdown(elem_id="faces-video-status")
     run_video.click(h.faces_video, [video, weights, detector, fidelity, upscale, background, temporal],
-                    [restored, video_status], api_name="faces_video", **queue)
+                    [restored, video_status], api_name="faces_video", **video_queue)
 
 
 def sketch_tab(h: Handlers, rt: Runtime, queue: dict) -> None:

@@ -17,9 +17,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
                    help="torch (default), or onnxruntime: every tab's networks from their ONNX exports (made once "
                         "into the weights cache, checked against PyTorch)")
-    p.add_argument("--concurrency", type=int, default=1, help="requests run at once on the device (default 1)")
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="requests each task (faces, faces video, sketch, segment, translate) runs at once (default 1)")
+    p.add_argument("--max-queue", type=int, default=20, metavar="N",
+                   help="requests waiting, all tasks together, before the next is refused (default 20; 0: no bound)")
+    p.add_argument("--max-seconds", type=float, default=300, metavar="S",
+                   help="each request's time budget: past it the work stops between tiles, slices, faces or "
+                        "frames, with a message (default 300; 0: none)")
     p.add_argument("--max-file-size", default="50mb", help="largest upload: bytes, or e.g. 50mb (refused before decoding)")
     p.add_argument("--max-pixels", type=int, default=50_000_000, help="largest decoded image (pixels)")
+    p.add_argument("--max-pages", type=int, default=1000,
+                   help="most pages of a TIFF volume in the Segment tab, refused before decoding (default 1000)")
     p.add_argument("--max-video-frames", type=int, default=9000,
                    help="longest video the Faces tab takes, in frames (default 9000: 6 minutes at 25 fps)")
     p.add_argument("--model", action="append", default=[], type=Path, metavar="FILE",
@@ -34,5 +42,6 @@ def run(args: argparse.Namespace) -> int:
     size = int(args.max_file_size) if args.max_file_size.isdigit() else args.max_file_size  # bytes, or "50mb"
     launch(args.host, args.port, args.share, max_file_size=size, device=args.device,
            precision=args.precision, models=args.model, max_pixels=args.max_pixels, concurrency=args.concurrency,
-           backend=args.backend, max_frames=args.max_video_frames)
+           backend=args.backend, max_frames=args.max_video_frames, max_pages=args.max_pages,
+           max_seconds=args.max_seconds, max_queue=args.max_queue)
     return 0
