@@ -9,7 +9,7 @@ A queue per task (QUEUES), each of ``concurrency`` slots: one model run already 
 or every CPU core, so more slots per task would only share them, but a long segmentation must not
 hold up a translation behind it (issue 35). At most ``max_queue`` requests wait, over all the
 queues; the next one is refused with gradio's "Queue is full" instead of waiting for hours. Each
-request runs inside a time budget of ``max_seconds`` (apps/handlers.py, restore/budget.py).
+request runs inside a time budget of ``max_seconds`` (apps/errors.py, restore/budget.py).
 """
 from __future__ import annotations
 

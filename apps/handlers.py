@@ -3,111 +3,34 @@
 Each handler is also a named API endpoint (see apps/app.py). A user's mistake (a corrupt or
 oversized file, a missing model, a photo without faces, a request over its time budget) becomes a
 message in the page (``gr.Error`` / ``gr.Warning``), never a traceback, and no message names a
-folder of the server: only the file the visitor gave (the app may face a network: issue 35).
+folder of the server: only the file the visitor gave (apps/errors.py; the app may face a network).
 """
 from __future__ import annotations
 
 import atexit
-import functools
-import logging
-import os
-import re
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from itertools import chain, count
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import torch
 
 from gan.precision import autocast
-from restore.budget import time_budget
 from restore.colour import to_rgb8
 from restore.imageio import ImageError, is_volume, read_image, read_volume
 from restore.imagewrite import write_png, write_tiff
 from restore.notes import collect_notes
 
+from .errors import handler, public
 from .runtime import Runtime
 
-log = logging.getLogger(__name__)  # restore.apps.handlers
 OUTPUT_TTL_S = 3600  # result files are kept this long for their download links
 AREA_HEADERS = ["class", "area (px)", "% of image", "objects"]
 MAX_FACES_SHOWN = 12
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
-# An absolute POSIX path (not the tail of a URL or of "a/b"): ends at a space, a quote or punctuation.
-_ABS_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"()\[\]<>,;]+")
-
-
-def _public(text: str, uploads: Iterable[str | Path] = ()) -> str:
-    """``text`` with every server path cut to its last part: an upload's path (gradio's cache
-    folder, which may hold spaces) to the visitor's file name, any other absolute path (the
-    weights cache, a temp folder, a library's file in a traceback line) to its file name."""
-    for path in sorted({str(u) for u in uploads}, key=len, reverse=True):
-        text = text.replace(path, Path(path).name)
-    return _ABS_PATH.sub(lambda m: Path(m.group().rstrip("/.:")).name or "/", text)
-
-
-def _uploads(args: Iterable) -> list[str]:
-    """The absolute paths among a handler's arguments (its uploads), lists of them included."""
-    flat = [x for a in args for x in (a if isinstance(a, (list, tuple)) else [a])]
-    return [x for x in flat if isinstance(x, str) and os.path.isabs(x)]
-
-
-def user_errors(fn: Callable) -> Callable:
-    """Errors a user can act on become a one-line ``gr.Error``; anything else is logged with its
-    traceback on the server and shown as one line too (gradio would show a bare "Error"). Every
-    message goes through ``_public``: an OSError's text, a library's or an unexpected one may
-    hold the upload's path in gradio's cache or another folder of the server."""
-
-    @functools.wraps(fn)  # keeps the signature: gradio finds the ``progress`` parameter through it
-    def wrapper(*args, **kwargs):
-        def error(message: str, e: gr.Error | None = None) -> gr.Error:
-            message = _public(message, _uploads([*args, *kwargs.values()]))
-            if e is None:
-                return gr.Error(message, print_exception=False)
-            return gr.Error(message, duration=e.duration, visible=e.visible, title=e.title,
-                            print_exception=e.print_exception)
-
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error as e:
-            raise error(e.message, e) from None
-        except (ValueError, OSError) as e:  # ImageError, WeightsError, OverBudget and bad options: for users
-            raise error(_one_line(e)) from None
-        except torch.OutOfMemoryError:
-            raise error("out of memory: try a smaller image, a smaller tile or no upscaling") from None
-        except Exception as e:  # a bug: keep the traceback for the log, not the page
-            log.exception("unexpected error in %s", fn.__name__)
-            raise error(f"unexpected error ({type(e).__name__}): {_one_line(e)}") from None
-
-    return wrapper
-
-
-def handler(what: str) -> Callable[[Callable], Callable]:
-    """A button's method: it runs inside its request's time budget (``Runtime.max_seconds``; the
-    long loops stop at their next ``restore.budget.check()`` past it, which frees the queue's
-    slot), and its errors become messages as ``user_errors`` says. ``what`` names the work in
-    the message ("stopped: the segmentation took longer than the 300 s this server allows")."""
-
-    def decorate(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def budgeted(self: Handlers, *args, **kwargs):
-            with time_budget(self.rt.max_seconds, what):
-                return fn(self, *args, **kwargs)
-
-        return user_errors(budgeted)
-
-    return decorate
 
 
 def _stack(pairs: list[np.ndarray], height: int = 256, gap: int = 4) -> np.ndarray | None:
@@ -163,9 +86,9 @@ class Handlers:
             with collect_notes() as notes:
                 image = reader(path, max_pixels=self.rt.max_pixels, **kw)
         except ImageError as e:  # a library's words may hold the path: only the visitor's name is shown
-            raise gr.Error(f"{_name(path)}: {_public(str(e), [path])}", print_exception=False) from None
+            raise gr.Error(f"{_name(path)}: {public(str(e), [path])}", print_exception=False) from None
         for message in notes:  # e.g. only the first frame of an animated GIF was read
-            gr.Info(f"{_name(path)}: {_public(message, [path])}")
+            gr.Info(f"{_name(path)}: {public(message, [path])}")
         return image
 
     # ------------------------------------------------------------------ faces
@@ -217,7 +140,7 @@ class Handlers:
             raise gr.Error("None of the uploaded files could be read: " + "; ".join(lines[1:]), print_exception=False)
         if len(crops) > MAX_FACES_SHOWN:
             lines.append(f"(the first {MAX_FACES_SHOWN} of {len(crops)} faces are shown)")
-        return slider, _stack(crops[:MAX_FACES_SHOWN]), files, _public("\n".join(lines), photos)
+        return slider, _stack(crops[:MAX_FACES_SHOWN]), files, public("\n".join(lines), photos)
 
     @handler("the video")
     def faces_video(self, video: str | None, weights: str, detector: str, fidelity: float, upscale: int,
@@ -266,7 +189,7 @@ class Handlers:
                    f"({entry['frames'] / max(entry['seconds'], 1e-6):.1f} frames/s); model: {fr.model_info}")
         if not tracks:
             gr.Warning(f"No face found in {name}: nothing to restore there.")
-        return str(out), _public(summary, [video])  # model_info names the weights file
+        return str(out), public(summary, [video])  # model_info names the weights file
 
     # ------------------------------------------------------------------ sketch
     def _sketch_of(self, image: str | None, extract: str, progress: gr.Progress | None = None) -> np.ndarray:
@@ -409,7 +332,7 @@ class Handlers:
         write_png(out, result)
         model = _name(generator) if generator else weights
         summary = f"{model}: {rgb.shape[1]}x{rgb.shape[0]} px in {time.perf_counter() - t0:.1f} s"
-        return (rgb, result), str(out), _public(summary)  # a model given from Python may be a path
+        return (rgb, result), str(out), public(summary)  # a model given from Python may be a path
 
 
 def _diameter(text: str | float | None) -> float | str | None:

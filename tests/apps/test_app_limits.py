@@ -167,17 +167,17 @@ def test_a_volume_with_too_many_pages_is_refused(tmp_path):
 
 # --------------------------------------------------------------------------- nothing of the server shown
 def test_public_cuts_server_paths_to_file_names():
-    from restore.apps.handlers import _public
+    from restore.apps.errors import public
 
     upload = "/tmp/gradio/0a1b/my photo.png"  # gradio's cache: the visitor's name may hold spaces
-    assert _public(f"{upload} is not an image-to-image generator", [upload]) == \
+    assert public(f"{upload} is not an image-to-image generator", [upload]) == \
         "my photo.png is not an image-to-image generator"
-    assert _public("[Errno 2] No such file or directory: '/tmp/gradio/0a1b/x.png'") == \
+    assert public("[Errno 2] No such file or directory: '/tmp/gradio/0a1b/x.png'") == \
         "[Errno 2] No such file or directory: 'x.png'"
-    assert _public("model: GFP-GAN from /home/u/.cache/restore/GFPGANv1.4.pth; faces found by MTCNN") == \
+    assert public("model: GFP-GAN from /home/u/.cache/restore/GFPGANv1.4.pth; faces found by MTCNN") == \
         "model: GFP-GAN from GFPGANv1.4.pth; faces found by MTCNN"
     kept = "3.0 frames/s, 1/2 of a/b, https://github.com/org/repo"  # not paths of this machine
-    assert _public(kept) == kept
+    assert public(kept) == kept
 
 
 def test_faces_output_names_never_collide():
