@@ -317,9 +317,11 @@ class Handlers:
         rgb = self._read(image, "an image", mode="rgb8")
         progress(0, desc="loading the generator")
         if generator:
+            # Always by torch: the onnxruntime backend would export the visitor's network into the
+            # server's weights cache, one file per upload, and nothing on the server is theirs to fill.
             translator = self.rt.load_uploaded(
                 generator, lambda p: Translator(p, self.rt.device, precision=self.rt.precision["translate"],
-                                                backend=self.rt.backend))
+                                                backend="torch"))
         elif weights:
             translator = self.rt.translator(weights)
         else:
@@ -331,7 +333,8 @@ class Handlers:
         out = self._outdir() / f"{Path(_name(image)).stem}_{Path(translator.path).stem}.png"
         write_png(out, result)
         model = _name(generator) if generator else weights
-        summary = f"{model}: {rgb.shape[1]}x{rgb.shape[0]} px in {time.perf_counter() - t0:.1f} s"
+        by = " (an uploaded generator runs by torch)" if generator and self.rt.backend != "torch" else ""
+        summary = f"{model}: {rgb.shape[1]}x{rgb.shape[0]} px in {time.perf_counter() - t0:.1f} s{by}"
         return (rgb, result), str(out), public(summary)  # a model given from Python may be a path
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from restore import budget
 from restore.formats import VIDEO_EXTENSIONS
 from restore.imagewrite import atomic_write
 
@@ -72,7 +73,10 @@ def probe(path: str | os.PathLike, count: bool = True) -> VideoInfo:
         v = _video_stream(c)
         frames = int(v.frames or 0)
         if count and not frames:
-            frames = sum(1 for _ in c.decode(video=0))
+            for _ in c.decode(video=0):
+                frames += 1
+                if frames % 64 == 0:
+                    budget.check()  # a long film without a count: an app request's budget holds here too
         if count and not frames:
             raise ValueError("no frames: the video stream is empty")
         rate = v.average_rate or v.guessed_rate or Fraction(25)

@@ -226,3 +226,22 @@ def test_the_command_passes_its_caps_to_the_app(monkeypatch):
         assert seen[name] == defaults[name].default, name
     serve.run(parser.parse_args(["--max-pages", "5", "--max-seconds", "0", "--max-queue", "3"]))
     assert (seen["max_pages"], seen["max_seconds"], seen["max_queue"]) == (5, 0, 3)
+
+
+def test_an_uploaded_generator_writes_nothing_on_the_server(tmp_path, monkeypatch):
+    """With the onnxruntime backend, an uploaded generator still runs by torch: exporting it would
+    write a file of the visitor's into the server's weights cache on every new upload."""
+    pytest.importorskip("onnxruntime")
+    from gan.nets.restorer import PRESETS, Restorer
+    from gan.serialize import save_model
+    from restore.apps.handlers import Handlers
+
+    monkeypatch.setenv("RESTORE_HOME", str(tmp_path / "cache"))
+    upload = tmp_path / "upload" / "mine.safetensors"
+    upload.parent.mkdir()
+    save_model(Restorer(PRESETS["tiny"]), upload, {"task": "translate"})
+    h = Handlers(Runtime("cpu", backend="onnxruntime"))
+    _, result, summary = h.translate(str(_png(tmp_path / "photo.png", FAST)), None, str(upload))
+    assert Path(result).is_file() and "runs by torch" in summary
+    cache = tmp_path / "cache"
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
