@@ -298,16 +298,18 @@ class _Reader:
                          "nor float32: damaged, quantised, or not the .bin of this .param")
 
 
-def read_ncnn(param: str | os.PathLike, bin_path: str | os.PathLike | None = None, config: Any = None,
-              arch: str | None = None) -> NcnnWeights:
+def read_ncnn(param: str | os.PathLike, bin_path: str | os.PathLike | None = None, config: Any = None
+              ) -> NcnnWeights:
     """The weights of an ncnn RRDBNet or SRVGGNetCompact (``bin_path``: default the ``.bin``
     beside the ``.param``), as a state dict in the published layout. The network is read from the
-    graph unless ``config`` (and ``arch``, else guessed from the config's type) is given; every
+    graph unless ``config`` (an RRDBNetConfig or an SRVGGConfig) is given; every
     weighted layer must be the next one the network has, of its type, shape and activation, and
     the .bin must end exactly after the last. ValueError, one line naming the file, otherwise."""
     from gan.nets.rrdb import RRDBNet, RRDBNetConfig
-    from gan.nets.srvgg import SRVGGNetCompact
+    from gan.nets.srvgg import SRVGGConfig, SRVGGNetCompact
 
+    if config is not None and not isinstance(config, (RRDBNetConfig, SRVGGConfig)):
+        raise TypeError(f"config must be an RRDBNetConfig or an SRVGGConfig, not {type(config).__name__}")
     param = Path(param)
     bin_path = Path(bin_path) if bin_path is not None else param.with_suffix(".bin")
     layers = read_param(param)
@@ -315,7 +317,7 @@ def read_ncnn(param: str | os.PathLike, bin_path: str | os.PathLike | None = Non
         if config is None:
             arch, config = infer_config(layers)
         else:
-            arch = arch or ("RRDBNet" if isinstance(config, RRDBNetConfig) else "SRVGGNetCompact")
+            arch = "RRDBNet" if isinstance(config, RRDBNetConfig) else "SRVGGNetCompact"
         with torch.device("meta"):
             shapes = {k: tuple(v.shape) for k, v in
                       (RRDBNet(config) if arch == "RRDBNet" else SRVGGNetCompact(config)).state_dict().items()}
