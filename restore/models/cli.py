@@ -26,7 +26,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     wsub.add_parser("verify", help="re-hash every bundled and cached model; exit 1 on any mismatch")
     i = wsub.add_parser("import", help="take a checkpoint downloaded by other means into the cache")
-    i.add_argument("file", type=Path, help="e.g. GFPGANv1.4.pth from a browser download")
+    i.add_argument("file", type=Path, help="e.g. GFPGANv1.4.pth from a browser download; also Real-ESRGAN's ncnn "
+                   "files (FILE.param, its .bin beside it) or a registry wheel of them (.whl)")
     i.add_argument("--name", help="the manifest model it should be (checked), or a new name for your own model")
     i.add_argument("--arch", help="architecture of your own model (e.g. GFPGAN, UNet); needs --name")
     i.add_argument("--config", type=_json_object, help="its architecture config as JSON, e.g. '{\"depth\": 3}'")
@@ -60,7 +61,10 @@ def _imported(models: dict) -> list[Path]:
 
 def run_list(args) -> int:
     models = manifest()
+    from .wheels import ncnn_path, note_of
+
     rows = [("name", "task", "size", "state", "licence")]
+    notes = []
     for name, e in models.items():
         path = model_file(name)
         if not is_downloadable(e):
@@ -69,6 +73,9 @@ def run_list(args) -> int:
             state = "cached" + (" + safetensors" if converted_path(name).is_file() else "")
         elif converted_path(name).is_file():
             state = "cached (safetensors only)"
+        elif e.get("ncnn") and ncnn_path(name).is_file():
+            state = "cached (float16 copy)"
+            notes.append(f"{name}: {note_of(ncnn_path(name)) or 'float16 copy'}")
         elif part_path(path).is_file() and e.get("bytes"):
             state = f"partial {100 * part_path(path).stat().st_size // e['bytes']}% (fetch resumes)"
         else:
@@ -81,6 +88,8 @@ def run_list(args) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4])
+    for line in notes:
+        print(line)
     print(f"cache: {cache_dir()} (set RESTORE_HOME to move it)")
     return 0
 
@@ -104,6 +113,11 @@ def run_fetch(args) -> int:
             failed += 1
             continue
         conv = converted_path(name)
+        if path.parent.name == "ncnn":  # the registry's copy (restore.models.wheels)
+            from .wheels import note_of
+
+            print(f"{name}: {path}: {note_of(path)}")
+            continue
         print(f"{name}: {path}" + (f" (+ {conv.name})" if conv.is_file() else ""))
     return 1 if failed else 0
 
@@ -129,6 +143,13 @@ def run_verify(args) -> int:
         if is_downloadable(e) and converted_path(name).is_file():
             problem = check_conversion(name, full=True)
             report("MISMATCH" if problem else "OK", f"{name} (safetensors)", converted_path(name), problem or "")
+        if e.get("ncnn"):
+            from .wheels import find_ncnn, ncnn_path
+
+            if ncnn_path(name).is_file():
+                good = find_ncnn(name, full=True) is not None
+                report("OK" if good else "MISMATCH", f"{name} (float16)", ncnn_path(name),
+                       "" if good else "changed since it was written; fetch it again")
     for path in _imported(models):
         problem = check_conversion(path.stem, full=True)
         report("MISMATCH" if problem else "OK", path.stem, path, problem or "")
@@ -148,6 +169,11 @@ def run_import(args) -> int:
     except WeightsError as e:
         print(f"restore weights import: {e}", file=sys.stderr)
         return 2 if isinstance(e, RefusedWeights) else 1  # a file that is not weights at all: a usage error
+    if path.parent.name == "ncnn":  # Real-ESRGAN's ncnn files (restore.models.wheels)
+        from .wheels import note_of
+
+        print(f"imported {args.file} -> {path}: {note_of(path)}")
+        return 0
     name = next((n for n, e in manifest().items() if is_downloadable(e) and model_file(n) == path), None)
     conv = converted_path(name) if name else None
     print(f"imported {args.file} -> {path}" + (f" (+ {conv.name})" if conv and conv.is_file() else ""))
