@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import threading
 from pathlib import Path
 
 from PIL import Image
 
-__all__ = ["IMAGE_EXTS", "PIL_FORMATS", "TIFF_MAGICS", "image_format", "is_image_file", "pil_formats_for",
-           "register_plugins"]
+__all__ = ["IMAGE_EXTS", "PIL_FORMATS", "TIFF_MAGICS", "image_format", "is_image_file", "not_regular",
+           "pil_formats_for", "register_plugins"]
 
 # Left out of what Pillow opens: EPS/PS (runs Ghostscript), WMF/EMF (Windows only), MPEG, BUFR,
 # GRIB and HDF5 (Pillow holds only stubs for them), IPTC/IMT/MCIDAS/XVTHUMB/SPIDER/GBR/FTEX
@@ -68,8 +69,10 @@ def _accepts(fmt: str, head: bytes) -> bool:
 
 
 def _read_head(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(_HEAD)
+    # non-blocking, and nothing from what is not a regular file: a FIFO would wait for a writer
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
+        return f.read(_HEAD) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
 
 
 def format_of_bytes(head: bytes, ext: str = "") -> str | None:
@@ -93,6 +96,15 @@ def image_format(path: str | os.PathLike) -> str | None:
 
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")  # what ``restore faces`` takes as films
+
+
+def not_regular(mode: int) -> str:
+    """Why a file of ``mode`` (``os.stat``'s ``st_mode``) that is not a regular file is not read:
+    a FIFO would block its reader for ever, /dev/zero never ends."""
+    kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"))
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    return f"not a regular file ({kind}): not read"
 
 
 def is_video_file(path: str | os.PathLike) -> bool:

@@ -10,8 +10,11 @@ Conventions (so every command sees the same thing):
   tifffile give too), and an opaque RGBA file -- the usual case -- is unchanged either way.
 * Pillow's decompression-bomb limit (~179 MP) is lifted up to our own cap, ``max_pixels``
   (default ``DEFAULT_MAX_PIXELS`` = 2**28 = 268 MP); larger images are refused from their header,
-  before anything is decoded. Truncated files are an error, never padded with grey.
-* Multi-page TIFFs are volumes: ``read_image`` refuses them, ``read_volume`` reads them.
+  before anything is decoded. Truncated files are an error, never padded with grey or black
+  (a PNG whose pixel data holds too few rows too: ``restore.pngcheck``).
+* Multi-page TIFFs are volumes: ``read_image`` refuses them, ``read_volume`` reads them (up to
+  ``max_pages``, counted from the header before any page is decoded).
+* Only regular files are read: a FIFO or a device is refused without waiting on it.
 * Formats are told by content (``restore.formats``): every still format Pillow reads, HEIC/HEIF
   through pillow-heif, AVIF through Pillow. Animated GIF/PNG/WebP (and MPO, multi-image HEIF)
   give their first frame, and say so in a ``note``.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 import warnings
 from collections.abc import Iterator
@@ -35,8 +39,9 @@ import tifffile
 from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
 
 from .colour import is_srgb, srgb_array, to_srgb, to_uint8
-from .formats import TIFF_MAGICS, pil_formats_for
+from .formats import TIFF_MAGICS, not_regular, pil_formats_for
 from .notes import note
+from .pngcheck import PngRows, too_small
 
 __all__ = ["DEFAULT_MAX_PIXELS", "ImageError", "is_volume", "read_alpha", "read_image", "read_volume"]
 
@@ -62,18 +67,21 @@ def read_image(path: str | os.PathLike, *, mode: str = "keep",
     return _to_mode(_read(Path(path), max_pixels, volume=False), mode)
 
 
-def read_volume(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read a multi-page / 3D TIFF as (Z, H, W) or (Z, H, W, 3); ``max_pixels`` caps Z*H*W.
+def read_volume(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                max_pages: int | None = None) -> np.ndarray:
+    """Read a multi-page / 3D TIFF as (Z, H, W) or (Z, H, W, 3); ``max_pixels`` caps Z*H*W,
+    ``max_pages`` (None: no cap) the pages, counted from the file's chain of page headers
+    before any is decoded.
 
     A 2D image (any format) comes back as a one-slice volume.
     """
-    return _read(Path(path), max_pixels, volume=True)
+    return _read(Path(path), max_pixels, volume=True, max_pages=max_pages)
 
 
-def _read(path: Path, max_pixels: int, volume: bool) -> np.ndarray:
+def _read(path: Path, max_pixels: int, volume: bool, max_pages: int | None = None) -> np.ndarray:
     head = _head(path)
     if head[:4] in TIFF_MAGICS:
-        return _read_tiff(path, max_pixels, volume=volume)
+        return _read_tiff(path, max_pixels, volume=volume, max_pages=max_pages)
     arr = _read_pil(path, max_pixels, head)
     return arr[None] if volume else arr
 
@@ -105,8 +113,14 @@ def is_volume(path: str | os.PathLike) -> bool:
 
 def _head(path: Path) -> bytes:
     """First bytes of the file, after the checks every reader needs."""
-    try:
-        with open(path, "rb") as f:
+    try:  # non-blocking: opening a FIFO would otherwise wait for a writer for ever
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as f:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(mode):
+                raise ImageError(not_regular(mode))
             head = f.read(33)
     except FileNotFoundError:
         raise ImageError("no such file") from None
@@ -147,21 +161,29 @@ def _pillow_guard() -> Iterator[None]:
 
 def _decode_error(e: BaseException) -> ImageError:
     msg = " ".join(str(e).split()) or type(e).__name__
-    if "truncated" in msg or isinstance(e, EOFError):  # Pillow's words; no need to repeat them
+    if any(w in msg.lower() for w in ("truncated", "end of file")) or isinstance(e, EOFError):
+        # Pillow's words (libavif's, libheif's); no need to repeat them
         return ImageError("truncated file: image data ends early")
     if "failed to read" in msg:  # tifffile's
         return ImageError(f"truncated file: image data ends early ({msg})")
     return ImageError(f"corrupt image data ({msg})")
 
 
+_NOT_AN_IMAGE = "not an image file (or not a format Pillow or pillow-heif reads)"
+# formats whose header (an ISO ftyp box and its brand) says what the file is: when it then fails
+# to open, it is that kind of image, damaged, not some other file
+_SAYS_WHAT_IT_IS = {"AVIF": "AVIF", "HEIF": "HEIC/HEIF"}
+
+
 def _open_pil(path: Path, head: bytes) -> Image.Image:
     formats = pil_formats_for(head, path.suffix)
     if not formats:
-        raise ImageError("not an image file (or not a format Pillow or pillow-heif reads)")
+        raise ImageError(_NOT_AN_IMAGE)
     try:
         return Image.open(path, formats=formats)
     except UnidentifiedImageError:
-        raise ImageError("not an image file (or not a format Pillow or pillow-heif reads)") from None
+        named = next((_SAYS_WHAT_IT_IS[f] for f in formats if f in _SAYS_WHAT_IT_IS), None)
+        raise ImageError(f"truncated or damaged {named} image" if named else _NOT_AN_IMAGE) from None
     except OSError as e:
         raise ImageError(f"cannot read file: {e.strerror or e}") from None
     except Exception as e:  # plugins raise SyntaxError/ValueError/struct.error on broken headers
@@ -171,12 +193,21 @@ def _open_pil(path: Path, head: bytes) -> Image.Image:
 def _read_pil(path: Path, max_pixels: int, head: bytes) -> np.ndarray:
     with _pillow_guard(), _open_pil(path, head) as im:
         _check_size(*im.size, max_pixels)
+        rows = None
+        if im.format == "PNG" and head[:8] == _PNG_SIG and len(head) > 28:
+            why = too_small(im, path, head)
+            if why is not None:
+                raise ImageError(why)
+            rows = PngRows(im, path, head)  # Pillow pads a short zlib stream with black rows
         try:
             im.load()  # frame 0 of an animation, the primary image of an MPO/HEIF
         except MemoryError:
             raise
         except Exception as e:  # OSError, SyntaxError, zlib.error, ... all mean a broken file
             raise _decode_error(e) from None
+        why = rows.missing() if rows is not None else None
+        if why is not None:
+            raise ImageError(why)
         frames = getattr(im, "n_frames", 1)
         if frames > 1:
             note(f"{_kind(im)} of {frames} frames: only the first frame was read")
@@ -269,13 +300,17 @@ def _tiff_layout(tif: tifffile.TiffFile) -> tuple[int, tifffile.TiffPageSeries]:
     return (stack[0][1] if stack else 1), series
 
 
-def _read_tiff(path: Path, max_pixels: int, *, volume: bool) -> np.ndarray:
+def _read_tiff(path: Path, max_pixels: int, *, volume: bool, max_pages: int | None = None) -> np.ndarray:
     try:
         tif = tifffile.TiffFile(path)
     except Exception as e:
         raise ImageError(f"corrupt TIFF ({' '.join(str(e).split())})") from None
     with tif:
+        if max_pages is not None:  # the chain of page headers only: cheap, nothing decoded
+            _check_pages(len(tif.pages), max_pages)
         nz, series = _tiff_layout(tif)
+        if max_pages is not None:  # one page may hold several planes (ImageJ, ImageDepth)
+            _check_pages(nz, max_pages)
         shape = dict(zip(series.axes, series.shape))
         _check_size(shape.get("X", 0), shape.get("Y", 0), max_pixels, nz if volume else 1)
         if nz > 1 and not volume:
@@ -307,6 +342,11 @@ def _read_tiff(path: Path, max_pixels: int, *, volume: bool) -> np.ndarray:
     if icc and arr.ndim == 4:
         arr = np.stack([srgb_array(plane, icc) for plane in arr])
     return arr if volume else arr[0]
+
+
+def _check_pages(pages: int, max_pages: int) -> None:
+    if pages > max_pages:
+        raise ImageError(f"too many pages: {pages} pages exceeds the limit of {max_pages}")
 
 
 def _read_tiff_pil(path: Path, max_pixels: int, volume: bool) -> np.ndarray:

@@ -35,12 +35,14 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync it and rename it onto ``path``.
 
     On any failure (Ctrl-C included) the temporary file is deleted and ``path`` is untouched.
-    The temporary name is ``.<name>.<random>.tmp`` (hidden, so folder searches skip it); it has
-    no image extension, so writers must be told the format explicitly.
+    The temporary name is ``.<name>.<pid>-<8 hex>.tmp`` (hidden, so folder searches skip it, and
+    ``TEMPORARY``), its ``<name>`` shortened where the whole would pass the file system's limit on
+    a name, so it fits wherever ``path`` does; it has no image extension, so writers must be told
+    the format explicitly.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    tmp = _temporary(path)
     try:
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)
@@ -59,6 +61,22 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def _temporary(path: Path) -> Path:
+    """``atomic_write``'s temporary name for ``path``, no longer than the folder allows a name."""
+    tail = f".{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    name = path.name
+    try:
+        limit = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # not known (or not POSIX): the usual 255 bytes
+        limit = 255
+    limit = limit if limit and limit > 0 else 255
+    # ~20 bytes longer than the output's own name: a name near the limit (a 240-character photo)
+    # would fail with "File name too long" though the output itself fits
+    while len(name) > 1 and len(os.fsencode(f".{name}{tail}")) > limit:
+        name = name[:-1]
+    return path.with_name(f".{name}{tail}")
 
 
 def _picture(array: np.ndarray, writer: str) -> np.ndarray:

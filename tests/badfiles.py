@@ -5,12 +5,13 @@
     from tests.badfiles import make_mixed_folder, BAD_REASONS
     files = make_mixed_folder(tmp_path)
     files["good"]     # 2D images every reader must accept: PNG, JPEG (also .JPG, no extension,
-                      # CMYK, ICC-tagged), TIFF, GIF, PPM/PGM, AVIF, HEIC, WebP, TGA, ICO, ...
+                      # CMYK, ICC-tagged), TIFF, GIF, PPM/PGM, AVIF, HEIC, WebP, TGA, ICO, a
+                      # name with spaces and accents, a 240-character name, ...
     files["animated"] # the animated ones among them (GIF, APNG, WebP): first frame, with a note
     files["volume"]   # multi-page TIFF: read_volume reads it, read_image refuses it
     files["bad"]      # each must fail with an ImageError containing BAD_REASONS[path.name]
     files["ignored"]  # a folder search must name but not read these (README, .DS_Store, hidden,
-                      # our '.tmp')
+                      # our '.tmp', a FIFO, a symlink alias of grey8.png)
 
 Stems are unique within each folder (``grey8.png`` exists in both ``root`` and ``sub/``, on
 purpose), so ``<stem>_mask.png`` outputs never collide. The files are written here with Pillow,
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -43,7 +45,12 @@ BAD_REASONS = {
     "corrupt.png": "not an image",
     "notimage.jpg": "not an image",
     "huge.png": "too large",
+    "short_rows.png": "truncated",  # a complete zlib stream of 10 rows of 64: Pillow pads it with black
+    "claims_7000.png": "truncated",  # 87 bytes declaring 7000x7000: refused before decoding
+    "cut_avif.avif": "truncated or damaged AVIF",  # its header says AVIF: not "not an image"
+    "cut_heic.heic": "truncated or damaged HEIC",
 }
+LONG_NAME = "long_" + "n" * 231 + ".png"  # 240 characters: the outputs' temporaries must fit too
 
 PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
@@ -74,6 +81,14 @@ def zero_png(width: int, height: int) -> bytes:
     parts += [co.compress(row * (height % block)), co.flush()]
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return PNG_SIG + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"".join(parts)) + _chunk(b"IEND", b"")
+
+
+def png_rows(width: int, height: int, rows: int, value: int = 200) -> bytes:
+    """An 8-bit grey PNG declaring ``width`` x ``height`` whose pixel data, a complete zlib
+    stream, holds only ``rows`` rows (filter byte 0, every pixel ``value``)."""
+    raw = (b"\x00" + bytes([value]) * width) * rows
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return PNG_SIG + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
 
 
 def png16_colour(rgb: np.ndarray) -> bytes:
@@ -211,6 +226,8 @@ def make_mixed_folder(root: Path, big: bool = False) -> dict[str, list[Path]]:
     good.append(_save(frames[0], sub / "targa.tga"))
     good.append(_save(frames[1], sub / "icon.ico", sizes=[(32, 32)]))
     good.append(_save(frames[2], sub / "bitmap.BMP"))
+    good.append(_save(frames[0], sub / "café au lait.png"))  # printed as it is: spaces, accents
+    good.append(_save(Image.fromarray(grey8()), root / LONG_NAME))
     if big:
         (root / "enormous.png").write_bytes(zero_png(ENORMOUS, ENORMOUS))
         good.append(root / "enormous.png")
@@ -229,8 +246,13 @@ def make_mixed_folder(root: Path, big: bool = False) -> dict[str, list[Path]]:
     (root / "corrupt.png").write_bytes(rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
     (root / "notimage.jpg").write_text("this is not a JPEG\n")
     (root / "huge.png").write_bytes(png_header_only(HUGE, HUGE))
+    (root / "short_rows.png").write_bytes(png_rows(W, 64, 10))
+    (root / "claims_7000.png").write_bytes(png_rows(7000, 7000, 1, 0))
+    for name, fmt in (("cut_avif.avif", "AVIF"), ("cut_heic.heic", "HEIF")):  # the header whole, the rest cut
+        (sub / name).write_bytes(_png_bytes(frames[1], format=fmt, quality=90)[:100])
     bad = [root / n for n in ("empty.png", "truncated.png", "truncated_jpeg.jpg", "corrupt.png",
-                              "notimage.jpg", "huge.png")] + [sub / "truncated.tif"]
+                              "notimage.jpg", "huge.png", "short_rows.png", "claims_7000.png")]
+    bad += [sub / "truncated.tif", sub / "cut_avif.avif", sub / "cut_heic.heic"]
 
     (root / "README.txt").write_text("not an image; folder search must skip it\n")
     (root / "notes.md").write_text("# notes\n")
@@ -238,8 +260,12 @@ def make_mixed_folder(root: Path, big: bool = False) -> dict[str, list[Path]]:
     Image.fromarray(grey8()).save(root / ".hidden.png")
     (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(2048))  # what macOS leaves
     (sub / ".grey8_mask.png.123-abcd.tmp").write_bytes(b"half-written")
+    (root / "alias.png").symlink_to("grey8.png")  # the same file twice: done once, under grey8.png
     ignored = [root / "README.txt", root / "notes.md", sub / "clip.mp4", root / ".hidden.png",
-               root / ".DS_Store", sub / ".grey8_mask.png.123-abcd.tmp"]
+               root / ".DS_Store", sub / ".grey8_mask.png.123-abcd.tmp", root / "alias.png"]
+    if hasattr(os, "mkfifo"):  # reading it would wait for a writer for ever
+        os.mkfifo(sub / "pipe.png")
+        ignored.append(sub / "pipe.png")
     return {"good": good, "animated": animated, "volume": volume, "bad": bad, "ignored": ignored}
 
 

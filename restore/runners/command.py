@@ -19,14 +19,14 @@ from restore.models.manifest import WeightsError
 from .args import ray_usage_error, run_options
 from .choose import run_job
 from .inputs import Inputs, Item, UsageError, scan_inputs
-from .report import BatchReport
+from .report import BatchReport, printable
 
 __all__ = ["run_command", "usage_error"]
 
 
 def usage_error(name: str, why: str) -> int:
     """``restore NAME: error: WHY`` on stderr; the exit status of a usage error."""
-    print(f"restore {name}: error: {why}", file=sys.stderr)
+    print(printable(f"restore {name}: error: {why}"), file=sys.stderr)
     return 2
 
 

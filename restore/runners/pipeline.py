@@ -31,8 +31,8 @@ from restore.notes import collect_notes
 
 from .inputs import Item
 from .outputs import plan_outputs, remove_new
-from .report import (BatchReport, debugging, describe_error, finish_report, interrupted, progress_bar, record_notes,
-                     start_report)
+from .report import (BatchReport, debugging, describe_error, finish_report, interrupted, printable, progress_bar,
+                     record_notes, start_report)
 
 __all__ = ["run_pipeline"]
 
@@ -56,7 +56,7 @@ def run_pipeline(items: Sequence[Item], outputs: Callable[[Path, Path], list[Pat
 
     def fail(file: Path, reason: str, exc: BaseException | None = None) -> None:
         report.failed.append((file, reason))
-        bar.write(f"error: {file}: {reason}", file=stream)
+        bar.write(printable(f"error: {file}: {reason}"), file=stream)
         if debug and exc is not None:
             traceback.print_exception(exc, file=stream)
         bar.update()

@@ -34,8 +34,8 @@ from .inputs import Item
 from .job import Job
 from .outputs import plan_outputs, remove_new
 from .pipeline import run_pipeline
-from .report import (BatchReport, debugging, describe_error, finish_report, interrupted, progress_bar, record_notes,
-                     start_report)
+from .report import (BatchReport, debugging, describe_error, finish_report, interrupted, printable, progress_bar,
+                     record_notes, start_report)
 
 __all__ = ["connect", "run_on_ray"]
 
@@ -153,7 +153,7 @@ def run_on_ray(job: Job, items: Sequence[Item], *, address: str = "local", worke
     def fail(file: Path, reason: str, exc: BaseException | None = None) -> None:
         first, _, trace = reason.partition("\n")
         report.failed.append((file, first))
-        bar.write(f"error: {file}: {first}", file=stream)
+        bar.write(printable(f"error: {file}: {first}"), file=stream)
         if trace:
             stream.write(trace)
         bar.update()
@@ -170,7 +170,8 @@ def run_on_ray(job: Job, items: Sequence[Item], *, address: str = "local", worke
             n, cpus = plan_workers(len(todo), workers, gpus_per_worker, cpus_per_worker)
             if not quiet:
                 each = f"{cpus:g} CPU" + (f", {gpus_per_worker:g} GPU" if gpus_per_worker else "")
-                print(f"{desc}: {len(todo)} input(s) on Ray ({address}), {n} worker(s) of {each}", file=stream)
+                print(printable(f"{desc}: {len(todo)} input(s) on Ray ({address}), {n} worker(s) of {each}"),
+                      file=stream)
             ds = ray.data.from_items([{"i": i, "file": str(f), "rel": str(r)} for i, (f, r, _, _) in enumerate(todo)],
                                      override_num_blocks=min(len(todo), 1000))
             ds = ds.map_batches(JobStage, fn_constructor_kwargs={"job": job, "threads": max(1, int(cpus))},

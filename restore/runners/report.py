@@ -1,9 +1,14 @@
 """What a run tells its user: one ``ignored:``, ``error:`` or ``note:`` line per file, a progress
 bar on a terminal, and the summary line, whose four counts (done, skipped, failed, ignored) hold
-every file found; ``BatchReport`` keeps the same, and its ``exit_code`` is the command's."""
+every file found; ``BatchReport`` keeps the same, and its ``exit_code`` is the command's.
+
+Every line goes through ``printable``: a file name is a stranger's text, and a newline, a
+carriage return or an escape sequence in it must not print a line of its own (a forged summary)
+or move the cursor; they are shown escaped (``x.png\\nDone``), everything else as it is."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +16,31 @@ from typing import TextIO
 
 from restore.imageio import ImageError
 
-__all__ = ["BatchReport", "debugging", "describe_error", "finish_report", "interrupted", "isatty", "progress_bar",
-           "record_notes", "start_report"]
+__all__ = ["BatchReport", "debugging", "describe_error", "finish_report", "interrupted", "isatty", "printable",
+           "progress_bar", "record_notes", "start_report"]
+
+# C0 and C1 controls (\n, \r, \t, ESC, DEL, NEL, ...), the Unicode line and paragraph separators,
+# the bidi embeddings, overrides and isolates that reorder what follows, and lone surrogates
+# (the undecodable bytes of a file name)
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: object) -> str:
+    """``text`` as one line that shows what it holds: control characters escaped as Python writes
+    them (``\\n``, ``\\x1b``, ``\\u202e``), an undecodable byte of a file name as ``\\xff``; plain
+    names, spaces and letters of any script unchanged."""
+    return _UNSAFE.sub(_escape, str(text))
+
+
+def _escape(match: re.Match) -> str:
+    c = match.group()
+    code = ord(c)
+    if c in _SHORT:
+        return _SHORT[c]
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for the byte code - 0xDC00
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 @dataclass
@@ -60,7 +88,7 @@ def start_report(ignored: Sequence[tuple[Path, str]], quiet: bool, stream: TextI
     report = BatchReport(ignored=list(ignored))
     if not quiet:
         for path, reason in report.ignored:
-            print(f"ignored: {path}: {reason}", file=stream)
+            print(printable(f"ignored: {path}: {reason}"), file=stream)
     return report
 
 
@@ -77,14 +105,14 @@ def record_notes(report: BatchReport, file: Path, notes: list[str], bar, quiet: 
     if notes:
         report.notes[file] = notes
         if not quiet:
-            bar.write(f"note: {file}: {'; '.join(notes)}", file=stream)
+            bar.write(printable(f"note: {file}: {'; '.join(notes)}"), file=stream)
 
 
 def finish_report(report: BatchReport, bar, desc: str, quiet: bool, stream: TextIO) -> BatchReport:
     """The end of a run: the bar gone, the summary line."""
     bar.close()
     if not quiet:
-        print(report.summary(desc), file=stream)
+        print(printable(report.summary(desc)), file=stream)
     return report
 
 
@@ -93,7 +121,8 @@ def interrupted(report: BatchReport, bar, desc: str, quiet: bool, stream: TextIO
     bar.close()
     if not quiet:
         where = "" if at is None else f" at {at}"
-        print(f"interrupted{where}; {report.summary(desc)}. Run again with --skip-existing to resume.", file=stream)
+        print(printable(f"interrupted{where}; {report.summary(desc)}. Run again with --skip-existing to resume."),
+              file=stream)
 
 
 def isatty(stream: TextIO) -> bool:

@@ -19,8 +19,8 @@ from restore.notes import collect_notes
 
 from .inputs import Item
 from .outputs import claim_outputs, remove_new, stamp
-from .report import (BatchReport, debugging, describe_error, finish_report, interrupted, progress_bar, record_notes,
-                     start_report)
+from .report import (BatchReport, debugging, describe_error, finish_report, interrupted, printable, progress_bar,
+                     record_notes, start_report)
 
 __all__ = ["run_batch"]
 
@@ -48,7 +48,7 @@ def run_batch(items: Sequence[Item], process: Callable[[Path, Path], None],
 
     def fail(file: Path, reason: str) -> None:
         report.failed.append((file, reason))
-        bar.write(f"error: {file}: {reason}", file=stream)
+        bar.write(printable(f"error: {file}: {reason}"), file=stream)
 
     for file, rel in bar:
         try:

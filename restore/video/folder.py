@@ -12,7 +12,7 @@ from typing import TextIO
 
 from restore.runners.inputs import Item
 from restore.runners.outputs import sweep_temporaries
-from restore.runners.report import BatchReport, describe_error, isatty
+from restore.runners.report import BatchReport, describe_error, isatty, printable
 
 __all__ = ["run_videos", "video_output"]
 
@@ -40,7 +40,7 @@ def run_videos(process: Callable[..., dict], videos: list[Item], out: Path, *, s
                 report.skipped += 1
                 entries[str(file)] = {"input": str(file), "output": str(dst), "error": None, "skipped": True}
                 continue
-            bar = tqdm(desc=file.name, unit="frame", file=stream, leave=False, disable=quiet or not isatty(stream))
+            bar = tqdm(desc=printable(file.name), unit="frame", file=stream, leave=False, disable=quiet or not isatty(stream))
 
             def progress(done: int, total: int) -> None:
                 bar.total = total
@@ -51,7 +51,7 @@ def run_videos(process: Callable[..., dict], videos: list[Item], out: Path, *, s
             except Exception as e:  # noqa: BLE001 - one video's failure: its line, then the next
                 reason = describe_error(e)
                 report.failed.append((file, reason))
-                bar.write(f"error: {file}: {reason}", file=stream)
+                bar.write(printable(f"error: {file}: {reason}"), file=stream)
                 entries[str(file)] = {"input": str(file), "output": None, "error": reason}
                 if os.environ.get("RESTORE_DEBUG"):
                     raise
