@@ -21,6 +21,7 @@ from restore.segment import cli as segment
 from restore.sketch import cli as sketch
 from restore.train import cli as train_cli
 from restore.translate import cli as translate
+from restore.upscale import cli as upscale
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     tsub = train.add_subparsers(dest="what", required=True)
     train_cli.add_parsers(tsub)
     translate.add_parser(sub).set_defaults(run=translate.run)
+    upscale.add_parser(sub).set_defaults(run=upscale.run)
     faces.add_parser(sub).set_defaults(run=faces.run)
     sketch.add_parser(sub).set_defaults(run=sketch.run)
     evaluate = sub.add_parser("eval", help="score predictions against ground truth")
@@ -56,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as e:  # user errors (bad data folder, unreadable file): one line
         if os.environ.get("RESTORE_DEBUG"):
             raise
-        print(f"restore {args.command}: error: {e}", file=sys.stderr)
+        from restore.runners.report import printable  # a file name can hold a newline: never a forged line
+
+        print(f"restore {args.command}: error: {printable(e)}", file=sys.stderr)
         return 2
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from restore.imageio import ImageError, read_image
 from restore.runners.inputs import scan_inputs
+from restore.runners.report import printable
 
 from .crops import fit_crop, resize_up, size_hint
 
@@ -29,7 +30,7 @@ def report_unusable(problems: list[tuple[Path, str]], usable: int, skip_bad: boo
     when that is not the files themselves (e.g. "pass --crop 96"); ``--skip-bad`` is suggested
     only when it would leave something to train on."""
     for path, reason in problems:
-        print(f"error: {path}: {reason}", file=sys.stderr)
+        print(f"error: {printable(path)}: {printable(reason)}", file=sys.stderr)
     if not usable:
         listed = f"; all {len(problems)} file(s) are unusable (listed above)" if problems else ""
         raise ValueError(f"no usable images in the {what} data{listed}" + (f": {fix}" if fix else ""))
