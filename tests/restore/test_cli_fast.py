@@ -28,7 +28,7 @@ print(json.dumps({"code": code, "out": out.getvalue(), "err": err.getvalue(),
                   "heavy": sorted({m.split(".")[0] for m in sys.modules} & set(%r))}))
 """ % (HEAVY,)
 
-HELPS = [[], ["segment"], ["faces"], ["translate"], ["sketch"], ["eval"], ["eval", "segment"], ["weights"],
+HELPS = [[], ["segment"], ["faces"], ["translate"], ["upscale"], ["sketch"], ["eval"], ["eval", "segment"], ["weights"],
          ["weights", "list"], ["weights", "fetch"], ["weights", "import"], ["weights", "verify"], ["app"], ["export"],
          ["train"], ["train", "pix2pix"], ["train", "colorizer"], ["train", "gfpgan"], ["train", "segmenter"],
          ["train", "translate"], ["train", "sketch"], ["train", "faces"], ["train", "segment"]]
@@ -36,7 +36,8 @@ USAGE_ERRORS = [["segment"], ["faces", "x"], ["translate", "x", "-o", "o"], ["sk
                 ["train", "pix2pix", "--data", "d", "--out", "o", "--preset", "huge"],
                 ["train", "gfpgan", "--data", "d", "--out", "o", "--degrade", "nope"],
                 ["train", "segmenter", "--data", "d", "--out", "o", "--loss", "l2"], ["nosuchcommand"],
-                ["segment", "x", "-o", "o", "--precision", "fp64"], ["weights", "fetch"]]
+                ["segment", "x", "-o", "o", "--precision", "fp64"], ["weights", "fetch"],
+                ["upscale", "x", "-o", "o", "--alpha-upsampler", "nope"]]
 
 
 def probe(argv: list[str]) -> dict:
