@@ -134,8 +134,8 @@ class Upscaler(Inference):
         out = np.empty((h * s, w * s) + image.shape[2:], image.dtype)  # the result, written tile by tile
         colour = image if image.ndim == 2 else image[..., :3]
         for box, tile in self._enhance(colour, peak):
-            out[box + ((slice(0, 3),) if image.ndim == 3 else ())] = _to_pixels(
-                tile if colour.ndim == 3 else tile @ np.array(LUMA, np.float32), peak, out.dtype)
+            _write(out[box + ((slice(0, 3),) if image.ndim == 3 else ())],
+                   tile if colour.ndim == 3 else tile @ np.array(LUMA, np.float32), peak)
         if image.ndim == 3 and image.shape[2] == 4:
             self._alpha(image[..., 3], peak, out)
         if self.scale == s:
@@ -150,14 +150,14 @@ class Upscaler(Inference):
     def _alpha(self, alpha: np.ndarray, peak: float, out: np.ndarray) -> None:
         if self.alpha == "realesrgan":  # as a grey picture through the network, as RealESRGANer does
             for box, tile in self._enhance(alpha, peak):
-                out[box + (3,)] = _to_pixels(tile @ np.array(LUMA, np.float32), peak, out.dtype)
+                _write(out[box + (3,)], tile @ np.array(LUMA, np.float32), peak)
             return
         import cv2
 
         h, w = alpha.shape
         s = self.netscale
         up = cv2.resize(alpha.astype(np.float32) / peak, (w * s, h * s), interpolation=cv2.INTER_LINEAR)
-        out[..., 3] = _to_pixels(up, peak, out.dtype)
+        _write(out[..., 3], up, peak)
 
     def _enhance(self, image: np.ndarray, peak: float) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
         """RealESRGANer's pre_process, tile_process and post_process: (where in the output,
@@ -203,8 +203,10 @@ def _reflect(image: np.ndarray, bottom: int, right: int) -> np.ndarray:
     return np.pad(image, ((0, bottom), (0, right)) + ((0, 0),) * (image.ndim - 2), mode="reflect")
 
 
-def _to_pixels(values: np.ndarray, peak: float, dtype: np.dtype) -> np.ndarray:
-    """0..1 float32 -> ``dtype`` as RealESRGANer rounds it (``(x * 255.0).round()``)."""
-    if peak == 1.0 and np.dtype(dtype).kind == "f":
-        return values
-    return (values * np.float32(peak)).round().astype(dtype)
+def _write(dst: np.ndarray, values: np.ndarray, peak: float) -> None:
+    """0..1 float32 ``values`` into ``dst`` (a view of the output) as RealESRGANer rounds them
+    (``(x * 255.0).round()`` in float32), in place: no second float copy of a tile."""
+    if dst.dtype.kind != "f":
+        np.multiply(values, np.float32(peak), out=values)
+        np.rint(values, out=values)
+    dst[...] = values
