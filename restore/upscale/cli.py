@@ -7,14 +7,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from restore.runners.args import add_backend_arg, add_output_args, add_precision_arg, add_runner_args
+from restore.runners.args import (add_backend_arg, add_output_args, add_precision_arg, add_runner_args,
+                                  add_video_args)
 
 DEFAULT_WEIGHTS = "realesrgan-x4plus"  # restore.upscale.upscaler's default, without its imports
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("upscale", help="enlarge pictures with Real-ESRGAN's networks (x4plus by default)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="image or video files (.mp4 .mov .mkv .webm .avi .m4v: <stem>_out.mp4, the sound kept) or "
+                        "folders (searched recursively)")
     p.add_argument("-o", "--out", required=True, type=Path)
     p.add_argument("--weights", default=DEFAULT_WEIGHTS,
                    help="realesrgan-x4plus (default), realesrgan-x2plus, realesrgan-x4plus-anime, realesr-animevideov3, "
@@ -37,6 +40,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_output_args(p)
     p.add_argument("--skip-existing", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    add_video_args(p)
     add_runner_args(p)
     return p
 
@@ -72,4 +76,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"restore upscale: {up.model_info}", file=sys.stderr)
         return UpscaleJob(make, model=up, out=args.out, suffix=args.suffix, ext=output_ext(args), quality=args.quality)
 
-    return run_command(args, "upscale", job, check=lambda: _check(args))
+    def films(job: UpscaleJob, videos):  # OUT/<sub>/<stem>_out.mp4, frame by frame, the sound kept
+        from restore.video.folder import run_videos
+
+        from .video import upscale_video
+
+        report, _ = run_videos(lambda src, dst, **kw: upscale_video(job.model, src, dst, **kw), videos, args.out,
+                               skip_existing=args.skip_existing, quiet=args.quiet, crf=args.crf, codec=args.codec,
+                               suffix=f"_{args.suffix}" if args.suffix else "")
+        return report
+
+    return run_command(args, "upscale", job, videos=films, check=lambda: _check(args))

@@ -17,16 +17,17 @@ from restore.runners.report import BatchReport, describe_error, isatty, printabl
 __all__ = ["run_videos", "video_output"]
 
 
-def video_output(folder: Path, file: Path, codec: str = "libx264") -> Path:
-    """Where a video's result goes in ``folder``: .mp4 for H.264/H.265, .mkv for other codecs."""
-    return folder / f"{file.stem}{'.mp4' if codec in ('libx264', 'libx265', 'h264') else '.mkv'}"
+def video_output(folder: Path, file: Path, codec: str = "libx264", suffix: str = "") -> Path:
+    """Where a video's result goes in ``folder``: ``<stem><suffix>``, .mp4 for H.264/H.265, .mkv
+    for other codecs."""
+    return folder / f"{file.stem}{suffix}{'.mp4' if codec in ('libx264', 'libx265', 'h264') else '.mkv'}"
 
 
 def run_videos(process: Callable[..., dict], videos: list[Item], out: Path, *, subfolder: str = "",
                skip_existing: bool = False, quiet: bool = False, crf: int = 18, codec: str = "libx264",
-               stream: TextIO | None = None) -> tuple[BatchReport, dict[str, dict]]:
+               stream: TextIO | None = None, suffix: str = "") -> tuple[BatchReport, dict[str, dict]]:
     """``process(src, dst, crf=, codec=, progress=) -> report entry`` for each video, into
-    ``OUT/<subfolder>/<sub>/<stem>.mp4``; returns the run's report and the entries by input."""
+    ``OUT/<subfolder>/<sub>/<stem><suffix>.mp4``; returns the run's report and the entries by input."""
     from tqdm import tqdm
 
     stream = sys.stderr if stream is None else stream
@@ -35,7 +36,7 @@ def run_videos(process: Callable[..., dict], videos: list[Item], out: Path, *, s
     sweep_temporaries(out)  # what a killed run left: a resumed one finds no half-written film
     try:
         for file, rel in videos:
-            dst = video_output(out / subfolder / rel, file, codec)
+            dst = video_output(out / subfolder / rel, file, codec, suffix)
             if skip_existing and dst.exists():
                 report.skipped += 1
                 entries[str(file)] = {"input": str(file), "output": str(dst), "error": None, "skipped": True}
