@@ -337,6 +337,17 @@ class Handlers:
         summary = f"{model}: {rgb.shape[1]}x{rgb.shape[0]} px in {time.perf_counter() - t0:.1f} s{by}"
         return (rgb, result), str(out), public(summary)  # a model given from Python may be a path
 
+    # ------------------------------------------------------------------ upscale
+    @handler("the upscaling")
+    def upscale(self, image: str | None, weights: str | None, scale: float = 0, tile: int = 400, denoise: float = 0.5,
+                progress: gr.Progress = gr.Progress()):
+        """Enlarge a picture with Real-ESRGAN's networks (``restore upscale``; scale 0: the
+        network's own) -> ((before, after), PNG file, summary); refused before any work when the
+        result would be over ``max_output_pixels`` (apps/upscale.py)."""
+        from .upscale import upscale
+
+        return upscale(self, image, weights, scale, tile, denoise, progress)
+
 
 def _diameter(text: str | float | None) -> float | str | None:
     """The Segment tab's diameter field: 'auto', 'none' or a size in pixels."""

@@ -32,7 +32,7 @@ from restore.imageio import DEFAULT_MAX_PIXELS
 from restore.models.manifest import converted_path, is_downloadable, manifest, model_file
 from restore.runners.args import DEFAULT_PRECISION
 
-TASKS = ("faces", "sketch", "segment", "translate")  # the tabs, in gan.tasks' one word per task
+TASKS = ("faces", "sketch", "segment", "translate", "upscale")  # the tabs, in gan.tasks' one word per task
 # A tab offers the models whose task (manifest entry or file metadata, read through task_word so
 # that earlier words such as "segmentation" or "face restoration" match too) is its own; the Faces
 # tab also takes a translate generator (the bundled restorer).
@@ -41,6 +41,10 @@ MAX_VIDEO_FRAMES = 9000  # 6 minutes at 25 fps
 MAX_VOLUME_PAGES = 1000  # per uploaded TIFF: counted from its header, before any page is decoded
 MAX_SECONDS = 300.0  # per request (restore.budget): past it the work stops at its next check
 MAX_UPLOADED_MODELS = 4  # generator files uploaded in the Translate tab kept loaded
+# The Upscale tab's result (width * height * scale^2), refused before any work: a 4x upscale of
+# a 50 MP upload would be 800 MP (2.4 GB as RGB, minutes to encode as PNG). 64 MP: a 4000x4000
+# photo at 2x, 2000x2000 at 4x, about 190 MB as RGB.
+MAX_OUTPUT_PIXELS = 64_000_000
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -87,14 +91,15 @@ class Runtime:
     manifest's; their task comes from their metadata, and the selectors name them by file name
     only (the page shows nothing of the server's folders). ``max_pixels``: the largest image
     accepted; ``max_pages``: the most pages of a TIFF volume; ``max_frames``: the longest video;
-    ``max_seconds``: each request's time budget (``restore.budget``; 0: none). ``backend``: torch, or onnxruntime (each network from its ONNX export, made once into the
+    ``max_seconds``: each request's time budget (``restore.budget``; 0: none). ``max_output_pixels``: the
+    largest result of the Upscale tab (width * height * scale^2). ``backend``: torch, or onnxruntime (each network from its ONNX export, made once into the
     weights cache; the precision is then the file's, fp32).
     """
 
     def __init__(self, device: str = "auto", precision: str = "auto", models: Iterable[str | Path] = (),
                  max_pixels: int = DEFAULT_MAX_PIXELS, *, backend: str = "torch",
                  max_frames: int = MAX_VIDEO_FRAMES, max_pages: int = MAX_VOLUME_PAGES,
-                 max_seconds: float = MAX_SECONDS) -> None:
+                 max_seconds: float = MAX_SECONDS, max_output_pixels: int = MAX_OUTPUT_PIXELS) -> None:
         from restore.export.backend import check_backend
 
         precision = check_backend(backend, precision)  # fp32 for onnxruntime
@@ -108,6 +113,7 @@ class Runtime:
         self.max_frames = int(max_frames)  # per uploaded video: a request holds the device that long
         self.max_pages = int(max_pages)
         self.max_seconds = float(max_seconds)
+        self.max_output_pixels = int(max_output_pixels)  # the Upscale tab's result
         self.extra = [Path(m).expanduser().resolve() for m in models]
         for p in self.extra:
             if not p.is_file():
@@ -206,6 +212,16 @@ class Runtime:
         weights = self.weights(weights)
         return self.load(("translate", weights), lambda: Translator(
             weights, self.device, precision=self.precision["translate"], backend=self.backend))
+
+    def upscaler(self, weights: str, tile: int = 0, denoise: float | None = None):
+        """The Upscaler for ``weights`` (loaded once; with the onnxruntime backend once per tile
+        size, its export's input size), ``tile`` and ``denoise`` set."""
+        from restore.upscale.upscaler import Upscaler
+
+        weights = self.weights(weights)
+        key = ("upscale", weights, denoise, tile if self.backend != "torch" else None)
+        return self.load(key, lambda: Upscaler(weights, self.device, tile=int(tile), denoise=denoise,
+                                               precision=self.precision["upscale"], backend=self.backend))
 
     def colorizer(self, weights: str):
         from restore.sketch.colorizer import Colorizer

@@ -179,3 +179,35 @@ def translate_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
                          ("astronaut", [d / "astronaut_degraded.jpg"]))
     _wire(button, examples, [image], h.translate, [image, weights, generator],
           [slider, file, status], "translate", queue)
+
+
+def upscale_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
+    """``restore upscale`` in the page: Real-ESRGAN's networks that are here, and ``--model`` files."""
+    from restore.models.manifest import manifest
+    from restore.upscale.upscaler import DENOISE_TWINS
+
+    choices = rt.choices("upscale")
+    denoisable = [v for _, v in choices if DENOISE_TWINS.get(v) in manifest()]
+    with gr.Row():
+        with gr.Column(scale=2):
+            image = gr.File(label="Picture (grey, alpha and 16 bits are kept)", file_types=IMAGE_TYPES,
+                            elem_id="upscale-image")
+            weights = gr.Dropdown(choices, value=_choice(choices, "realesrgan-x4plus"), label="Upscaler",
+                                  info=None if choices else "none here yet: restore weights fetch realesrgan-x4plus")
+            scale = gr.Slider(0, 8, value=0, step=0.5, label="Scale",
+                              info="0: the network's own (4 for x4plus); any other: the result resized by Lanczos, "
+                                   "as Real-ESRGAN's --outscale")
+            tile = gr.Radio([("whole picture", 0), ("200", 200), ("400", 400), ("800", 800)], value=400, label="Tile (px)",
+                            info="smaller tiles: less memory, the same picture up to the tiles' seams")
+            denoise = gr.Slider(0, 1, value=0.5, step=0.05, label="Denoise", visible=bool(denoisable),
+                                info=f"{', '.join(denoisable)} only: 0 keeps the noise, 1 removes the most")
+            gr.Markdown(f"Results up to {rt.max_output_pixels / 1e6:g} megapixels (width x height x scale²).")
+            button = gr.Button("Upscale", variant="primary", elem_id="upscale-run")
+        with gr.Column(scale=3):
+            slider = gr.ImageSlider(label="Before (Lanczos) / after", type="numpy", format="png")
+            file = gr.File(label="Download (PNG)")
+            status = gr.Markdown(elem_id="upscale-status")
+    d = EXAMPLES / "faces"
+    examples = _examples(("two faces, small", [d / "two_faces_small.jpg"])) if choices else {}
+    _wire(button, examples, [image], h.upscale, [image, weights, scale, tile, denoise], [slider, file, status],
+          "upscale", queue)

@@ -18,7 +18,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="torch (default), or onnxruntime: every tab's networks from their ONNX exports (made once "
                         "into the weights cache, checked against PyTorch)")
     p.add_argument("--concurrency", type=int, default=1,
-                   help="requests each task (faces, faces video, sketch, segment, translate) runs at once (default 1)")
+                   help="requests each task (faces, faces video, sketch, segment, translate, upscale) runs at once (default 1)")
     p.add_argument("--max-queue", type=int, default=20, metavar="N",
                    help="requests waiting, all tasks together, before the next is refused (default 20; 0: no bound)")
     p.add_argument("--max-seconds", type=float, default=300, metavar="S",
@@ -26,6 +26,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "frames, with a message (default 300; 0: none)")
     p.add_argument("--max-file-size", default="50mb", help="largest upload: bytes, or e.g. 50mb (refused before decoding)")
     p.add_argument("--max-pixels", type=int, default=50_000_000, help="largest decoded image (pixels)")
+    p.add_argument("--max-output-pixels", type=int, default=64_000_000,
+                   help="largest result of the Upscale tab, width x height x scale^2, refused before any work "
+                        "(default 64000000)")
     p.add_argument("--max-pages", type=int, default=1000,
                    help="most pages of a TIFF volume in the Segment tab, refused before decoding (default 1000)")
     p.add_argument("--max-video-frames", type=int, default=9000,
@@ -43,5 +46,5 @@ def run(args: argparse.Namespace) -> int:
     launch(args.host, args.port, args.share, max_file_size=size, device=args.device,
            precision=args.precision, models=args.model, max_pixels=args.max_pixels, concurrency=args.concurrency,
            backend=args.backend, max_frames=args.max_video_frames, max_pages=args.max_pages,
-           max_seconds=args.max_seconds, max_queue=args.max_queue)
+           max_seconds=args.max_seconds, max_queue=args.max_queue, max_output_pixels=args.max_output_pixels)
     return 0

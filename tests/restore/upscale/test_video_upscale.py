@@ -14,8 +14,8 @@ from restore.imagewrite import write_png
 
 av = pytest.importorskip("av")
 
-from restore.video.io import probe, read_frames  # noqa: E402
-from tests.restore.video.test_video_io import audio_packets, make_clip, video_pts  # noqa: E402
+from restore.video.io import probe, read_frames
+from tests.restore.video.test_video_io import audio_packets, make_clip, video_pts
 
 
 @pytest.fixture(scope="module")
