@@ -80,8 +80,14 @@ def upscale(h: Any, image: str | None, weights: str | None, scale: float, tile: 
     progress(0, desc="loading the upscaler")
     from restore.models.manifest import manifest
 
-    twin = DENOISE_TWINS.get(weights)
-    up = copy.copy(rt.upscaler(weights, tile, float(denoise) if twin in manifest() else None))
+    level = None
+    if DENOISE_TWINS.get(weights) in manifest():
+        if not 0 <= float(denoise) <= 1:
+            raise gr.Error("The denoise level must be in 0..1.", print_exception=False)
+        # to the slider's steps: each level is a network of its own in the cache, so a visitor's
+        # requests may make at most 21 of them
+        level = round(float(denoise) * 20) / 20
+    up = copy.copy(rt.upscaler(weights, tile, level))
     up.tile, up.scale = tile, scale or float(up.netscale)  # this request's: the loaded network is shared
     size = header_size(image)
     if size is not None and (why := output_error(name, *size, up.scale, rt.max_output_pixels)):

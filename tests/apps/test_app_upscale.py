@@ -113,6 +113,29 @@ def test_a_request_over_its_budget_and_bad_input_are_one_line(tiny, tmp_path):
     assert _refused(h.upscale, str(tmp_path / "pic.png"), None, 0, 0, 0.5).startswith("No upscaler here")
 
 
+def test_denoise_levels_are_the_sliders_steps(tiny, tmp_path, monkeypatch):
+    """Each denoise level is a network of its own in the cache: a request's level is rounded to
+    the slider's 0.05 steps (at most 21 networks, whatever a visitor sends), and one outside 0..1
+    is refused; a model without a twin ignores it."""
+    import restore.models.manifest as manifest_module
+    from restore.upscale import upscaler as upscaler_module
+    from restore.upscale.upscaler import Upscaler
+
+    h = Handlers(Runtime("cpu", models=[tiny]))
+    write_png(tmp_path / "pic.png", np.zeros((8, 8, 3), np.uint8))
+    up, asked = Upscaler(str(tiny)), []
+    monkeypatch.setattr(h.rt, "upscaler", lambda weights, tile, denoise: asked.append(denoise) or up)
+    h.upscale(str(tmp_path / "pic.png"), "tiny_up.safetensors", 0, 0, 0.333)
+    assert asked == [None]  # no twin: no denoise
+    monkeypatch.setitem(upscaler_module.DENOISE_TWINS, "tiny_up.safetensors", "tiny-twin")
+    real = manifest_module.manifest()
+    monkeypatch.setattr(manifest_module, "manifest", lambda: {**real, "tiny-twin": {}})
+    h.upscale(str(tmp_path / "pic.png"), "tiny_up.safetensors", 0, 0, 0.333)
+    assert asked == [None, 0.35]
+    message = _refused(h.upscale, str(tmp_path / "pic.png"), "tiny_up.safetensors", 0, 0, 1.5)
+    assert message == "The denoise level must be in 0..1."
+
+
 def test_the_command_passes_the_output_cap(monkeypatch):
     from restore.apps import app
 
