@@ -1,4 +1,4 @@
-"""The Gradio app: faces, sketch, segment and translate in one page (``restore app``).
+"""The Gradio app: faces, sketch, segment, translate and upscale in one page (``restore app``).
 
     from restore.apps.app import build_app, launch
     launch(host="127.0.0.1", port=7860)            # what `restore app` does

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("app", help="the Gradio app: faces, sketch, segmentation and translation in one page")
+    p = sub.add_parser("app", help="the Gradio app: faces, sketch, segmentation, translation and upscaling in one page")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="also a public gradio.live link (needs internet)")
