@@ -241,7 +241,9 @@ def draw_kernel(rng: np.random.Generator, kinds: Sequence[str], probs: Sequence[
     size = int(KERNEL_SIZES[int(rng.integers(len(KERNEL_SIZES)))])
     if rng.uniform() < sinc_prob:
         omega = float(rng.uniform(math.pi / 3 if size < 13 else math.pi / 5, math.pi))
-        kernel, info = bsr.circular_lowpass_kernel(omega, size, pad_to=False), {"kernel": "sinc", "omega": omega}
+        with np.errstate(invalid="ignore", divide="ignore"):  # basicsr divides 0/0 at the centre, then sets it
+            kernel = bsr.circular_lowpass_kernel(omega, size, pad_to=False)
+        info = {"kernel": "sinc", "omega": omega}
     else:
         p = np.asarray(probs, dtype=np.float64)
         kind = kinds[int(rng.choice(len(p), p=p / p.sum()))]
@@ -279,7 +281,8 @@ def sample_params(config: SecondOrderConfig, rng: np.random.Generator) -> dict[s
     sinc = None
     if rng.uniform() < c.final_sinc_prob:
         size = int(KERNEL_SIZES[int(rng.integers(len(KERNEL_SIZES)))])
-        sinc = bsr.circular_lowpass_kernel(float(rng.uniform(math.pi / 3, math.pi)), size, pad_to=PAD_TO)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sinc = bsr.circular_lowpass_kernel(float(rng.uniform(math.pi / 3, math.pi)), size, pad_to=PAD_TO)
     p: dict[str, Any] = {"kernel1": k1, "blur1": i1, "kernel2": k2, "blur2": i2, "sinc": sinc}
     p["resize1"] = (_resize_scale(rng, c.resize_prob, c.resize_range), MODES[int(rng.integers(3))])
     p["noise1"] = _noise(rng, c.gaussian_noise_prob, c.noise_range, c.poisson_scale_range, c.gray_noise_prob)

@@ -2,9 +2,9 @@
 (``train_config``), so a resume or a reader of the file knows exactly how it was trained.
 
 The fields every task shares are ``TrainConfig``'s own; what only one task reads is its section,
-``TrainConfig.options``: ``SegmentOptions``, ``TranslateOptions``, ``SketchOptions`` or
-``FacesOptions`` (the three GAN tasks share ``GanOptions``' fields). ``task`` is one of the task
-words of ``gan.tasks`` (``segment``, ``translate``, ``sketch``, ``faces``).
+``TrainConfig.options``: ``SegmentOptions``, ``TranslateOptions``, ``SketchOptions``,
+``FacesOptions`` or ``UpscaleOptions`` (the GAN tasks share ``GanOptions``' fields). ``task`` is
+one of the task words of ``gan.tasks`` (``segment``, ``translate``, ``sketch``, ``faces``, ``upscale``).
 
 Earlier versions had one flat config (``task="gan"``, ``loss=``, ``gan_weight=``, ``face=`` ...,
 every task's fields side by side). That layout still works: ``TrainConfig(task="gan",
@@ -110,11 +110,32 @@ class FacesOptions(GanOptions):
         super().__post_init__()
 
 
-TaskOptions = Union[SegmentOptions, TranslateOptions, SketchOptions, FacesOptions]
+UPSCALE_STAGES = ("net", "gan")
+
+
+@dataclass(frozen=True)
+class UpscaleOptions(GanOptions):
+    """The ``upscale`` task's section (Real-ESRGAN): ``stage`` "net" is Real-ESRNet (L1 alone, no
+    discriminator), "gan" adds the perceptual and GAN terms against the U-Net discriminator. The
+    defaults are train_realesrgan_x4plus.yml's loss weights."""
+
+    disc_arch: str = "UNetDiscriminatorSN"
+    l1_weight: float = 1.0
+    perceptual_weight: float = 1.0  # needs a perceptual module passed to train(); "gan" stage only
+    gan_weight: float = 0.1
+    stage: str = "gan"
+
+    def __post_init__(self) -> None:
+        if self.stage not in UPSCALE_STAGES:
+            raise ValueError(f"unknown upscale stage {self.stage!r}; choose one of {UPSCALE_STAGES}")
+        super().__post_init__()
+
+
+TaskOptions = Union[SegmentOptions, TranslateOptions, SketchOptions, FacesOptions, UpscaleOptions]
 
 # The section of each task word; the trainable tasks are its keys.
 OPTIONS: dict[str, type] = {"segment": SegmentOptions, "translate": TranslateOptions, "sketch": SketchOptions,
-                            "faces": FacesOptions}
+                            "faces": FacesOptions, "upscale": UpscaleOptions}
 TASKS = tuple(OPTIONS)
 # Every section's field names: the earlier flat config's task-specific fields.
 FLAT_FIELDS = frozenset(f.name for section in OPTIONS.values() for f in fields(section))
@@ -122,7 +143,7 @@ FLAT_FIELDS = frozenset(f.name for section in OPTIONS.values() for f in fields(s
 
 @dataclass(frozen=True, init=False)
 class TrainConfig:
-    task: str = "segment"  # a task word: "segment", "translate", "sketch" or "faces" (earlier words are read)
+    task: str = "segment"  # a task word: "segment", "translate", "sketch", "faces" or "upscale" (earlier words read)
     arch: str = "UNet"  # the network trained (the generator of a GAN)
     model: dict[str, Any] = field(default_factory=dict)  # its config as a dict
     steps: int = 2000

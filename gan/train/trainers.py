@@ -16,6 +16,7 @@ from gan.serialize import build_model
 from .config import TrainConfig
 from .gfpgan import gfpgan_param_groups, gfpgan_step, setup_networks
 from .steps import colorize_step, gan_step, segment_step
+from .upscale import upscale_step
 
 
 def grid(rows: list[torch.Tensor]) -> torch.Tensor:
@@ -108,6 +109,25 @@ class FacesTrainer(Trainer):
         return gfpgan_step(cfg, nets, opts, batch, step, perceptual=perceptual, identity=identity)
 
 
+class UpscaleTrainer(Trainer):
+    """Real-ESRGAN: RRDBNet or SRVGGNetCompact, and in the "gan" stage the U-Net discriminator
+    with spectral norm (gan/train/upscale.py). Pictures are in [0, 1]; the grid shows the input
+    (nearest-enlarged), the output and the sharpened target."""
+
+    def networks(self, cfg):
+        nets = super().networks(cfg)
+        if cfg.options.stage == "gan":
+            nets["D"] = build_model(cfg.options.disc_arch, cfg.options.disc)
+        return nets
+
+    def step(self, cfg, nets, opts, batch, step, perceptual=None, identity=None):
+        return upscale_step(cfg, nets, opts, batch, step, perceptual=perceptual)
+
+    def grid(self, batch, G):
+        lq = batch["input"][:4]
+        return grid([lq * 2 - 1, G(lq).clamp(0, 1)[:4] * 2 - 1, batch["target"][:4] * 2 - 1])
+
+
 TRAINERS: dict[str, Trainer] = {"segment": SegmentTrainer(), "translate": TranslateTrainer(),
-                                "sketch": SketchTrainer(), "faces": FacesTrainer()}
+                                "sketch": SketchTrainer(), "faces": FacesTrainer(), "upscale": UpscaleTrainer()}
 

@@ -1,4 +1,4 @@
-"""``restore train TRAINER``: the four trainers' arguments, in a module that imports neither torch
+"""``restore train TRAINER``: the trainers' arguments, in a module that imports neither torch
 nor the trainers, so ``restore train pix2pix --help`` and a usage error answer at once. Each
 trainer's ``run`` is imported when the command runs.
 
@@ -19,7 +19,8 @@ PIX2PIX_PRESET_NAMES = ("tiny", "default", "paper", "restorer", "restorer-wide",
 GFPGAN_PRESET_NAMES = ("paper", "small", "tiny")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgan-softplus")
 SEG_LOSS_NAMES = ("ce", "wce", "dice", "dice_ce")
-TRAINERS = ("pix2pix", "colorizer", "gfpgan", "segmenter")  # restore/train/<name>.py, each with run(args)
+UPSCALE_STAGES = ("net", "gan")
+TRAINERS = ("pix2pix", "colorizer", "gfpgan", "segmenter", "upscale")  # restore/train/<name>.py, each with run(args)
 
 
 def add_parsers(tsub) -> None:
@@ -226,4 +227,42 @@ def _segmenter(tsub) -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     s.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
     s.add_argument("--quiet", action="store_true")
+    return s
+
+
+def _upscale(tsub) -> argparse.ArgumentParser:
+    """``restore train upscale``: Real-ESRGAN's recipe (restore/train/upscale.py)."""
+    s = tsub.add_parser("upscale", help="train or fine-tune a Real-ESRGAN upscaler on clean photos "
+                                        "(second-order degradation on the fly)")
+    s.add_argument("--data", required=True, type=Path, help="clean photos (searched recursively)")
+    s.add_argument("--val", type=Path, help="held-out clean photos, degraded once at a fixed seed "
+                                            "(default: every 10th training photo)")
+    s.add_argument("--val-count", type=int, default=16, help="score at most this many validation photos")
+    s.add_argument("--val-size", type=int, default=256, help="side of the validation centre crops (clean)")
+    s.add_argument("--out", required=True, type=Path, help="run folder (generator.safetensors, checkpoint.pt, tb/)")
+    s.add_argument("--scale", type=int, default=4, choices=[2, 4])
+    s.add_argument("--arch", default="rrdb", choices=["rrdb", "srvgg"],
+                   help="rrdb: RRDBNet (RealESRGAN_x4plus's 23 blocks); srvgg: SRVGGNetCompact (realesr-general-x4v3's)")
+    s.add_argument("--preset", default="default", choices=["default", "tiny"], help="tiny: for tests")
+    s.add_argument("--stage", default="gan", choices=UPSCALE_STAGES,
+                   help="net: Real-ESRNet (L1 alone); gan: L1 + perceptual + GAN with the U-Net discriminator")
+    s.add_argument("--init", help="start the generator from these weights: a model name (realesrgan-x4plus), "
+                                  "a run folder, a .safetensors or a published .pth (tensors of another shape, "
+                                  "e.g. an x2 network's first conv, start at random)")
+    s.add_argument("--init-d", type=Path, help="start the discriminator from a published "
+                                               "RealESRGAN_x4plus_netD.pth (--stage gan)")
+    s.add_argument("--steps", type=int, default=20000)
+    s.add_argument("--batch-size", type=int, default=12, help="per process (Real-ESRGAN: 12 per GPU)")
+    s.add_argument("--crop", type=int, help="training crop side of the clean photo (default 256, tiny: 32)")
+    s.add_argument("--lr", type=float, help="default: 2e-4 for --stage net, 1e-4 for gan (Real-ESRGAN's)")
+    s.add_argument("--l1-weight", type=float, default=1.0)
+    s.add_argument("--perceptual-weight", type=float, default=1.0)
+    s.add_argument("--perceptual", default="auto", choices=["auto", "vgg19", "mobilenet_v2", "none"],
+                   help="backbone (auto: VGG19 when in the torch hub cache, else --perceptual-weights, else off)")
+    s.add_argument("--perceptual-weights", type=Path, help="backbone state dict (vgg19-dcbb9e9d.pth)")
+    s.add_argument("--gan-weight", type=float, default=0.1)
+    s.add_argument("--no-usm", action="store_true", help="train against the photos as they are, not USM-sharpened")
+    s.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported generator (0: off)")
+    s.add_argument("--loader-threads", type=int, default=1, help="threads degrading the next batches")
+    add_run_args(s, val_every=1000)
     return s
