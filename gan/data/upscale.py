@@ -18,11 +18,13 @@ from .realesrgan import SecondOrderDegradation, usm_sharpen
 
 class UpscaleBatches:
     """``batch(step)``: {"input": (B, 3, crop/scale, crop/scale), "target": the sharpened crops,
-    and with ``real`` "real": the crops as they are (the GAN stage's discriminator input)}."""
+    and with ``real`` "real": the crops as they are (the GAN stage's discriminator input)}.
+    ``workers`` > 1 degrades the samples of a batch in that many threads (about 0.06 s per
+    256 px sample on one core: a GPU step is faster than one thread's batch of 12)."""
 
     def __init__(self, images: list[np.ndarray], crop: int, batch_size: int, degradation: SecondOrderDegradation,
                  seed: int = 0, usm: bool = True, real: bool = False, flip: bool = True,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, workers: int = 1) -> None:
         if not images:
             raise ValueError("no training photos")
         if crop % degradation.scale or crop < 32:
@@ -30,7 +32,8 @@ class UpscaleBatches:
                              f"({degradation.scale})")
         self.images, self.crop, self.batch_size, self.seed = images, crop, batch_size, seed
         self.degradation, self.usm, self.real, self.flip = degradation, usm, real, flip
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.workers = rank, world_size, workers
+        self._pool = None
         sizes = np.array([im.shape[0] * im.shape[1] for im in images], dtype=np.float64)
         self.probs = torch.as_tensor(sizes / sizes.sum())
 
@@ -55,7 +58,15 @@ class UpscaleBatches:
         return lq[0], target[0], gt[0]
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        samples = [self.sample(step, self.rank * self.batch_size + j) for j in range(self.batch_size)]
+        slots = [self.rank * self.batch_size + j for j in range(self.batch_size)]
+        if self.workers > 1:  # samples are pure functions of their slot: threads change nothing but the time
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="degrade")
+            samples = list(self._pool.map(lambda slot: self.sample(step, slot), slots))
+        else:
+            samples = [self.sample(step, slot) for slot in slots]
         out = {"input": torch.stack([s[0] for s in samples]), "target": torch.stack([s[1] for s in samples])}
         if self.real:
             out["real"] = torch.stack([s[2] for s in samples])

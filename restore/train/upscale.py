@@ -212,7 +212,7 @@ def train_upscale_cli(args) -> dict[str, Any]:
                       warmup=0, ema=args.ema, amp=args.amp, val_every=args.val_every, image_every=args.val_every,
                       seed=args.seed, loader_threads=args.loader_threads)
     batches = UpscaleBatches(photos, crop, args.batch_size, degradation, seed=args.seed, usm=not args.no_usm,
-                             real=gan_stage, rank=rank, world_size=dist.world_size())
+                             real=gan_stage, rank=rank, world_size=dist.world_size(), workers=args.workers)
     meta = {"data": str(args.data), "crop": crop, "stage": args.stage, "usm": not args.no_usm,
             "degradation": degradation.to_dict(), "init": str(args.init or ""), "init_d": str(args.init_d or ""),
             "perceptual": perceptual.describe() if perceptual is not None else "off"}

@@ -78,13 +78,19 @@ def test_noise_equals_basicsr_with_the_same_random_state(photo, gray):
     assert torch.equal(poisson_noise(photo, 2.0, gray, torch.Generator().manual_seed(6)), want)
 
 
-def test_jpeg_and_usm_are_basicsrs(photo):
+def test_jpeg_usm_and_blur_are_basicsrs(photo):
     from basicsr.utils.diffjpeg import DiffJPEG
     from basicsr.utils.img_process_util import USMSharp
 
     assert torch.equal(jpeg(photo, 42.5), DiffJPEG(differentiable=False)(photo, quality=torch.tensor([42.5])))
+    from basicsr.utils.img_process_util import filter2D
+
     want, got = USMSharp()(photo), usm_sharpen(photo)  # separable here: float rounding apart
     assert float((want - got).abs().max()) < 1e-3 and float((want - got).abs().mean()) < 1e-5
+    for seed in range(4):  # every kind of kernel, through cv2 here
+        kernel, _ = draw_kernel(np.random.default_rng(seed), KERNELS, (1,) * 6, 0.3, (0.2, 3), (0.5, 4), (1, 2))
+        want = filter2D(photo, torch.from_numpy(kernel)[None])
+        assert float((blur(photo, kernel) - want).abs().max()) < 1e-5
 
 
 def test_draws_follow_real_esrgans_probabilities():

@@ -58,6 +58,8 @@ def test_batches_are_pure_functions_of_the_step():
     assert all(torch.equal(one[k], two[k]) for k in one)  # photos under the crop are mirror-padded
     assert not torch.equal(one["target"], one["real"])  # the target is USM-sharpened
     assert not torch.equal(b.batch(6)["input"], one["input"])
+    threaded = UpscaleBatches(photos(3, 24, 40), 32, 2, SecondOrderDegradation(scale=4), seed=3, real=True, workers=2)
+    assert all(torch.equal(threaded.batch(5)[k], one[k]) for k in one)  # threads change nothing but the time
     assert "real" not in UpscaleBatches(photos(1), 32, 1, SecondOrderDegradation(scale=2)).batch(0)
     with pytest.raises(ValueError, match="multiple of the scale"):
         UpscaleBatches(photos(1), 34, 1, SecondOrderDegradation(scale=4))
@@ -135,6 +137,7 @@ def test_resume_is_exact(tmp_path):
 
 def cli_args(data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "upscale", "--data", str(data), "--out", str(out), "--preset", "tiny", "--steps", "2",
+            "--workers", "2",
             "--batch-size", "2", "--val-every", "2", "--threads", "1", "--quiet", "--perceptual", "none", *extra]
 
 
