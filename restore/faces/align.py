@@ -45,13 +45,15 @@ def warp_face(image: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_GREY)
 
 
-def inverse_affine(affine: np.ndarray, upscale: int = 1) -> np.ndarray:
+def inverse_affine(affine: np.ndarray, upscale: float = 1, gfpgan: bool = False) -> np.ndarray:
     """Face pixels -> output pixels, for an output ``upscale`` times the input's size.
 
     Pixel centres sit at integers in OpenCV, so input pixel x lands at upscale * x +
-    (upscale - 1) / 2 in the output. (GFP-GAN adds upscale / 2, half a pixel off.)"""
+    (upscale - 1) / 2 in the output. GFP-GAN (facexlib's ``paste_faces_to_input_image``) adds
+    upscale / 2 when upscaling, half a pixel off: ``gfpgan=True`` does as it does, for the
+    photo GFP-GAN's own pipeline makes (``restore faces --bg realesrgan``)."""
     inv = cv2.invertAffineTransform(affine) * upscale
-    inv[:, 2] += (upscale - 1) / 2
+    inv[:, 2] += (0.5 * upscale if upscale > 1 else 0) if gfpgan else (upscale - 1) / 2
     return inv
 
 
@@ -86,15 +88,15 @@ def feather_mask(size: int, inv: np.ndarray, shape: tuple[int, int], upscale: in
     return mask
 
 
-def paste(background: np.ndarray, face: np.ndarray, affine: np.ndarray, upscale: int = 1,
-          face_mask: np.ndarray | None = None) -> np.ndarray:
+def paste(background: np.ndarray, face: np.ndarray, affine: np.ndarray, upscale: float = 1,
+          face_mask: np.ndarray | None = None, gfpgan: bool = False) -> np.ndarray:
     """Blend an aligned ``face`` (S x S x 3 uint8) into ``background`` in place and return it.
 
     ``background`` is the output canvas: HxW (grey) or HxWx3, uint8 or uint16, ``upscale``
     times the size of the image ``affine`` was fitted on. A grey canvas gets the face's luma;
-    a 16-bit one gets it scaled by 257."""
+    a 16-bit one gets it scaled by 257. ``gfpgan``: GFP-GAN's offset (``inverse_affine``)."""
     size = face.shape[0]
-    inv = inverse_affine(affine, upscale)
+    inv = inverse_affine(affine, upscale, gfpgan)
     box = _region(inv, size, *background.shape[:2])
     if box is None:
         return background

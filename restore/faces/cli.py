@@ -27,8 +27,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "(default: GFPGANv1.4 or v1.3 when in the weights cache, else the bundled restorer)")
     p.add_argument("--detector", default="auto", choices=["auto", "retinaface", "mtcnn"],
                    help="auto: RetinaFace when its weights are in the cache, else MTCNN")
-    p.add_argument("--bg", default="restorer", choices=["restorer", "resize", "none"],
-                   help="background: the bundled restorer in tiles, a Lanczos resize, or none (input pixels kept)")
+    p.add_argument("--bg", default="auto", choices=["auto", "realesrgan", "restorer", "resize", "none"],
+                   help="background: realesrgan (Real-ESRGAN's upscaler, as GFP-GAN's own command), the bundled "
+                        "restorer in tiles then Lanczos, a Lanczos resize, or none (input pixels kept); auto "
+                        "(default): realesrgan when --upscale is above 1 and its weights are cached, else restorer")
+    p.add_argument("--bg-upscaler", default=None, metavar="NAME|FILE",
+                   help="--bg realesrgan's weights (default: realesrgan-x2plus for 2x, else realesrgan-x4plus at "
+                        "outscale 2; for 4x the other way round; tiles of 400 as GFP-GAN's command)")
     p.add_argument("--upscale", type=int, default=1, choices=[1, 2, 4])
     p.add_argument("--fidelity", type=_fraction, default=1.0,
                    help="blend of restored (1) and input (0) face, in [0, 1] (default 1)")
@@ -72,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
     # keywords only, so a Ray actor given a GPU can make it with device="cuda" (restore.runners.job.Job.use_device)
     make = partial(FaceRestorer, weights=args.weights, detector=args.detector, device=args.device,
-                   precision=args.precision, upscale=args.upscale, bg=args.bg, fidelity=args.fidelity,
+                   precision=args.precision, upscale=args.upscale, bg=args.bg, bg_upscaler=args.bg_upscaler,
+                   fidelity=args.fidelity,
                    min_face=args.min_face, backend=args.backend, only_center_face=args.only_center_face,
                    parse=False if args.no_parse else "auto", tile=args.tile, detect_size=args.detect_size,
                    batch_size=args.batch_size or (16 if str(args.device).startswith("cuda") or
@@ -82,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         fr = make()
         if not args.quiet:
             by = "" if args.aligned else f"; faces found by {fr.detector_info}"
-            print(f"restore faces: restoring with {fr.model_info}{by}", file=sys.stderr)
+            bg = "" if args.aligned else f"; {fr.bg_info}"
+            print(f"restore faces: restoring with {fr.model_info}{by}{bg}", file=sys.stderr)
         return fr
 
     def photos(fr: FaceRestorer, found: Inputs) -> BatchReport:

@@ -11,14 +11,15 @@ GFP-GAN they are aligned to the FFHQ 5-point template at the network's size (512
 batches, blended with the aligned input by ``fidelity`` and pasted back with a feathered mask (a
 face-parsing mask when ``parsenet`` is cached; ``restore.faces.align``). An image-to-image face
 model restores them at their own scale instead (``own_scale``: ``restore.faces.own_scale``).
+With ``bg="realesrgan"`` the background is Real-ESRGAN's upscaler's picture and the faces are
+pasted onto it as GFP-GAN's own pipeline does (``restore.faces.background``). What the stages
+hand each other: ``restore.faces.records``.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from gan.nets.descriptor import pixels_in, pixels_out
 from gan.nets.registry import descriptor_of
 from gan.precision import autocast, cast_model, run
 from restore import budget
-from restore.colour import to_rgb8, to_uint8
+from restore.colour import to_rgb8
 from restore.inference import Inference
 
 from .align import (
@@ -40,101 +41,31 @@ from .align import (
     template,
     warp_face,
 )
+from .background import describe, make_upscaler, resolve_bg, upscale_alpha
 from .detect import Detection, center_face, detect, make_detector, merge
 from .models import FACE_MODELS, face_source, load_face_model
 from .own_scale import blend, canvas_crops, restore_regions
+from .records import FaceResult, Prepared, RestoredFace
+from .records import as_layout as _as_layout
+from .records import split as _split
+from .records import torch_threads as _torch_threads
 
 __all__ = ["FACE_MODELS", "FaceRestorer", "FaceResult", "Prepared", "RestoredFace", "face_source",
            "load_face_model"]
 
-BACKGROUNDS = ("restorer", "resize", "none")
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+BACKGROUNDS = ("restorer", "realesrgan", "resize", "none")  # and "auto" (restore.faces.background)
 
 
-@dataclass
-class RestoredFace:
-    """One face: where it was found, its aligned input crop and the restored crop (S x S x 3)."""
-
-    box: np.ndarray  # x0, y0, x1, y1 in input pixels
-    landmarks: np.ndarray  # (5, 2)
-    score: float | None
-    affine: np.ndarray  # 2x3: input pixels -> aligned face pixels
-    cropped: np.ndarray
-    restored: np.ndarray
-
-    def to_dict(self) -> dict:
-        d = Detection(self.box, self.landmarks, 0.0).to_dict()
-        d["score"] = None if self.score is None else round(float(self.score), 4)
-        return d
-
-
-@dataclass
-class FaceResult:
-    image: np.ndarray  # restored photo: the input's layout and dtype, ``upscale`` x its size
-    faces: list[RestoredFace]
-    small_faces: int = 0  # detected, but smaller than ``min_face``: left as they are
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage; net_* = networks
-
-
-@dataclass
-class Prepared:
-    """A photo read, split and its faces found and aligned, ready for the networks."""
-
-    colour: np.ndarray  # HxWx3 or HxW, uint8 or uint16
-    grey: bool
-    alpha: np.ndarray | None
-    rgb8: np.ndarray
-    found: list[Detection]
-    small: int
-    affines: list[np.ndarray]
-    crops: list[np.ndarray]  # aligned RGB uint8 S x S faces
-    timings: dict[str, float]
-    cleaned: np.ndarray | None = None  # the background restorer's RGB uint8 result, where it ran
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """This thread's torch ops on ``n`` intra-op threads. Detection runs on one in every path:
-    its float results (boxes, landmarks, hence the aligned crops) depend on the thread count,
-    and the pipeline detects in a reader thread of one beside the networks; one thread in both
-    paths gives both the same faces, and leaves the cores to the networks."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _check_options(upscale: int, bg: str, fidelity: float) -> None:
-    if upscale not in (1, 2, 4):
+def _check_options(upscale: float, bg: str, fidelity: float) -> None:
+    if bg == "realesrgan":  # any outscale, as Real-ESRGAN's (restore upscale --face-enhance)
+        if not upscale > 0:
+            raise ValueError(f"upscale must be positive, not {upscale}")
+    elif upscale not in (1, 2, 4):
         raise ValueError(f"upscale must be 1, 2 or 4, not {upscale}")
     if bg not in BACKGROUNDS:
         raise ValueError(f"bg must be one of {', '.join(BACKGROUNDS)}, not {bg!r}")
     if not 0 <= fidelity <= 1:
         raise ValueError(f"fidelity must be in [0, 1], not {fidelity}")
-
-
-def _split(image: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]:
-    """(colour HxWx3 or grey HxW in uint8/uint16, is_grey, alpha or None)."""
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (2, 3, 4)) or 0 in image.shape:
-        raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {image.shape}")
-    if image.dtype not in (np.uint8, np.uint16):
-        image = to_uint8(image)
-    alpha = None
-    if image.ndim == 3 and image.shape[2] in (2, 4):
-        image, alpha = image[..., :-1], image[..., -1]
-        image = image[..., 0] if image.shape[2] == 1 else image
-    return np.ascontiguousarray(image), image.ndim == 2, alpha
-
-
-def _as_layout(rgb8: np.ndarray, grey: bool, dtype: np.dtype) -> np.ndarray:
-    """An RGB uint8 network output in the input's layout: grey by luma, 16-bit by x257."""
-    out = np.rint(rgb8.astype(np.float32) @ _LUMA).astype(np.uint8) if grey else rgb8
-    return out.astype(np.uint16) * 257 if dtype == np.uint16 else out
 
 
 class FaceRestorer(Inference):
@@ -143,10 +74,14 @@ class FaceRestorer(Inference):
     ``weights``: see :func:`load_face_model`. ``detector``: auto | retinaface | mtcnn.
     ``precision``: fp32 | bf16 | fp16 | auto (``gan.precision``: bf16 where it is native, fp16 on
     CUDA only); None: ``restore faces``' default, auto. ``upscale``: 1, 2 or 4.
-    ``bg``: restorer (``bg_weights``, the bundled restorer, in tiles, then resized), resize
-    (Lanczos) or none (the input's own pixels, repeated when upscaling: nothing outside the
-    faces changes). An image-to-image face model given by name or file restores the background
-    itself.
+    ``bg``: restorer (``bg_weights``, the bundled restorer, in tiles, then resized), realesrgan
+    (Real-ESRGAN's upscaler, ``bg_upscaler``: as GFP-GAN's own command, ``restore.faces.background``),
+    resize (Lanczos), none (the input's own pixels, repeated when upscaling: nothing outside the
+    faces changes) or auto (realesrgan when ``upscale`` > 1 and its weights are cached, else
+    restorer). An image-to-image face model given by name or file restores the background
+    itself. With realesrgan, ``upscale`` may be any positive number (Real-ESRGAN's outscale).
+    ``bg_upscaler``: a ``restore.upscale.Upscaler`` (shared), a network, file or manifest name;
+    None: x2plus for 2x, else x4plus at outscale 2 (4x: the other way round), from the cache.
     ``fidelity`` in [0, 1]: each face is ``fidelity * restored + (1 - fidelity) * input``
     (GFP-GAN's ``weight`` argument is ignored by its networks; this blend is real).
     ``min_face``: faces whose box is smaller (shorter side, px) are left alone and counted.
@@ -163,10 +98,12 @@ class FaceRestorer(Inference):
                  bg: str = "restorer", bg_weights: str | Path = "restorer", fidelity: float = 1.0, min_face: float = 16,
                  only_center_face: bool = False, parse: bool | str = "auto", tile: int = 512,
                  detect_size: int = 1600, batch_size: int = 4, backend: str = "torch",
-                 own_scale: bool | None = None) -> None:
+                 own_scale: bool | None = None, bg_upscaler=None) -> None:
         from restore.export.backend import on_backend
         from restore.translate import Translator
 
+        self.bg_asked = bg
+        bg = resolve_bg(bg, upscale, bg_upscaler)
         _check_options(upscale, bg, fidelity)
         self.setup(device, precision, backend)  # precision None: auto, restore faces' default
         self.upscale, self.bg, self.fidelity = upscale, bg, float(fidelity)
@@ -190,6 +127,10 @@ class FaceRestorer(Inference):
         self.own_scale = not self.is_gfpgan if own_scale is None else bool(own_scale)
         if self.own_scale and kind != "image-to-image":
             raise ValueError(f"own_scale needs an image-to-image face model, not {type(self.model).__name__}")
+        if self.own_scale and upscale not in (1, 2, 4):
+            raise ValueError(f"a face model restoring at its own scale upscales by 1, 2 or 4, not {upscale}")
+        self.upscaler = make_upscaler(bg_upscaler, upscale, self.device, self.asked, backend) \
+            if bg == "realesrgan" else None
         self.translator = self.face_translator = None
         if bg == "restorer":
             # An image-to-image face model given by name or file (the restorer) does the
@@ -224,13 +165,20 @@ class FaceRestorer(Inference):
         per-photo options (None: keep this one's). Nothing is loaded again, so a server can keep
         one restorer per model. ``bg="restorer"`` needs one built with ``bg="restorer"``."""
         new = copy.copy(self)
-        new.upscale = self.upscale if upscale is None else int(upscale)
-        new.bg = bg or self.bg
+        new.upscale = self.upscale if upscale is None else upscale
+        new.bg = resolve_bg(bg, new.upscale, self.upscaler) if bg else self.bg
         new.fidelity = self.fidelity if fidelity is None else float(fidelity)
         _check_options(new.upscale, new.bg, new.fidelity)
         if new.bg == "restorer" and new.translator is None:
             raise ValueError("bg='restorer' needs a FaceRestorer built with bg='restorer'")
+        if new.bg == "realesrgan":  # this one's upscaler at the new outscale, or one loaded now
+            new.upscaler = make_upscaler(self.upscaler, new.upscale, self.device, self.asked, self.backend)
         return new
+
+    @property
+    def bg_info(self) -> str:
+        """A few words on the background (the first line of ``restore faces``)."""
+        return describe(self.bg, self.upscale, self.upscaler, self.bg_asked)
 
     # ------------------------------------------------------------------ the networks
     def restore_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
@@ -271,7 +219,9 @@ class FaceRestorer(Inference):
     def _background(self, prep: Prepared) -> np.ndarray:
         image = prep.colour
         h, w = image.shape[:2]
-        H, W = h * self.upscale, w * self.upscale
+        H, W = int(h * self.upscale), int(w * self.upscale)
+        if self.bg == "realesrgan":  # grey and 16-bit kept, as RealESRGANer keeps them
+            return self.upscaler(image)
         if self.bg == "none":
             return resize_to(image, H, W, "nearest")
         if self.bg == "resize":
@@ -333,7 +283,7 @@ class FaceRestorer(Inference):
         t, t3 = prep.timings, self._sync()
         canvas = self._background(prep)
         t4 = self._sync()
-        t["net_background" if self.bg == "restorer" else "paste"] += t4 - t3
+        t["net_background" if self.bg in ("restorer", "realesrgan") else "paste"] += t4 - t3
         pasting = True
         if self.own_scale:
             if self.face_translator is not self.translator:  # the background pass did not restore them
@@ -351,8 +301,10 @@ class FaceRestorer(Inference):
         t5 = self._sync()
         t["net_parse"] = t5 - t4
         for face, a, mask in zip(restored if pasting else [], prep.affines, masks):
-            paste(canvas, face, a, self.upscale, mask)
-        if prep.alpha is not None:
+            paste(canvas, face, a, self.upscale, mask, gfpgan=self.bg == "realesrgan")
+        if prep.alpha is not None and self.bg == "realesrgan":  # as the upscaler enlarges an RGBA's alpha
+            canvas = np.dstack([canvas, upscale_alpha(self.upscaler, prep.alpha)])
+        elif prep.alpha is not None:
             a = resize_to(prep.alpha, *canvas.shape[:2], "nearest" if self.bg == "none" else "lanczos")
             canvas = np.dstack([canvas, a])
         t["paste"] += time.perf_counter() - t5
