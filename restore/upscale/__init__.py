@@ -2,6 +2,7 @@
 
     upscaler.py   Upscaler: RRDBNet / SRVGGNetCompact on pictures, as RealESRGANer.enhance
     job.py        the batch job of ``restore upscale``
+    face_enhance.py  --face-enhance: the faces restored by ``restore faces``' models on its picture
     cli.py        the command's arguments and run
 """
 from __future__ import annotations

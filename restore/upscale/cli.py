@@ -33,6 +33,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "Real-ESRGAN does (needs the twin in the manifest)")
     p.add_argument("--alpha-upsampler", default="realesrgan", choices=("realesrgan", "bilinear"),
                    help="alpha channels through the network (default) or resized bilinearly")
+    p.add_argument("--face-enhance", action="store_true",
+                   help="restore the faces with restore faces' models and paste them back onto the upscaled picture "
+                        "(as Real-ESRGAN's --face_enhance does with GFPGAN)")
+    p.add_argument("--face-weights", default=None, metavar="NAME|FILE",
+                   help="--face-enhance's face model (default: gfpgan-v1.4 or v1.3 when cached, else the bundled "
+                        "restorer; as restore faces --weights)")
     p.add_argument("--suffix", default="out", help="output names <stem>_<suffix>.png (default out; '' for none)")
     p.add_argument("--device", default="cpu")
     add_precision_arg(p, "upscale")
@@ -69,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     make = partial(Upscaler, weights=args.weights, device=args.device, scale=args.scale, tile=args.tile,
                    tile_pad=args.tile_pad, pre_pad=args.pre_pad, alpha=args.alpha_upsampler, denoise=args.denoise,
                    precision=args.precision, backend=args.backend)
+    if args.face_enhance:  # the same upscaler inside, the faces restored on its picture
+        from .face_enhance import FaceEnhancer
+
+        make = partial(FaceEnhancer, face_weights=args.face_weights, **make.keywords)
 
     def job() -> UpscaleJob:
         up = make()
