@@ -23,7 +23,7 @@ import torch
 # facexlib's FFHQ 5-point template for 512 x 512 faces (eyes, nose, mouth corners).
 FFHQ_TEMPLATE_512 = np.array([[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
                               [201.26117, 371.41043], [313.08905, 371.15118]], np.float32)
-BORDER_GREY = (135, 133, 132)  # GFP-GAN pads faces at the photo's edge with this grey
+BORDER_GREY = (132, 133, 135)  # GFP-GAN pads faces at the photo's edge with this grey ((135, 133, 132) in its BGR)
 
 
 def template(size: int) -> np.ndarray:

@@ -44,15 +44,18 @@ def photo(h: int = 144, w: int = 160) -> np.ndarray:
     return np.clip(np.rint((img * 0.8 + 0.2 * rng.random((h, w, 3))) * 255), 0, 255).astype(np.uint8)
 
 
-def detections() -> list[Detection]:
-    return [Detection(np.r_[lm.min(0) - 4, lm.max(0) + 4], lm.astype(np.float32), 0.99) for lm in FACES]
+def detections(faces: list[np.ndarray] | None = None) -> list[Detection]:
+    return [Detection(np.r_[lm.min(0) - 4, lm.max(0) + 4], lm.astype(np.float32), 0.99) for lm in faces or FACES]
 
 
 class FakeRetinaFace:
     """facexlib's detector: ``detect_faces(bgr, threshold)`` -> rows of box, score, 10 coordinates."""
 
+    faces: list[np.ndarray] | None = None  # None: FACES
+
     def detect_faces(self, image, threshold):
-        return np.array([np.r_[d.box, d.score, d.landmarks.reshape(-1)] for d in detections()], np.float32)
+        rows = [np.r_[d.box, d.score, d.landmarks.reshape(-1)] for d in detections(self.faces)]
+        return np.array(rows, np.float32)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

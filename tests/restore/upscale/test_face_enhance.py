@@ -73,3 +73,43 @@ def test_upscale_alpha_is_the_upscalers():
             up = Upscaler(network("rrdb-x2"), precision="fp32", alpha=alpha, scale=scale)
             for image in (picture(20, 24, "rgba"), picture(20, 24, "rgba").astype(np.uint16) * 257):
                 assert np.array_equal(up(image)[..., 3], upscale_alpha(up, image[..., 3]))
+
+
+@pytest.mark.parametrize("outscale", [4, 3.5])
+def test_equals_realesrgan_face_enhance(tmp_path, monkeypatch, outscale):
+    """inference_realesrgan.py --face_enhance: GFPGANer(upscale=outscale, bg_upsampler=the
+    RealESRGANer), the same random weights (a 64 px GFPGANv1Clean, a small RRDBNet x2) and the
+    same landmarks on both sides (``tests/restore/faces/test_gfpgan_pipeline.py``'s setup)."""
+    from gan.nets.gfpgan import GFPGANConfig
+    from restore.faces import restorer
+    from restore.upscale.face_enhance import FaceEnhancer
+    from tests.restore.faces.test_gfpgan_pipeline import (
+        SMALL,
+        FakeRetinaFace,
+        detections,
+        gfpganer,
+        landmarks,
+        photo,
+        psnr,
+    )
+    from tests.restore.upscale.test_upscaler import bgr
+    from tests.restore.upscale.test_upscaler import reference as realesrganer
+
+    monkeypatch.setenv("RESTORE_HOME", str(tmp_path / "cache"))
+    # one face inside, one across the bottom-right corner (its crop padded with GFP-GAN's grey)
+    faces = [landmarks(40, (12, 8), 8.0), landmarks(36, (56, 46), -5.0)]
+    monkeypatch.setattr(FakeRetinaFace, "faces", faces)
+    monkeypatch.setattr(restorer, "detect", lambda detector, image, max_side=0: detections(faces))
+    torch.manual_seed(0)
+    face = randomize_(GFPGAN(GFPGANConfig(**SMALL))).eval()
+    up = network("rrdb-x2")
+    bg = realesrganer("rrdb-x2", up, tmp_path, tile=0, tile_pad=10, pre_pad=0, half=False)  # the command's defaults
+    ref = gfpganer(monkeypatch, tmp_path, face.state_dict(), outscale, bg, face_size=64)
+    image = photo(72, 80)
+    want = bgr(ref.enhance(bgr(image), has_aligned=False, only_center_face=False, paste_back=True)[2])
+    ours = FaceEnhancer(up, face_weights=face, detector="mtcnn", scale=outscale, precision="fp32", parse=False)
+    got = ours(image)
+    assert got.shape == want.shape == (int(72 * outscale), int(80 * outscale), 3)
+    value = psnr(got, want)
+    print(f"restore upscale --face-enhance -s {outscale} against Real-ESRGAN's: {value:.2f} dB")
+    assert value >= 45
