@@ -48,7 +48,10 @@ def run(capsys, *argv):
     return code, capsys.readouterr().err
 
 
-def test_which_weights_and_when():
+def test_which_weights_and_when(monkeypatch):
+    from restore.models import cache
+    from restore.models.manifest import WeightsError
+
     assert background.preferred(2) == ("realesrgan-x2plus", "realesrgan-x4plus")
     assert background.preferred(4) == ("realesrgan-x4plus", "realesrgan-x2plus")
     assert background.cached_upscaler(2) is None  # the tests' empty cache
@@ -56,6 +59,22 @@ def test_which_weights_and_when():
     assert background.resolve_bg("auto", 1, "given") == "restorer"  # not upscaled: the restorer's
     assert background.resolve_bg("auto", 2, "given") == "realesrgan"
     assert background.resolve_bg("none", 2, "given") == "none"
+    # only the x4plus at hand (the registry's float16 copy): it serves 2x too; a damaged x2plus is passed over
+    at_hand = {"realesrgan-x4plus": "x4.safetensors"}
+
+    def find_cached(name):
+        if name == "realesrgan-x2plus" and "damaged" in at_hand:
+            raise WeightsError("damaged")
+        return at_hand.get(name)
+
+    monkeypatch.setattr(cache, "find_cached", find_cached)
+    assert background.cached_upscaler(2) == background.cached_upscaler(4) == "realesrgan-x4plus"
+    assert background.resolve_bg("auto", 2, None) == "realesrgan"
+    at_hand.update({"damaged": 1})
+    assert background.cached_upscaler(2) == "realesrgan-x4plus"
+    at_hand.update({"realesrgan-x2plus": "x2.pth"})
+    del at_hand["damaged"]
+    assert background.cached_upscaler(2) == "realesrgan-x2plus" and background.cached_upscaler(4) == "realesrgan-x4plus"
 
 
 def test_auto_takes_realesrgan_when_cached_and_every_runner_agrees(tmp_path, capsys, weights, face_photo,
