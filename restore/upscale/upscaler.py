@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -28,6 +28,8 @@ from gan.precision import autocast
 from restore import budget
 from restore.export.backend import on_backend
 from restore.inference import Inference
+
+from .memory import check_fits
 
 DEFAULT_WEIGHTS = "realesrgan-x4plus"
 # A model whose published twin Real-ESRGAN interpolates with it (its -dn, deep network
@@ -131,6 +133,8 @@ class Upscaler(Inference):
             image, peak = np.clip(image, 0, 1).astype(np.float32), 1.0
         h, w = image.shape[:2]
         s = self.netscale
+        check_fits(w, h, image.shape[2] if image.ndim == 3 else 1, image.dtype.itemsize, netscale=s,
+                   scale=self.scale, tile=self.tile, tile_pad=self.tile_pad, num_feat=self._num_feat())
         out = np.empty((h * s, w * s) + image.shape[2:], image.dtype)  # the result, written tile by tile
         colour = image if image.ndim == 2 else image[..., :3]
         for box, tile in self._enhance(colour, peak):
@@ -146,6 +150,10 @@ class Upscaler(Inference):
         if min(size) < 1:
             raise ValueError(f"scale {self.scale:g} leaves nothing of a {w}x{h} picture")
         return cv2.resize(out, size, interpolation=cv2.INTER_LANCZOS4)
+
+    def _num_feat(self) -> int:
+        cfg = getattr(self.model, "config", None)  # an onnxruntime network: its source's config
+        return int(getattr(cfg, "num_feat", 64))
 
     def _alpha(self, alpha: np.ndarray, peak: float, out: np.ndarray) -> None:
         if self.alpha == "realesrgan":  # as a grey picture through the network, as RealESRGANer does
