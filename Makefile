@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_tiling.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_faces.py
+	$(PY) benchmarks/bench_upscale.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
