@@ -101,10 +101,10 @@ class Handlers:
         if not photos:
             raise gr.Error("Upload a photo first.", print_exception=False)
         progress(0, desc="loading the face model")
-        fr = self.rt.faces(weights, detector).with_options(upscale=int(upscale), bg=background, fidelity=fidelity)
+        fr = self.rt.face_restorer(weights, detector, int(upscale), background, fidelity)
         out = self._outdir()
         slider, crops, files, taken = None, [], [], set()
-        lines = [f"model: {fr.model_info}; faces found by {fr.detector_info}"]
+        lines = [f"model: {fr.model_info}; faces found by {fr.detector_info}; {fr.bg_info}"]
         for i, path in enumerate(photos):
             name = _name(path)
             progress(i / len(photos), desc=f"restoring {name}")
@@ -132,7 +132,7 @@ class Handlers:
             if result.faces:
                 lines.append(f"- **{name}**: {len(result.faces)} face(s) restored{small}, {seconds:.1f} s")
             else:
-                kept = "left as it is" if background == "none" else f"processed by '{background}'"
+                kept = "left as it is" if fr.bg == "none" else f"processed by '{fr.bg}'"
                 message = f"No face found in {name}{small}: nothing to restore there; its background was {kept}."
                 gr.Warning(message)
                 lines.append(f"- **{name}**: {message}")
@@ -167,7 +167,7 @@ class Handlers:
         if (why := temporal_error(temporal, "the temporal weight")) is not None:
             raise gr.Error(why, print_exception=False)
         progress(0, desc="loading the face model")
-        fr = self.rt.faces(weights, detector).with_options(upscale=int(upscale), bg=background, fidelity=fidelity)
+        fr = self.rt.face_restorer(weights, detector, int(upscale), background, fidelity)
         out = self._outdir() / f"{Path(name).stem}_restored.mp4"
         t0 = time.perf_counter()
 

@@ -17,6 +17,7 @@ benchmarks/bench_precision.py), bf16 on a GPU that supports it, else fp16. The s
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 from collections import OrderedDict
@@ -198,6 +199,39 @@ class Runtime:
         return self.load(("faces", name, detector), lambda: FaceRestorer(
             None if auto else weights, detector, self.device, self.precision["faces"], bg="restorer",
             parse="auto" if self.device.type == "cuda" else False, backend=self.backend))
+
+    def bg_upscaler(self, upscale: float):
+        """The Faces tab's Real-ESRGAN background ``upscale`` times larger: the cache's weights as
+        ``restore faces --bg realesrgan`` picks them (``restore.faces.background``), loaded once and
+        shared with the Upscale tab (one network per model), set to GFP-GAN's tiles and this
+        outscale on a copy; None when no such weights are here."""
+        from restore.faces.background import PRE_PAD, TILE, TILE_PAD, cached_upscaler
+
+        name = cached_upscaler(upscale)
+        if name is None:
+            return None
+        up = copy.copy(self.upscaler(name, TILE))  # the loaded network is shared; a copy's settings are this request's
+        up.tile, up.tile_pad, up.pre_pad, up.scale = TILE, TILE_PAD, PRE_PAD, float(upscale)
+        return up
+
+    def face_restorer(self, weights: str | None, detector: str, upscale: int, bg: str, fidelity: float):
+        """The cached restorer of ``faces`` with one request's options; ``bg`` "auto" is Real-ESRGAN's
+        background when the photo is upscaled and its weights are here, else the restorer's (as
+        ``restore faces --bg auto``). The Real-ESRGAN upscaler comes from ``bg_upscaler`` (loaded
+        once), never from ``with_options``, which would load it again for every request."""
+        from restore.faces.background import HOW, resolve_bg
+
+        fr = self.faces(weights, detector)
+        chosen = resolve_bg(bg, upscale, None)
+        if chosen == "realesrgan":
+            up = self.bg_upscaler(upscale)
+            if up is None:
+                raise ValueError(f"The realesrgan background needs Real-ESRGAN's weights on this server: {HOW}")
+            fr = copy.copy(fr)  # the cached one stays as it is
+            fr.upscaler = up  # with_options takes this one, at its outscale
+        out = fr.with_options(upscale=upscale, bg=chosen, fidelity=fidelity)
+        out.bg_asked = bg  # bg_info: "auto" without the weights says how to get them
+        return out
 
     def segmenter(self, weights: str):
         from restore.segment.segmenter import Segmenter

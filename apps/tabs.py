@@ -57,8 +57,10 @@ def faces_tab(h: Handlers, rt: Runtime, queue: dict, video_queue: dict) -> None:
             fidelity = gr.Slider(0, 1, value=1.0, step=0.05, label="Fidelity",
                                  info="1: fully restored faces; 0: the input's")
             upscale = gr.Radio([1, 2, 4], value=1, label="Upscale")
-            background = gr.Radio(["restorer", "resize", "none"], value="restorer", label="Background",
-                                  info="restorer: the bundled restorer; none: the input's own pixels")
+            background = gr.Radio(["auto", "restorer", "realesrgan", "resize", "none"], value="auto", label="Background",
+                                  info="restorer: the bundled restorer; realesrgan: Real-ESRGAN's upscaler, as GFP-GAN's "
+                                       "(restore weights fetch realesrgan-x2plus or -x4plus); auto: realesrgan when "
+                                       "upscaling and fetched, else restorer; none: the input's own pixels")
             button = gr.Button("Restore faces", variant="primary", elem_id="faces-run")
         with gr.Column(scale=3):
             slider = gr.ImageSlider(label="Before / after", type="numpy", format="png")

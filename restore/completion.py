@@ -12,8 +12,10 @@ import re
 import sys
 
 SHELLS = ("bash", "zsh", "tcsh")
-# Options and positionals that name a model of the manifest (or a file, a run folder).
-MODEL_DESTS = {"weights", "bg_weights", "init_weights", "source", "names"}
+# Options and positionals that name a model of the manifest (or a file, a run folder): --weights of
+# every command (restore upscale's too), restore faces' --bg-weights and --bg-upscaler, restore
+# upscale's --face-weights, restore train's --init-weights, restore export's source, restore weights' names.
+MODEL_DESTS = {"weights", "bg_weights", "bg_upscaler", "face_weights", "init_weights", "source", "names"}
 
 
 def add_parser(sub, root: argparse.ArgumentParser) -> argparse.ArgumentParser:
