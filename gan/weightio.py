@@ -70,9 +70,14 @@ def read_state_dict(path: str | os.PathLike, what: str = "",
     except pickle.UnpicklingError:  # torch's safe unpickler said no: say why without its advice
         refuse_foreign(path, what)
         raise ValueError(f"{what}: cannot read it as PyTorch weights (not a file torch.save wrote)") from None
-    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile) as e:
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - random bytes reach torch's legacy reader as any error
+        # (OSError, RuntimeError, EOFError, BadZipFile, and for ~5% of random files IndexError,
+        # KeyError or UnicodeDecodeError): all mean a file that is not a checkpoint: one line.
         reason = str(e).split(". ")[0].splitlines()[0][:160] if str(e).strip() else "the file ends early"
-        raise ValueError(f"{what}: cannot read it as PyTorch weights (truncated or not a checkpoint: {reason})") from None
+        raise ValueError(f"{what}: cannot read it as PyTorch weights (truncated or not a checkpoint: "
+                         f"{type(e).__name__}: {reason})") from None
     return unwrap_state_dict(state, what, keys)
 
 

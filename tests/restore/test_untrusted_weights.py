@@ -8,9 +8,7 @@ import os
 import pickle
 import subprocess
 import sys
-import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ from restore.cli import main
 from restore.models import download as dl
 from restore.models import manifest as wm
 from tests import ROOT
-from tests.restore.models.weightserver import PAYLOAD, _Handler, write_manifest
+from tests.restore.models.weightserver import PAYLOAD, serving, write_manifest
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,15 +32,8 @@ else:  # pragma: no cover
 @pytest.fixture
 def server():
     """The weights server of tests/restore/models, with ``runaway.bin`` streaming forever."""
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files = {"good.bin": PAYLOAD, "small.bin": PAYLOAD[:30_000]}
-    srv.requests, srv.sent, srv.honour_range, srv.cut_after, srv.forever = [], 0, True, None, {"runaway.bin"}
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving({"good.bin": PAYLOAD, "small.bin": PAYLOAD[:30_000]}, forever={"runaway.bin"}) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -173,7 +164,9 @@ def test_damaged_pth_is_one_line_not_a_refusal(tmp_path):
 
     good = tmp_path / "good.pth"
     torch.save({"w": torch.zeros(1000)}, good)
-    for name, data in (("cut.pth", good.read_bytes()[:700]), ("noise.pth", os.urandom(3000))):
+    rng = np.random.default_rng(0)  # 200 random files: ~5% reached torch's legacy reader as
+    noise = [(f"noise{k}.pth", rng.bytes(3000)) for k in range(200)]  # IndexError, KeyError, ...
+    for name, data in [("cut.pth", good.read_bytes()[:700])] + noise:
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ValueError, match="cannot read it as PyTorch weights") as e:
             read_state_dict(tmp_path / name)

@@ -2,26 +2,23 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-from http.server import ThreadingHTTPServer
 
 import pytest
 
-from tests.restore.models.weightserver import DIGEST, PAYLOAD, TAMPERED, _Handler, write_manifest
+from tests.restore.models.weightserver import (
+    DIGEST,
+    PAYLOAD,
+    TAMPERED,
+    serving,
+    write_manifest,
+)
 
 
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files = {"good.bin": PAYLOAD, "short.bin": PAYLOAD[:-5000], "tampered.bin": TAMPERED,
-                 "nosize.bin": TAMPERED}
-    srv.requests, srv.sent, srv.honour_range, srv.cut_after, srv.forever = [], 0, True, None, set()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    files = {"good.bin": PAYLOAD, "short.bin": PAYLOAD[:-5000], "tampered.bin": TAMPERED, "nosize.bin": TAMPERED}
+    with serving(files) as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -7,10 +7,12 @@ import hashlib
 import re
 import socket
 import sys
+import threading
 import time
-from http.server import BaseHTTPRequestHandler
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
 
 if sys.version_info >= (3, 11):
     pass
@@ -70,6 +72,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
+
+
+@contextmanager
+def serving(files: dict[str, bytes], forever: set[str] = frozenset()) -> Iterator[ThreadingHTTPServer]:
+    """A weights server on 127.0.0.1 for the block: ``files`` by name, those in ``forever``
+    streamed without end; ``srv.base`` is its URL, ``srv.requests`` what it was asked."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.files = files
+    srv.requests, srv.sent, srv.honour_range, srv.cut_after, srv.forever = [], 0, True, None, set(forever)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def closed_port_url() -> str:
