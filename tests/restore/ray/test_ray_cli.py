@@ -107,11 +107,23 @@ def test_a_killed_worker_costs_a_retry_not_a_file(cluster, local_run, weights, t
     assert len(report) == 28 and len({e["input"] for e in report}) == 28 and all(e["error"] is None for e in report)
 
 
-@pytest.mark.parametrize("command", ["segment", "translate", "sketch"])
+@pytest.mark.parametrize("command", ["segment", "translate", "sketch", "upscale"])
 def test_the_other_commands_on_ray_match_their_local_run(cluster, tmp_path, capsys, command):
     src = tmp_path / "in"
     src.mkdir()
-    if command == "segment":
+    if command == "upscale":  # a tiny SRVGG file: the runner's plumbing, not the network, is tested
+        import torch
+
+        from gan.nets.srvgg import PRESETS, SRVGGNetCompact
+        from gan.serialize import save_model
+
+        torch.manual_seed(0)
+        weights = save_model(SRVGGNetCompact(PRESETS["tiny"]).eval(), tmp_path / "tiny_up.safetensors")
+        rng = np.random.default_rng(1)
+        for k in range(3):
+            Image.fromarray(rng.integers(0, 255, (20 + 4 * k, 24, 3), dtype=np.uint8)).save(src / f"{k}.png")
+        args = ["upscale", str(src), "--weights", str(weights)]
+    elif command == "segment":
         for name in ("dsb2018_heldout.png", "neuron_dapi_unseen.png"):
             shutil.copy(ROOT / "examples" / "nuclei" / name, src / name)
         args = ["segment", str(src), "--instances"]
