@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from gan.precision import autocast
-from restore import budget
 from restore.ensemble import check_orientations, ensemble
 from restore.export.backend import on_backend
 from restore.inference import Inference
@@ -115,7 +114,7 @@ class Segmenter(Inference):
         """(K, *spatial) class probabilities for an image (H, W[, C]) or volume (D, H, W[, C])."""
         x = prepare_image(image, self.in_channels, self.dims) if self._is_single(image) else None
         if x is None:  # a volume given to a 2D model: slice by slice
-            return np.stack([self._slice(s) for s in image], axis=1)
+            return np.stack([self.probabilities(s) for s in image], axis=1)
         if self.model_diameter and self.diameter == "auto":
             # First pass at the image's own scale; measure the objects; segment again at the
             # model's scale only when they are more than 25% off (else the first pass stands).
@@ -123,10 +122,6 @@ class Segmenter(Inference):
             factor = self._auto_factor(first)
             return first if factor == 1.0 else self._probs_at(x, factor)
         return self._probs_at(x, self._scale_factor(x))
-
-    def _slice(self, plane: np.ndarray) -> np.ndarray:
-        budget.check()  # a request's time budget (restore.budget), between slices
-        return self.probabilities(plane)
 
     def _is_single(self, image: np.ndarray) -> bool:
         """True for one input of the model's rank; False for a volume given to a 2D model."""
