@@ -340,13 +340,14 @@ class Handlers:
     # ------------------------------------------------------------------ upscale
     @handler("the upscaling")
     def upscale(self, image: str | None, weights: str | None, scale: float = 0, tile: int = 400, denoise: float = 0.5,
-                progress: gr.Progress = gr.Progress()):
+                face_enhance: bool = False, progress: gr.Progress = gr.Progress()):
         """Enlarge a picture with Real-ESRGAN's networks (``restore upscale``; scale 0: the
-        network's own) -> ((before, after), PNG file, summary); refused before any work when the
-        result would be over ``max_output_pixels`` (apps/upscale.py)."""
+        network's own; ``face_enhance``: its faces restored too, as ``--face-enhance``) ->
+        ((before, after), PNG file, summary); refused before any work when the result would be
+        over ``max_output_pixels`` (apps/upscale.py)."""
         from .upscale import upscale
 
-        return upscale(self, image, weights, scale, tile, denoise, progress)
+        return upscale(self, image, weights, scale, tile, denoise, progress, face_enhance=bool(face_enhance))
 
 
 def _diameter(text: str | float | None) -> float | str | None:

@@ -203,6 +203,9 @@ def upscale_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
                             info="smaller tiles: less memory, the same picture up to the tiles' seams")
             denoise = gr.Slider(0, 1, value=0.5, step=0.05, label="Denoise", visible=bool(denoisable),
                                 info=f"{', '.join(denoisable)} only: 0 keeps the noise, 1 removes the most")
+            faces = gr.Checkbox(False, label="Restore faces too",
+                                info="the faces restored by the Faces tab's default model and pasted back "
+                                     "(restore upscale --face-enhance)")
             gr.Markdown(f"Results up to {rt.max_output_pixels / 1e6:g} megapixels (width x height x scale²).")
             button = gr.Button("Upscale", variant="primary", elem_id="upscale-run")
         with gr.Column(scale=3):
@@ -211,5 +214,5 @@ def upscale_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
             status = gr.Markdown(elem_id="upscale-status")
     d = EXAMPLES / "faces"
     examples = _examples(("two faces, small", [d / "two_faces_small.jpg"])) if choices else {}
-    _wire(button, examples, [image], h.upscale, [image, weights, scale, tile, denoise], [slider, file, status],
+    _wire(button, examples, [image], h.upscale, [image, weights, scale, tile, denoise, faces], [slider, file, status],
           "upscale", queue)

@@ -61,8 +61,9 @@ def _preview(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def upscale(h: Any, image: str | None, weights: str | None, scale: float, tile: int, denoise: float,
-            progress: gr.Progress) -> tuple:
-    """``Handlers.upscale``: ((before, after), the PNG file, a summary)."""
+            progress: gr.Progress, face_enhance: bool = False) -> tuple:
+    """``Handlers.upscale``: ((before, after), the PNG file, a summary). ``face_enhance``: the
+    faces restored and pasted onto the upscaled picture (``restore upscale --face-enhance``)."""
     from restore.imagewrite import write_image
     from restore.upscale.job import read_picture
     from restore.upscale.upscaler import DENOISE_TWINS
@@ -95,14 +96,29 @@ def upscale(h: Any, image: str | None, weights: str | None, scale: float, tile: 
     picture = h._read(image, "a picture", read_picture)
     if (why := output_error(name, picture.shape[1], picture.shape[0], up.scale, rt.max_output_pixels)):
         raise gr.Error(why, print_exception=False)
-    progress(0.1, desc="upscaling" + (f" (tiles of {tile})" if tile else ""))
+    progress(0.1, desc="upscaling" + (f" (tiles of {tile})" if tile else "") + (", then the faces" if face_enhance else ""))
     t0 = time.perf_counter()
-    result = up(picture)
+    info = up.model_info
+    if face_enhance:
+        faces = _face_enhancer(rt, up)
+        result = faces.restore(picture).image
+        info += f"; faces restored by {faces.model_info}, found by {faces.detector_info}"
+    else:
+        result = up(picture)
     seconds = time.perf_counter() - t0
     out = h._outdir() / f"{Path(name).stem}_out.png"  # Real-ESRGAN's command's name
     write_image(out, result)
     before, after = _preview(picture, result)
     shown = "" if after.shape[:2] == result.shape[:2] else f"; shown at {after.shape[1]}x{after.shape[0]}"
     summary = (f"**{name}**: {picture.shape[1]}x{picture.shape[0]} -> {result.shape[1]}x{result.shape[0]} px in "
-               f"{seconds:.1f} s{shown}; {up.model_info}")
+               f"{seconds:.1f} s{shown}; {info}")
     return (before, after), str(out), public(summary, [image])  # model_info may name a weights file
+
+
+def _face_enhancer(rt: Any, up: Any) -> Any:
+    """``restore upscale --face-enhance`` with the server's loaded networks: the Faces tab's
+    restorer (its default model, loaded once) with this request's upscaler as the background,
+    as ``restore.upscale.FaceEnhancer`` builds it (GFPGANer with ``bg_upsampler``)."""
+    fr = copy.copy(rt.faces(None, "auto"))  # the cached one stays as it is
+    fr.upscaler = up  # with_options keeps this one, at its own outscale
+    return fr.with_options(upscale=up.scale, bg="realesrgan")

@@ -50,23 +50,28 @@ def box_feather(shape: tuple[int, int], edges: tuple[bool, bool, bool, bool], wi
 
 
 def restore_regions(net: Callable[[np.ndarray], np.ndarray], rgb8: np.ndarray, faces: list[Detection],
-                    canvas: np.ndarray, upscale: int) -> None:
+                    canvas: np.ndarray, upscale: float) -> None:
     """Run ``net`` (RGB uint8 -> the same size) on a margin around each face of ``rgb8`` and
-    blend the results into ``canvas`` (``upscale`` x the photo; grey or 16-bit layouts too), in place."""
+    blend the results into ``canvas`` (``upscale`` x the photo, any positive factor as a
+    Real-ESRGAN background allows; grey or 16-bit layouts too), in place."""
     h, w = rgb8.shape[:2]
+    H, W = canvas.shape[:2]
     for d in faces:
         y0, y1, x0, x1 = face_region(d.box, h, w)
         if y1 - y0 < 2 or x1 - x0 < 2:
             continue
         patch = net(np.ascontiguousarray(rgb8[y0:y1, x0:x1]))
-        Y0, Y1, X0, X1 = y0 * upscale, y1 * upscale, x0 * upscale, x1 * upscale
+        Y0, X0 = round(y0 * upscale), round(x0 * upscale)
+        Y1, X1 = min(round(y1 * upscale), H), min(round(x1 * upscale), W)
+        if Y1 - Y0 < 2 or X1 - X0 < 2:
+            continue
         out = resize_to(patch, Y1 - Y0, X1 - X0, "lanczos").astype(np.float32)
         feather = max(1, int(MARGIN * float(max(d.box[2] - d.box[0], d.box[3] - d.box[1])) * upscale) // 2)
         mask = box_feather((Y1 - Y0, X1 - X0), (y0 > 0, y1 < h, x0 > 0, x1 < w), feather)
         blend_into(canvas[Y0:Y1, X0:X1], out, mask)
 
 
-def canvas_crops(canvas: np.ndarray, affines: list[np.ndarray], size: int, upscale: int) -> list[np.ndarray]:
+def canvas_crops(canvas: np.ndarray, affines: list[np.ndarray], size: int, upscale: float) -> list[np.ndarray]:
     """The aligned ``size`` px faces of the restored ``canvas`` (RGB uint8), from the affines
     fitted on the input (``upscale`` x smaller)."""
     rgb8 = to_rgb8(canvas)

@@ -127,8 +127,6 @@ class FaceRestorer(Inference):
         self.own_scale = not self.is_gfpgan if own_scale is None else bool(own_scale)
         if self.own_scale and kind != "image-to-image":
             raise ValueError(f"own_scale needs an image-to-image face model, not {type(self.model).__name__}")
-        if self.own_scale and upscale not in (1, 2, 4):
-            raise ValueError(f"a face model restoring at its own scale upscales by 1, 2 or 4, not {upscale}")
         self.upscaler = make_upscaler(bg_upscaler, upscale, self.device, self.asked, backend) \
             if bg == "realesrgan" else None
         self.translator = self.face_translator = None
@@ -286,7 +284,9 @@ class FaceRestorer(Inference):
         t["net_background" if self.bg in ("restorer", "realesrgan") else "paste"] += t4 - t3
         pasting = True
         if self.own_scale:
-            if self.face_translator is not self.translator:  # the background pass did not restore them
+            # the background pass restored them only when it is the face model's own (bg restorer);
+            # a copy made by with_options from one built that way has another background
+            if self.bg != "restorer" or self.face_translator is not self.translator:
                 net = lambda x: self._run(self.face_translator, x)  # noqa: E731
                 restore_regions(net, prep.rgb8, prep.found, canvas, self.upscale)
             t["net_faces"] += self._sync() - t4

@@ -116,7 +116,7 @@ def test_handlers_on_cuda_match_the_cpu():
 # --------------------------------------------------------------------------- the endpoints
 def test_named_endpoints(client):
     api = client.view_api(print_info=False, return_format="dict")
-    assert {"/faces", "/faces_video", "/sketch", "/segment", "/translate"} <= set(api["named_endpoints"])
+    assert {"/faces", "/faces_video", "/sketch", "/segment", "/translate", "/upscale"} <= set(api["named_endpoints"])
 
 
 def test_faces(client):

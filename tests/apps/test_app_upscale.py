@@ -175,3 +175,22 @@ def test_the_served_endpoint(tiny, tmp_path):
                            api_name="/upscale")
     finally:
         demo.close()
+
+
+def test_restore_faces_too_is_the_commands_face_enhance(tiny, tmp_path):
+    """The tab's "Restore faces too" is ``restore upscale --face-enhance`` with the server's
+    networks: the same picture as ``FaceEnhancer`` (face parsing off, as the app runs on a CPU),
+    and the summary names the face model; the upscaler's own picture differs."""
+    from restore.imageio import read_image
+    from restore.upscale.face_enhance import FaceEnhancer
+    from tests import ROOT
+
+    photo = ROOT / "examples" / "faces" / "two_faces_small.jpg"
+    h = Handlers(Runtime("cpu", models=[tiny]))
+    _, file, summary = h.upscale(str(photo), "tiny_up.safetensors", 2, 0, 0.5, True)
+    want = FaceEnhancer(str(tiny), scale=2.0, parse=False)(read_image(photo))
+    got = read_image(file)
+    assert got.shape == want.shape and np.array_equal(got, want)
+    assert "faces restored by" in summary and "found by" in summary
+    _, plain, _ = h.upscale(str(photo), "tiny_up.safetensors", 2, 0, 0.5, False)
+    assert not np.array_equal(read_image(plain), got)

@@ -89,3 +89,13 @@ def test_faces_found_only_on_the_restored_copy_are_restored_too(small, weights):
     assert FaceRestorer(weights, "mtcnn", bg="none").with_options().prepare(small).found  # sanity: MTCNN sees it
     fr.bg = "resize"  # no restored copy: nothing to find it on
     assert fr.prepare(small).found == []
+
+
+@pytest.mark.parametrize("bg", ["none", "resize"])
+def test_a_copy_with_another_background_still_restores_the_faces(small, weights, bg):
+    """The app keeps one restorer built with bg=restorer (whose whole-photo pass restores the
+    faces) and copies it per request with another background: the copy must restore the faces
+    itself, as one built with that background does (it once pasted the input's faces back)."""
+    shared = FaceRestorer(weights, "mtcnn")
+    got = shared.with_options(bg=bg).restore(small).image
+    np.testing.assert_array_equal(got, FaceRestorer(weights, "mtcnn", bg=bg).restore(small).image)
