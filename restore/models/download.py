@@ -55,12 +55,14 @@ def part_path(dest: str | os.PathLike) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
-def download(url: str, dest: str | os.PathLike, *, sha256: str, size: int | None = None,
+def download(url: str, dest: str | os.PathLike, *, sha256: str | None, size: int | None = None,
              max_bytes: int | None = None, progress: bool = True, timeout: float = 30.0,
              desc: str | None = None) -> Path:
     """Fetch ``url`` to ``dest`` (resuming ``dest.part``), check size and sha256, rename.
 
     The bytes may not pass ``size`` when it is known, else ``max_bytes``, else ``MAX_BYTES``.
+    ``sha256`` None: the download's own digest is not published (a compressed copy of a file
+    whose digest is): the caller checks what it unpacks to (``restore.models.wheel_files``).
     Raises DownloadError: offline or refused (the message names the URL and ``dest``, where a
     copy fetched elsewhere can be placed); interrupted (``.part`` kept: run again to resume);
     or a size/sha256 mismatch or too many bytes (``.part`` deleted)."""
@@ -95,7 +97,7 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str, size: int | None
         raise _Mismatch(f"{url} gave {got} bytes, expected {size}: the download was deleted; "
                         "try again later or fetch the file another way")
     digest = h.hexdigest()
-    if digest != sha256:
+    if sha256 is not None and digest != sha256:
         part.unlink(missing_ok=True)
         raise _Mismatch(f"{url} fails its sha256 check (expected {sha256}, got {digest}): the download "
                         "was deleted (damaged on the way or not the published file); run again to retry")

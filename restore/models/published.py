@@ -41,6 +41,15 @@ def _published_loader(arch: str) -> tuple[Callable[..., nn.Module], type] | None
     return (d.load_published, d.config) if d is not None and d.load_published is not None else None
 
 
+def _file_reader(arch: str) -> Callable[[Any], nn.Module] | None:
+    """The network's reader of a published file that is not a torch pickle (its descriptor's
+    ``read_published``), or None."""
+    from gan.nets.registry import networks
+
+    d = networks().get(arch)
+    return d.read_published if d is not None else None
+
+
 def _one_line(e: BaseException, limit: int = 300) -> str:
     text = " ".join(str(e).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -65,7 +74,13 @@ def load_checkpoint(path: str | os.PathLike, arch: str, config: dict[str, Any] |
     from it; with an architecture's own loader it is checked against the built network."""
     label = label or str(path)
     found = _published_loader(arch)
-    if found is not None:
+    reader = _file_reader(arch)
+    if reader is not None:  # the network reads its own format (dlib's .dat): no pickle at all
+        try:
+            model = reader(path)
+        except ValueError as e:
+            raise WeightsError(f"{label} does not load as {arch} ({_one_line(e)})") from None
+    elif found is not None:
         loader, config_cls = found
         state = read_state(path, label)  # our safe read, whatever the loader would do with a path
         try:  # without a config the loader reads one from the shapes (checked below)

