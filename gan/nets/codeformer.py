@@ -292,18 +292,38 @@ def is_codeformer(state: dict[str, torch.Tensor]) -> bool:
 
 
 def config_from_state_dict(state: dict[str, torch.Tensor]) -> CodeFormerConfig:
-    """The config of a CodeFormer state dict with the reference's fixed VQGAN, read from its
-    shapes: transformer width and depth, codebook size and the connected sides (the heads are
-    not in the shapes: the published 8)."""
+    """The config a CodeFormer state dict was made with, read from its shapes: the encoder's
+    blocks in order (residual, attention, downsampling) give the levels, widths and attention
+    sides, the learned positions the codes' side; the transformer its width, depth and codebook.
+    The heads are not in the shapes: the published 8."""
     try:
+        nf = state["encoder.blocks.0.weight"].shape[0]
+        kinds, i = [], 1
+        while f"encoder.blocks.{i}.conv.weight" in state or f"encoder.blocks.{i}.norm1.weight" in state \
+                or f"encoder.blocks.{i}.q.weight" in state:
+            key = f"encoder.blocks.{i}."
+            kinds.append(("res", state[key + "conv2.weight"].shape[0]) if key + "norm1.weight" in state
+                         else ("attn", 0) if key + "q.weight" in state else ("down", 0))
+            i += 1
+        levels = [[]]
+        for kind in kinds[:-3]:  # the last three: the middle's residual, attention, residual
+            levels[-1].append(kind)
+            if kind[0] == "down":
+                levels.append([])
+        side = round(state["position_emb"].shape[0] ** 0.5)
+        img_size = side * 2 ** (len(levels) - 1)
+        ch_mult = tuple(next(w for k, w in lv if k == "res") // nf for lv in levels)
+        res_blocks = sum(1 for k, _ in levels[0] if k == "res")
+        attn = tuple(img_size // 2**j for j, lv in enumerate(levels) if any(k == "attn" for k, _ in lv))
         codebook_size, dim_embd = state["idx_pred_layer.1.weight"].shape
         n_layers = len({k.split(".")[1] for k in state if k.startswith("ft_layers.")})
         connect = sorted({k.split(".")[1] for k in state if k.startswith("fuse_convs_dict.")}, key=int)
         emb_dim = state["quantize.embedding.weight"].shape[1]
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, StopIteration) as e:
         raise ValueError(f"not a CodeFormer state dict (no {e})") from None
-    return CodeFormerConfig(codebook_size=codebook_size, dim_embd=dim_embd, n_layers=n_layers,
-                            connect_list=tuple(connect), emb_dim=emb_dim)
+    return CodeFormerConfig(img_size=img_size, nf=nf, ch_mult=ch_mult, res_blocks=res_blocks, attn_resolutions=attn,
+                            emb_dim=emb_dim, codebook_size=codebook_size, dim_embd=dim_embd, n_layers=n_layers,
+                            connect_list=tuple(connect))
 
 
 def load_published(path_or_state: str | os.PathLike | dict, config: CodeFormerConfig | None = None) -> CodeFormer:

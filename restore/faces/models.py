@@ -12,8 +12,10 @@ def load_face_model(weights: str | Path | torch.nn.Module | None, device: torch.
     """The face network and one line saying which it is and why.
 
     ``weights``: None (GFPGANv1.4, else v1.3, from the weights cache, else the bundled
-    ``restorer``), a manifest name, a run folder, a ``.safetensors`` file, a published
-    GFP-GAN ``.pth`` (read with ``weights_only=True``), or a network object. Never downloads."""
+    ``restorer``), a manifest name (``restoreformer``, ``codeformer`` too), a run folder, a
+    ``.safetensors`` file, a published ``.pth`` of GFP-GAN, RestoreFormer or CodeFormer (read with
+    ``weights_only=True``; which one from its keys: ``load_published_face``), or a network object.
+    Never downloads."""
     from restore.models.cache import find_cached, load_network
 
     if isinstance(weights, torch.nn.Module):
@@ -32,11 +34,26 @@ def load_face_model(weights: str | Path | torch.nn.Module | None, device: torch.
         model = load_model_file(path, device)[0]
         return model, f"{path} ({model.meta.get('arch', 'ONNX')}, onnxruntime)"
     if path.suffix == ".pth" and path.is_file():
-        from gan.nets.gfpgan import load_published
-
-        return load_published(path).to(device).eval(), f"GFP-GAN from {path}"
+        model, what = load_published_face(path)
+        return model.to(device).eval(), f"{what} from {path}"
     model = load_network(weights, device)[0]
     return model, f"{weights} ({type(model).__name__})"
+
+
+def load_published_face(path: str | Path) -> tuple[torch.nn.Module, str]:
+    """A published face prior ``.pth`` (GFPGANv1.3/v1.4, RestoreFormer.pth, codeformer.pth) and
+    its name, the architecture told by the state dict's keys (CodeFormer's code-predicting
+    transformer, RestoreFormer's cross-attention decoder, else GFP-GAN's layout, whose loader
+    names what does not fit). Read once, with ``weights_only=True``."""
+    from gan.nets import codeformer, gfpgan, restoreformer
+    from gan.weightio import read_state_dict
+
+    state = read_state_dict(path, keys=("params_ema", "params"))
+    if codeformer.is_codeformer(state):
+        return codeformer.load_published(state), "CodeFormer"
+    if restoreformer.is_restoreformer(state):
+        return restoreformer.load_published(state), "RestoreFormer"
+    return gfpgan.load_published(state), "GFP-GAN"
 
 
 def face_source(weights: str | Path | torch.nn.Module | None) -> Path | None:
