@@ -89,3 +89,22 @@ def test_the_face_restorer_runs_them_and_w_is_per_request(published):
     fr.model.w = 1.0  # the most of the input's features
     b = fr.restore_aligned(crop)
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.5
+
+
+def test_the_real_manifest_entries_and_the_licence_in_weights_list(capsys):
+    """Both published files are in the manifest with their published configs; CodeFormer's
+    non-commercial licence shows in ``restore weights list`` (and the app's licence table, which
+    prints the same field and its note)."""
+    from gan.nets import codeformer, restoreformer
+    from restore.cli import main
+    from restore.models.manifest import entry
+
+    rf, cf = entry("restoreformer"), entry("codeformer")
+    assert restoreformer.RestoreFormerConfig(**rf["config"]) == restoreformer.PRESETS["published"]
+    assert codeformer.CodeFormerConfig(**cf["config"]) == codeformer.PRESETS["published"]
+    assert (rf["arch"], rf["task"], rf["licence"], rf["bytes"]) == ("RestoreFormer", "faces", "Apache-2.0", 290_785_322)
+    assert (cf["arch"], cf["task"], cf["bytes"]) == ("CodeFormer", "faces", 376_637_898)
+    assert "non-commercial" in cf["licence"].lower() and "non-commercial" in cf["licence_note"].lower()
+    assert main(["weights", "list"]) == 0
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("codeformer "))
+    assert "NON-COMMERCIAL" in line
