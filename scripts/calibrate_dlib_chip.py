@@ -138,7 +138,8 @@ def main() -> int:
           f"(chip pixels), median {np.median(err[keep]):.2f}")
     scale, angle = np.hypot(m[0, 0], m[1, 0]), np.degrees(np.arctan2(m[1, 0], m[0, 0]))
     print(f"crop ({CROP} px) -> chip ({CHIP} px): scale {scale:.6f}, rotation {angle:.3f} deg")
-    print("CHIP_FROM_CROP_512 = np.array([[%.6f, %.6f, %.4f], [%.6f, %.6f, %.4f]])" % tuple(m.ravel()))
+    a, b, c, d, e, f = m.ravel()
+    print(f"CHIP_FROM_CROP_512 = np.array([[{a:.6f}, {b:.6f}, {c:.4f}], [{d:.6f}, {e:.6f}, {f:.4f}]])")
     return 0
 
 

@@ -22,7 +22,6 @@ file is one ValueError line.
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO

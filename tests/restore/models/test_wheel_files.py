@@ -12,7 +12,12 @@ import pytest
 
 from restore.cli import main
 from restore.models.manifest import WeightsError, manifest
-from tests.restore.models.weightserver import closed_port_url, leftovers, serving, write_manifest
+from tests.restore.models.weightserver import (
+    closed_port_url,
+    leftovers,
+    serving,
+    write_manifest,
+)
 
 PAYLOAD = bytes(range(256)) * 400  # stands for the .dat: 100 kB
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
