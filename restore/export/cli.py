@@ -1,4 +1,5 @@
-"""``restore export``: any network of the toolkit as an ONNX file, checked by onnxruntime."""
+"""``restore export``: any network of the toolkit as an ONNX file, checked by onnxruntime; a
+segmenter also as a BioImage Model Zoo package (``--format bioimageio``)."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("source", metavar="NAME|FILE|RUN",
                    help="a model name (restorer, colorizer, nuclei, gfpgan-v1.4, hed, ...), a published GFP-GAN "
                         ".pth, a .safetensors file, or a `restore train` run folder")
-    p.add_argument("-o", "--out", required=True, type=Path, metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument("-o", "--out", required=True, type=Path, metavar="OUT.onnx|OUT.zip",
+                   help="the ONNX file to write (--format bioimageio: the package's .zip)")
+    p.add_argument("--format", choices=("onnx", "bioimageio"), default="onnx",
+                   help="onnx (default), or bioimageio: a segmenter as a bioimage.io model package (rdf.yaml with "
+                        "axes, pre- and post-processing, TorchScript and ONNX weights, test tensors, cover, model "
+                        "card; validated by bioimageio.spec where it is installed)")
+    p.add_argument("--author", action="append", default=None, metavar="NAME",
+                   help="--format bioimageio: an author of the package (repeat for several; default: the "
+                        "manifest's, else 'unet-restore contributors')")
+    p.add_argument("--licence", default=None, metavar="SPDX",
+                   help="--format bioimageio: the weights' licence (default: the manifest's, else CC-BY-4.0)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
     p.add_argument("--dynamic", action="store_true",
                    help="height and width vary too (fully convolutional networks: restorer, pix2pix, same-padding "
@@ -65,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from restore.export.onnx import export_onnx
     from restore.models.manifest import WeightsError
 
+    if getattr(args, "format", "onnx") == "bioimageio":
+        return run_bioimageio(args)
     if args.out.suffix != ".onnx":
         print("restore export: error: the output file must end in .onnx", file=sys.stderr)
         return 2
@@ -88,4 +101,27 @@ def run(args: argparse.Namespace) -> int:
     against = "the float32 PyTorch network" if args.fp16 else "PyTorch"
     print(f"wrote {args.out} ({m['arch']}, {m['precision']}, {size:.1f} MiB, {result.seconds:.1f} s): input "
           f"{m['input_range']}; onnxruntime against {against} on a real picture: {result.describe()}")
+    return 0
+
+
+def run_bioimageio(args: argparse.Namespace) -> int:
+    """``restore export SEGMENTER --format bioimageio -o MODEL.zip``."""
+    from restore.export.bioimageio import export_bioimageio
+    from restore.export.onnx import ExportError
+    from restore.models.manifest import WeightsError
+
+    if args.fp16 or args.dynamic:
+        print("restore export: error: --fp16 and --dynamic are for --format onnx (a bioimage.io package takes the "
+              "sizes its network allows, in float32)", file=sys.stderr)
+        return 2
+    try:
+        r = export_bioimageio(args.source, args.out, tile=args.tile, opset=args.opset, authors=args.author,
+                              licence=args.licence)
+    except (WeightsError, ExportError, ValueError) as e:
+        print(f"restore export: error: {e}", file=sys.stderr)
+        return 2
+    size = args.out.stat().st_size / 2 ** 20
+    print(f"wrote {args.out} (bioimage.io model, {' + '.join(r.formats)}, {size:.1f} MiB, {r.seconds:.1f} s): test "
+          f"input {' x '.join(map(str, r.input_shape))}; ONNX against PyTorch: {r.onnx_check or 'not written'}; "
+          f"{r.validated}")
     return 0

@@ -24,7 +24,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder")
     p.add_argument("--weights", default=None,
-                   help="bundled model name, run folder, .safetensors or .onnx file (default: nuclei)")
+                   help="bundled model name, run folder, .safetensors or .onnx file, or a bioimage.io model package "
+                        "(.zip; TorchScript or ONNX weights) (default: nuclei)")
     p.add_argument("--tile", type=int, default=512, help="tile side in pixels (default 512)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--min-size", type=int, default=16, help="remove objects and holes smaller than this (px; 0 keeps all)")

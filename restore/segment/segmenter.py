@@ -13,6 +13,7 @@ from restore.export.backend import on_backend
 from restore.inference import Inference
 from restore.tiling import tiled_inference
 
+from .bioimageio import PackageNetwork, is_package, load_package
 from .postprocess import dense_crf, remove_small, split_instances
 from .postprocess import fill_holes as fill_holes_fn
 from .preprocess import median_diameter, prepare_image, rescale
@@ -35,7 +36,11 @@ class Segmenter(Inference):
                  diameter: float | str | None = "auto", precision: str | None = None, backend: str = "torch",
                  tta: int = 1) -> None:
         self.setup(device, precision, backend, tta)  # precision None: fp32, restore segment's default
-        self.path, self.source, self.meta = self.load(weights or "nuclei", "segmenter")  # the network as loaded
+        if is_package(weights):  # a bioimage.io model package (.zip, or a folder with rdf.yaml)
+            self.path, self.source, self.meta = load_package(weights, self.device, self.backend)
+            self.runs_from_file(self.source)
+        else:
+            self.path, self.source, self.meta = self.load(weights or "nuclei", "segmenter")  # the network as loaded
         cfg = self.source.config
         self.dims, self.in_channels, self.num_classes = cfg.dims, cfg.in_channels, cfg.out_channels
         self.model_diameter = float(self.meta.get("diameter") or 0) or None
@@ -47,6 +52,8 @@ class Segmenter(Inference):
     def _on_backend(self) -> torch.nn.Module:
         """The network that runs: the loaded one, or its onnxruntime export (one file for every
         tile where the sides may vary; one per tile for valid convolutions and UNETR)."""
+        if isinstance(self.source, PackageNetwork):  # a package from elsewhere runs as it came
+            return self.source
         return on_backend(self.source, self.backend, source=self.path, device=self.device, tile=self.tile)
 
     def with_options(self, *, tile: int | None = None, overlap: float | None = None,
@@ -112,7 +119,8 @@ class Segmenter(Inference):
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """(K, *spatial) class probabilities for an image (H, W[, C]) or volume (D, H, W[, C])."""
-        x = prepare_image(image, self.in_channels, self.dims) if self._is_single(image) else None
+        prepare = getattr(self.source, "prepare", prepare_image)  # a foreign package's own preprocessing
+        x = prepare(image, self.in_channels, self.dims) if self._is_single(image) else None
         if x is None:  # a volume given to a 2D model: slice by slice
             return np.stack([self.probabilities(s) for s in image], axis=1)
         if self.model_diameter and self.diameter == "auto":
