@@ -20,8 +20,8 @@ one call. Default 0.5, CodeFormer's own inference default.
 Module names and shapes are the reference's, so the published ``codeformer.pth`` (release
 v0.1.0, ``params_ema``) loads key for key with ``strict=True`` (``load_published``).
 ``forward(x)`` returns the image alone (the reference returns ``(image, logits, lq_feat)``), with
-CodeFormer's inference options: ``adain=True`` (its ``inference_codeformer.py`` and app), the
-codes taken greedily (top-1).
+CodeFormer's inference options: AdaIN of the codes (``adain_codes=True``, as its
+``inference_codeformer.py`` and app), the codes taken greedily (top-1).
 """
 from __future__ import annotations
 
