@@ -84,19 +84,26 @@ def predictor_dat() -> Path | None:
     return _from_wheel(PREDICTOR)
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False  # shared between tests: read-only
+    return a
+
+
+@functools.cache
 def photo(which: str) -> np.ndarray:
     if which == "astronaut":
         from skimage import data
 
-        return data.astronaut()
+        return _frozen(data.astronaut())
     import matplotlib.cbook
     from PIL import Image
 
-    return np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    return _frozen(np.array(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")))
 
 
+@functools.cache
 def aligned(which: str, size: int = 512) -> np.ndarray:
     """The portrait's face aligned as restore.faces does (FFHQ template, ``size`` px)."""
     from restore.faces.align import estimate_affine, warp_face
 
-    return warp_face(photo(which), estimate_affine(LANDMARKS[which], size), size)
+    return _frozen(warp_face(photo(which), estimate_affine(LANDMARKS[which], size), size))
