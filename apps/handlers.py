@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from itertools import chain, count
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -33,15 +34,48 @@ AREA_HEADERS = ["class", "area (px)", "% of image", "objects"]
 MAX_FACES_SHOWN = 12
 
 
-def _stack(pairs: list[np.ndarray], height: int = 256, gap: int = 4) -> np.ndarray | None:
-    """Face pairs (input | restored, aligned) one above the other, ``height`` px each."""
+def _shrink(pair: np.ndarray, height: int = 256) -> np.ndarray:
+    """A face pair (input | restored, aligned) at ``height`` px, for the gallery."""
     from restore.faces.align import resize_to
 
-    if not pairs:
-        return None
-    rows = [resize_to(p, height, round(p.shape[1] * height / p.shape[0]), "area") for p in pairs]
-    rows = [np.pad(r, ((0, gap), (0, 0), (0, 0)), constant_values=255) for r in rows]
-    return np.concatenate(rows)[:-gap]
+    return resize_to(pair, height, round(pair.shape[1] * height / pair.shape[0]), "area")
+
+
+FACE_COLUMNS = ["photo", "face", "identity", "guard", "NIQE", "BRISQUE"]
+
+
+def _guard(trust: dict) -> str:
+    g = trust.get("guard") or {}
+    if g.get("action") == "blended":
+        return f"blended to fidelity {g['fidelity']:g} (was {g['identity_before']:.2f})"
+    if g.get("action") == "input":
+        return f"input kept (was {g['identity_before']:.2f})"
+    return g.get("action", "")
+
+
+def _caption(name: str, k: int, trust: dict) -> str:
+    """A face's gallery caption: which, its identity (and what the guard did), its quality."""
+    parts = [f"{name} #{k}"]
+    if trust.get("identity") is not None:
+        parts.append(f"identity {trust['identity']:.2f}")
+    if (g := _guard(trust)) and g != "kept":
+        parts.append(g)
+    q = trust.get("quality") or {}
+    if q:
+        parts.append(" ".join(f"{m.upper()} {v:.1f}" for m, v in q.items() if v is not None))
+    return " · ".join(parts)
+
+
+def _row(name: str, k: int, trust: dict) -> list:
+    q = trust.get("quality") or {}
+    return [name, k, trust.get("identity"), _guard(trust), q.get("niqe"), q.get("brisque")]
+
+
+def _table(rows: list[list]) -> Any:
+    """The faces as a table the page can sort (click a column's header)."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=FACE_COLUMNS)
 
 
 def _name(path: str | Path) -> str:
@@ -94,17 +128,22 @@ class Handlers:
     # ------------------------------------------------------------------ faces
     @handler("the face restoration")
     def faces(self, photos: list[str] | str | None, weights: str, detector: str, fidelity: float,
-              upscale: int, background: str, progress: gr.Progress = gr.Progress()):
+              upscale: int, background: str, min_identity: float = 0.0, colour: str = "auto",
+              progress: gr.Progress = gr.Progress()):
         """Restore the faces (and background) of each photo -> (before, after) of the first,
-        the aligned faces (input | restored, stacked), the restored photos as PNG files, a summary."""
+        the aligned faces (input | restored, with their identity and quality as captions), the
+        restored photos as PNG files, a summary, and a table of the faces (photo, face,
+        identity, guard, NIQE, BRISQUE) to sort. ``min_identity`` > 0: the identity guard
+        (``restore faces --min-identity``); ``colour``: as ``--colour``."""
         photos = [photos] if isinstance(photos, str) else list(photos or [])
         if not photos:
             raise gr.Error("Upload a photo first.", print_exception=False)
         progress(0, desc="loading the face model")
-        fr = self.rt.face_restorer(weights, detector, int(upscale), background, fidelity)
+        fr = self.rt.face_restorer(weights, detector, int(upscale), background, fidelity,
+                                   min_identity=float(min_identity or 0) or None, colour=colour)
         out = self._outdir()
-        slider, crops, files, taken = None, [], [], set()
-        lines = [f"model: {fr.model_info}; faces found by {fr.detector_info}; {fr.bg_info}"]
+        slider, crops, files, taken, table = None, [], [], set(), []
+        lines = [f"model: {fr.model_info}; faces found by {fr.detector_info}; {fr.bg_info}{fr.trust_info}"]
         for i, path in enumerate(photos):
             name = _name(path)
             progress(i / len(photos), desc=f"restoring {name}")
@@ -127,7 +166,9 @@ class Handlers:
                 from restore.faces.align import resize_to
 
                 slider = (resize_to(to_rgb8(image), *after.shape[:2], "lanczos"), after)
-            crops += [np.concatenate([f.cropped, f.restored], axis=1) for f in result.faces]
+            for k, f in enumerate(result.faces):
+                crops.append((np.concatenate([f.cropped, f.restored], axis=1), _caption(name, k, f.trust)))
+                table.append(_row(name, k, f.trust))
             small = f", {result.small_faces} too small, left as they are" if result.small_faces else ""
             if result.faces:
                 lines.append(f"- **{name}**: {len(result.faces)} face(s) restored{small}, {seconds:.1f} s")
@@ -140,7 +181,8 @@ class Handlers:
             raise gr.Error("None of the uploaded files could be read: " + "; ".join(lines[1:]), print_exception=False)
         if len(crops) > MAX_FACES_SHOWN:
             lines.append(f"(the first {MAX_FACES_SHOWN} of {len(crops)} faces are shown)")
-        return slider, _stack(crops[:MAX_FACES_SHOWN]), files, public("\n".join(lines), photos)
+        return (slider, [(_shrink(c), caption) for c, caption in crops[:MAX_FACES_SHOWN]] or None, files,
+                public("\n".join(lines), photos), _table(table))
 
     @handler("the video")
     def faces_video(self, video: str | None, weights: str, detector: str, fidelity: float, upscale: int,

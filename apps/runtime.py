@@ -198,7 +198,7 @@ class Runtime:
         # Face parsing costs more than GFP-GAN itself on a CPU: on a GPU only.
         return self.load(("faces", name, detector), lambda: FaceRestorer(
             None if auto else weights, detector, self.device, self.precision["faces"], bg="restorer",
-            parse="auto" if self.device.type == "cuda" else False, backend=self.backend))
+            parse="auto" if self.device.type == "cuda" else False, backend=self.backend, quality=True))
 
     def bg_upscaler(self, upscale: float):
         """The Faces tab's Real-ESRGAN background ``upscale`` times larger: the cache's weights as
@@ -214,7 +214,8 @@ class Runtime:
         up.tile, up.tile_pad, up.pre_pad, up.scale = TILE, TILE_PAD, PRE_PAD, float(upscale)
         return up
 
-    def face_restorer(self, weights: str | None, detector: str, upscale: int, bg: str, fidelity: float):
+    def face_restorer(self, weights: str | None, detector: str, upscale: int, bg: str, fidelity: float,
+                      min_identity: float | None = None, colour: str = "auto"):
         """The cached restorer of ``faces`` with one request's options; ``bg`` "auto" is Real-ESRGAN's
         background when the photo is upscaled and its weights are here, else the restorer's (as
         ``restore faces --bg auto``). The Real-ESRGAN upscaler comes from ``bg_upscaler`` (loaded
@@ -229,7 +230,7 @@ class Runtime:
                 raise ValueError(f"The realesrgan background needs Real-ESRGAN's weights on this server: {HOW}")
             fr = copy.copy(fr)  # the cached one stays as it is
             fr.upscaler = up  # with_options takes this one, at its outscale
-        out = fr.with_options(upscale=upscale, bg=chosen, fidelity=fidelity)
+        out = fr.with_options(upscale=upscale, bg=chosen, fidelity=fidelity, min_identity=min_identity, colour=colour)
         out.bg_asked = bg  # bg_info: "auto" without the weights says how to get them
         return out
 

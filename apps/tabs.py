@@ -61,18 +61,26 @@ def faces_tab(h: Handlers, rt: Runtime, queue: dict, video_queue: dict) -> None:
                                   info="restorer: the bundled restorer; realesrgan: Real-ESRGAN's upscaler, as GFP-GAN's "
                                        "(restore weights fetch realesrgan-x2plus or -x4plus); auto: realesrgan when "
                                        "upscaling and fetched, else restorer; none: the input's own pixels")
+            min_identity = gr.Slider(0, 1, value=0, step=0.05, label="Identity guard",
+                                     info="a face whose identity (cosine of the input's and the result's face "
+                                          "embeddings) falls under this is blended back toward the input; 0: off")
+            colour = gr.Radio(["auto", "keep", "model"], value="auto", label="Colours",
+                              info="keep: the faces keep the photo's colours (auto: for GFP-GAN and the other "
+                                   "face priors); model: the network's own")
             button = gr.Button("Restore faces", variant="primary", elem_id="faces-run")
         with gr.Column(scale=3):
             slider = gr.ImageSlider(label="Before / after", type="numpy", format="png")
-            crops = gr.Image(label="Faces, aligned: input | restored", format="png")
+            crops = gr.Gallery(label="Faces, aligned: input | restored", format="png", columns=2, height="auto")
             files = gr.File(label="Restored photos (PNG)", file_count="multiple")
             status = gr.Markdown(elem_id="faces-status")
+            table = gr.Dataframe(label="Faces (click a column to sort: identity, NIQE, BRISQUE)", interactive=False)
     d = EXAMPLES / "faces"
     examples = _examples(("astronaut", [[d / "astronaut_degraded.jpg"]]),
                          ("two faces, small", [[d / "two_faces_small.jpg"]]),
                          ("old grey portrait", [[d / "hopper_old_grey.png"]]))
     _wire(button, examples, [photos], h.faces,
-          [photos, weights, detector, fidelity, upscale, background], [slider, crops, files, status], "faces", queue)
+          [photos, weights, detector, fidelity, upscale, background, min_identity, colour],
+          [slider, crops, files, status, table], "faces", queue)
     with gr.Accordion("Video: the faces of a film, tracked and steadied, its sound kept", open=False):
         with gr.Row():
             with gr.Column(scale=2):

@@ -108,8 +108,9 @@ def bench_gfpgan(device: torch.device, smoke: bool) -> dict:
     return result
 
 
-def photo_folder(folder: Path, n: int) -> int:
-    """``n`` real photos (the examples, the astronaut, Grace Hopper, repeated) in ``folder``."""
+def photo_folder(folder: Path, n: int, max_side: int | None = None) -> int:
+    """``n`` real photos (the examples, the astronaut, Grace Hopper, repeated) in ``folder``;
+    ``max_side``: each shrunk to at most that many px (the smoke test's toy sizes)."""
     from matplotlib import cbook
     from PIL import Image
     from skimage import data
@@ -124,6 +125,12 @@ def photo_folder(folder: Path, n: int) -> int:
         src = sources[made % len(sources)]
         shutil.copy(src, folder / f"{made:04d}_{src.name}")
         made += 1
+    if max_side:
+        for p in folder.iterdir():
+            with Image.open(p) as im:
+                im = im.convert("RGB")
+                im.thumbnail((max_side, max_side), Image.LANCZOS)
+            im.save(p)
     return made
 
 
@@ -132,7 +139,7 @@ def bench_faces_cli(device: torch.device, smoke: bool, tmp: Path) -> dict:
     from gan.serialize import save_model
     from restore.cli import main
 
-    n = photo_folder(tmp / "photos", 3 if smoke else 24)
+    n = photo_folder(tmp / "photos", 3 if smoke else 24, max_side=192 if smoke else None)
     gfpgan_file = save_model(GFPGAN(GFPGAN_PRESETS["tiny" if smoke else "published"]), tmp / "gfpgan.safetensors")
     result = {"photos": n}
     for label, weights in (("bundled restorer", "restorer"), ("GFP-GAN (random weights)", str(gfpgan_file))):

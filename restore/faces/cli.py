@@ -36,7 +36,23 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "outscale 2; for 4x the other way round; tiles of 400 as GFP-GAN's command)")
     p.add_argument("--upscale", type=int, default=1, choices=[1, 2, 4])
     p.add_argument("--fidelity", type=_fraction, default=1.0,
-                   help="blend of restored (1) and input (0) face, in [0, 1] (default 1)")
+                   help="blend of restored (1) and input (0) face, in [0, 1] (default 1); for CodeFormer its own "
+                        "fidelity weight w = 1 - FIDELITY (CodeFormer's w = 1 keeps the most of the input, "
+                        "--fidelity 1 restores the most)")
+    p.add_argument("--identity", default="auto", choices=["auto", "dlib", "arcface", "off"],
+                   help="the face-recognition embedding whose cosine similarity (input face against restored face, "
+                        "1 = the same) report.json gives per face: auto (default) dlib's ResNet when its weights are "
+                        "cached (restore weights fetch dlib-face-recognition), else ArcFace's, else none")
+    p.add_argument("--min-identity", type=float, default=None, metavar="T",
+                   help="guard: a face whose identity falls under T (that cosine scale) is blended back toward the "
+                        "input until it reaches T, or left as the input face; report.json says which, per face")
+    p.add_argument("--colour", "--color", dest="colour", default="auto", choices=["auto", "keep", "model"],
+                   help="keep: the restored faces take the input's colours at low frequencies (their detail stays "
+                        "the model's); model: the network's own; auto (default): keep for face priors (GFP-GAN, "
+                        "RestoreFormer, CodeFormer), model for the bundled restorer")
+    p.add_argument("--scores", action="store_true",
+                   help="no-reference quality (NIQE, BRISQUE; lower is better) of every restored face and photo in "
+                        "report.json, to sort a collection by what needs a look")
     p.add_argument("--min-face", type=float, default=16, help="skip (and count) faces smaller than this (px)")
     p.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the centre")
     p.add_argument("--aligned", action="store_true", help="inputs are already aligned face crops")
@@ -78,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     # keywords only, so a Ray actor given a GPU can make it with device="cuda" (restore.runners.job.Job.use_device)
     make = partial(FaceRestorer, weights=args.weights, detector=args.detector, device=args.device,
                    precision=args.precision, upscale=args.upscale, bg=args.bg, bg_upscaler=args.bg_upscaler,
-                   fidelity=args.fidelity,
+                   fidelity=args.fidelity, identity=args.identity, min_identity=args.min_identity,
+                   colour=args.colour, quality=args.scores,
                    min_face=args.min_face, backend=args.backend, only_center_face=args.only_center_face,
                    parse=False if args.no_parse else "auto", tile=args.tile, detect_size=args.detect_size,
                    batch_size=args.batch_size or (16 if str(args.device).startswith("cuda") or
@@ -89,11 +106,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             by = "" if args.aligned else f"; faces found by {fr.detector_info}"
             bg = "" if args.aligned else f"; {fr.bg_info}"
-            print(f"restore faces: restoring with {fr.model_info}{by}{bg}", file=sys.stderr)
+            print(f"restore faces: restoring with {fr.model_info}{by}{bg}{fr.trust_info}", file=sys.stderr)
         return fr
 
     def photos(fr: FaceRestorer, found: Inputs) -> BatchReport:
         return run_faces_batch(fr, found.items, args.out, aligned=args.aligned, ignored=found.ignored,
+                               min_identity=fr.trust.threshold,
                                ext=output_ext(args), quality=args.quality, make_restorer=make, **run_options(args))
 
     def films(fr: FaceRestorer, videos: list[Item]) -> BatchReport:  # tracked frame after frame on this machine

@@ -50,13 +50,15 @@ def write_report(path: Path, entries: list[dict]) -> None:
 def run_faces_batch(fr: FaceRestorer | None, items: list[Item], out: Path, *, aligned: bool = False,
                     skip_existing: bool = False, quiet: bool = False, ignored: Sequence[tuple[Path, str]] = (),
                     ext: str = ".png", quality: int = 95, pipeline: bool = True,
-                    make_restorer: Callable[..., FaceRestorer] | None = None, **ray_options) -> BatchReport:
+                    make_restorer: Callable[..., FaceRestorer] | None = None, min_identity: float | None = None,
+                    **ray_options) -> BatchReport:
     """Restore every input; returns the runner's report (its ``exit_code`` is the command's).
     ``ext`` (".png", ".jpg", ".webp") is the format of the restored photos and face crops.
 
     ``pipeline`` (the default): ``restore.runners.pipeline`` reads and detects the next photos while the
     networks work and writes behind them, and the faces of several photos share network calls
-    of ``fr.batch_size``; False: one photo after another (``run_batch``); ``ray_options``
+    of ``fr.batch_size``; False: one photo after another (``run_batch``). ``min_identity``: the
+    summary counts faces whose identity fell under it (and what the guard did); ``ray_options``
     (``ray="local"``, ...; see ``restore.runners.choose.run_job``): through Ray Data, where each actor makes
     its restorer with ``make_restorer`` (else gets a copy of ``fr``). All run the same steps
     (``FacesJob``); only the grouping of faces into network calls differs, not the bytes."""
@@ -64,11 +66,18 @@ def run_faces_batch(fr: FaceRestorer | None, items: list[Item], out: Path, *, al
     report_path = out / REPORT
     previous = load_report(report_path) if skip_existing else {}
     entries: dict[str, dict] = {}
-    counts = {"faces": 0, "small": 0}
+    counts = {"faces": 0, "small": 0, "measured": 0, "under": 0, "blended": 0, "input": 0}
 
     def done(path: Path, entry: dict) -> None:
         counts["faces"] += len(entry["faces"])
         counts["small"] += entry["small_faces"]
+        for face in entry["faces"]:
+            guard = face.get("guard") or {}
+            before = guard.get("identity_before", face.get("identity"))
+            if before is not None:
+                counts["measured"] += 1
+                counts["under"] += min_identity is not None and before < min_identity
+            counts[guard.get("action", "")] = counts.get(guard.get("action", ""), 0) + 1
         entries[str(path)] = entry
 
     report = BatchReport()
@@ -94,8 +103,18 @@ def run_faces_batch(fr: FaceRestorer | None, items: list[Item], out: Path, *, al
         write_report(report_path, [merged[k] for k in order + rest])
     if not quiet:
         print(f"faces: {counts['faces']} restored; {counts['small']} smaller than --min-face left as they were; "
-              f"report: {report_path}", file=sys.stderr)
+              f"{_identity_summary(counts, min_identity)}report: {report_path}", file=sys.stderr)
     return report
+
+
+def _identity_summary(counts: dict[str, int], threshold: float | None) -> str:
+    """The summary's identity part: how many faces fell under the threshold, what the guard did."""
+    if not counts["measured"] or threshold is None:
+        return ""
+    guarded = counts["blended"] + counts["input"]
+    guard = (f" ({counts['blended']} blended back toward the input, {counts['input']} left as the input)"
+             if guarded else "")
+    return f"{counts['under']} of {counts['measured']} under identity {threshold:g}{guard}; "
 
 
 def run_faces_videos(fr: FaceRestorer, videos: list[Item], out: Path, *, skip_existing: bool = False,

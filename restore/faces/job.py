@@ -67,7 +67,7 @@ class FacesJob(Job):
         return 1 if self.aligned else len(job["prep"].crops)
 
     def compute(self, jobs: list[dict]) -> list:
-        """(restored photo, faces, small, pairs, seconds) per job; the faces of all jobs in shared calls."""
+        """(restored photo, faces, small, pairs, quality, seconds) per job; the faces of all jobs in shared calls."""
         fr = self.model
         t0 = time.perf_counter()
         if self.aligned:
@@ -75,7 +75,7 @@ class FacesJob(Job):
             for job in jobs:
                 h, w = job["image"].shape[:2]
                 done.append((fr.restore_aligned(job["image"], (h * fr.upscale, w * fr.upscale)),
-                             [fr.aligned_face_record(h, w)], 0, []))
+                             [fr.aligned_face_record(h, w)], 0, [], None))
         else:
             crops = [c for job in jobs for c in job["prep"].crops]
             restored = fr.restore_crops(crops) if crops else []
@@ -88,7 +88,8 @@ class FacesJob(Job):
                     done.append(e)
                 else:
                     done.append((result.image, [f.to_dict() for f in result.faces], result.small_faces,
-                                 [np.concatenate([f.cropped, f.restored], axis=1) for f in result.faces]))
+                                 [np.concatenate([f.cropped, f.restored], axis=1) for f in result.faces],
+                                 result.quality))
                 k += n
         share = (time.perf_counter() - t0) / max(1, len(jobs))
         for job in jobs:
@@ -97,7 +98,7 @@ class FacesJob(Job):
         return [r if isinstance(r, BaseException) else r + (job["seconds"],) for r, job in zip(done, jobs)]
 
     def save(self, path: Path, rel: Path, result: tuple) -> dict:
-        restored, faces, small, pairs, spent = result
+        restored, faces, small, pairs, quality, spent = result
         t0 = time.perf_counter()
         written: list[Path] = []
         try:
@@ -118,5 +119,8 @@ class FacesJob(Job):
             raise
         finally:
             self.seconds[str(path)] = round(spent + time.perf_counter() - t0, 3)
-        return {"input": str(path), "output": str(self.outputs(path, rel)[0]), "faces": faces,
-                "small_faces": small, "seconds": self.seconds[str(path)], "error": None}
+        entry = {"input": str(path), "output": str(self.outputs(path, rel)[0]), "faces": faces,
+                 "small_faces": small, "seconds": self.seconds[str(path)], "error": None}
+        if quality is not None:  # --scores: the restored photo's no-reference scores
+            entry["quality"] = quality
+        return entry

@@ -27,11 +27,17 @@ class RestoredFace:
     affine: np.ndarray  # 2x3: input pixels -> aligned face pixels
     cropped: np.ndarray
     restored: np.ndarray
+    trust: dict = field(default_factory=dict)  # identity, identity_model, guard, quality (restore.faces.trust)
+
+    @property
+    def identity(self) -> float | None:
+        """The cosine similarity of the input's and the result's face embeddings, where measured."""
+        return self.trust.get("identity")
 
     def to_dict(self) -> dict:
         d = Detection(self.box, self.landmarks, 0.0).to_dict()
         d["score"] = None if self.score is None else round(float(self.score), 4)
-        return d
+        return {**d, **self.trust}
 
 
 @dataclass
@@ -40,6 +46,7 @@ class FaceResult:
     faces: list[RestoredFace]
     small_faces: int = 0  # detected, but smaller than ``min_face``: left as they are
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage; net_* = networks
+    quality: dict[str, float] | None = None  # the restored photo's no-reference scores, where asked
 
 
 @dataclass

@@ -21,6 +21,7 @@ import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +50,7 @@ from .records import FaceResult, Prepared, RestoredFace
 from .records import as_layout as _as_layout
 from .records import split as _split
 from .records import torch_threads as _torch_threads
+from .trust import Trust, make_trust, quality_scores
 
 __all__ = ["FACE_MODELS", "FaceRestorer", "FaceResult", "Prepared", "RestoredFace", "face_source",
            "load_face_model"]
@@ -98,7 +100,8 @@ class FaceRestorer(Inference):
                  bg: str = "restorer", bg_weights: str | Path = "restorer", fidelity: float = 1.0, min_face: float = 16,
                  only_center_face: bool = False, parse: bool | str = "auto", tile: int = 512,
                  detect_size: int = 1600, batch_size: int = 4, backend: str = "torch",
-                 own_scale: bool | None = None, bg_upscaler=None) -> None:
+                 own_scale: bool | None = None, bg_upscaler=None, identity: Any = "auto",
+                 min_identity: float | None = None, colour: str = "auto", quality: bool = False) -> None:
         from restore.export.backend import on_backend
         from restore.translate import Translator
 
@@ -147,6 +150,7 @@ class FaceRestorer(Inference):
         if self.is_gfpgan:  # not shared with the tiler: cast once (no per-call weight casts), channels-last
             cast_model(self.model, self.precision, self.device)
         self.detector, self.detector_info = make_detector(detector, self.device)
+        self.trust = make_trust(identity, min_identity, colour, quality, face_prior=self.is_gfpgan)
         self.parser = None
         if parse:
             from restore.models.cache import find_cached
@@ -158,7 +162,8 @@ class FaceRestorer(Inference):
                 raise ValueError("face parsing needs parsenet in the weights cache (restore weights fetch parsenet)")
 
     def with_options(self, *, upscale: int | None = None, bg: str | None = None,
-                     fidelity: float | None = None) -> FaceRestorer:
+                     fidelity: float | None = None, min_identity: float | None | str = "same",
+                     colour: str | None = None) -> FaceRestorer:
         """A copy that shares this restorer's networks and detector but restores with other
         per-photo options (None: keep this one's). Nothing is loaded again, so a server can keep
         one restorer per model. ``bg="restorer"`` needs one built with ``bg="restorer"``."""
@@ -166,12 +171,23 @@ class FaceRestorer(Inference):
         new.upscale = self.upscale if upscale is None else upscale
         new.bg = resolve_bg(bg, new.upscale, self.upscaler) if bg else self.bg
         new.fidelity = self.fidelity if fidelity is None else float(fidelity)
+        if min_identity != "same" or colour is not None:  # the same embedding network, other settings
+            t = self.trust
+            new.trust = Trust(t.identity, t.min_identity if min_identity == "same" else min_identity,
+                              t.colour if colour is None else ("keep" if colour == "auto" and self.is_gfpgan
+                                                               else "model" if colour == "auto" else colour),
+                              t.quality)
         _check_options(new.upscale, new.bg, new.fidelity)
         if new.bg == "restorer" and new.translator is None:
             raise ValueError("bg='restorer' needs a FaceRestorer built with bg='restorer'")
         if new.bg == "realesrgan":  # this one's upscaler at the new outscale, or one loaded now
             new.upscaler = make_upscaler(self.upscaler, new.upscale, self.device, self.asked, self.backend)
         return new
+
+    @property
+    def trust_info(self) -> str:
+        """The identity, guard and colour settings, for the first line of ``restore faces``."""
+        return self.trust.info()
 
     @property
     def bg_info(self) -> str:
@@ -295,22 +311,31 @@ class FaceRestorer(Inference):
             restored = blend(restored, prep.crops, self.fidelity) if self.fidelity < 1 else restored
         if smooth is not None:
             restored = smooth(restored)
+        records, paste_it = [{} for _ in restored], [pasting] * len(restored)
+        if self.trust.active and restored:  # colours kept, identity measured and guarded (restore.faces.trust)
+            restored, records, changed = self.trust.apply(prep.crops, restored, t)
+            paste_it = [pasting or c for c in changed]  # own scale: a face the guard changed is pasted
         t4 = self._sync()
-        masks = [parse_mask(self.parser, f, self.device) if self.parser is not None and pasting else None
-                 for f in restored]
+        masks = [parse_mask(self.parser, f, self.device) if self.parser is not None and p else None
+                 for f, p in zip(restored, paste_it)]
         t5 = self._sync()
         t["net_parse"] = t5 - t4
-        for face, a, mask in zip(restored if pasting else [], prep.affines, masks):
-            paste(canvas, face, a, self.upscale, mask, gfpgan=self.bg == "realesrgan")
+        for face, a, mask, p in zip(restored, prep.affines, masks, paste_it):
+            if p:
+                paste(canvas, face, a, self.upscale, mask, gfpgan=self.bg == "realesrgan")
+        photo = canvas  # without its alpha, for the quality score
         if prep.alpha is not None and self.bg == "realesrgan":  # as the upscaler enlarges an RGBA's alpha
             canvas = np.dstack([canvas, upscale_alpha(self.upscaler, prep.alpha)])
         elif prep.alpha is not None:
             a = resize_to(prep.alpha, *canvas.shape[:2], "nearest" if self.bg == "none" else "lanczos")
             canvas = np.dstack([canvas, a])
         t["paste"] += time.perf_counter() - t5
-        faces = [RestoredFace(d.box, d.landmarks, d.score, a, c, r)
-                 for d, a, c, r in zip(prep.found, prep.affines, prep.crops, restored)]
-        return FaceResult(canvas, faces, prep.small, t)
+        faces = [RestoredFace(d.box, d.landmarks, d.score, a, c, r, rec)
+                 for d, a, c, r, rec in zip(prep.found, prep.affines, prep.crops, restored, records)]
+        quality = None
+        if self.trust.quality:
+            quality = quality_scores(to_rgb8(photo))
+        return FaceResult(canvas, faces, prep.small, t, quality)
 
     def restore(self, image: np.ndarray) -> FaceResult:
         """Restore every face (and the background) of a photo.

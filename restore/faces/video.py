@@ -55,6 +55,8 @@ def restore_video(fr: Any, src: str | os.PathLike, dst: str | os.PathLike, *, cr
     flicker_out: list[float] = []
     previous: tuple[np.ndarray, np.ndarray] | None = None
     faces: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # track id -> its last restored face (float32), affine
+    identity: dict[int, list[float]] = {}  # track id -> each frame's identity cosine (restore.faces.trust)
+    guarded: dict[int, int] = {}  # track id -> frames whose face the guard changed
     with FramePipeline(src, dst, info, load=fr.prepare, ahead=2 * group, crf=crf, codec=codec) as pipe:
         for frames in pipe.groups(group):
             budget.check()  # a request's time budget (restore.budget), between groups of frames
@@ -78,6 +80,11 @@ def restore_video(fr: Any, src: str | os.PathLike, dst: str | os.PathLike, *, cr
                     return out
 
                 result = fr.finish(prep, restored, smooth=smooth)
+                for (tid, _), face in zip(tracked, result.faces):
+                    if face.identity is not None:
+                        identity.setdefault(tid, []).append(face.identity)
+                    if face.trust.get("guard", {}).get("action") in ("blended", "input"):
+                        guarded[tid] = guarded.get(tid, 0) + 1
                 pipe.write(result.image, frame.pts)
                 counts.append(len(prep.found))
                 boxes = [d.box for _, d in tracked]
@@ -88,12 +95,23 @@ def restore_video(fr: Any, src: str | os.PathLike, dst: str | os.PathLike, *, cr
                 if progress is not None:
                     progress(frame.index + 1, info.frames)
     return {"input": str(src), "output": str(dst), "frames": pipe.frames, "fps": round(info.fps, 3),
-            "duration": round(info.duration, 3), "tracks": [t.to_dict() for t in tracker.tracks()],
+            "duration": round(info.duration, 3), "tracks": [_with_identity(t.to_dict(), identity, guarded)
+                                                            for t in tracker.tracks()],
             "scene_cuts": tracker.cuts,
             "faces_per_frame": {"min": min(counts, default=0), "mean": _mean(counts) or 0,
                                 "max": max(counts, default=0)},
             "flicker": {"input": _mean(flicker_in), "output": _mean(flicker_out)},
             "seconds": round(time.perf_counter() - t0, 3), "error": None}
+
+
+def _with_identity(track: dict, identity: dict[int, list[float]], guarded: dict[int, int]) -> dict:
+    """A track's report entry with its identity over its frames (min and mean cosine) and how
+    many of its frames the guard changed, where identity was measured."""
+    values = identity.get(track.get("id"))
+    if values:
+        track["identity"] = {"min": round(min(values), 4), "mean": round(float(np.mean(values)), 4),
+                             "frames": len(values), "guarded": guarded.get(track.get("id"), 0)}
+    return track
 
 
 def temporal_error(weight: float, name: str = "--temporal") -> str | None:

@@ -19,18 +19,21 @@ class FaceEnhancer:
     """``FaceEnhancer(**upscaler_options)(picture)`` -> the upscaled picture with its faces restored.
 
     Takes what an ``Upscaler`` takes (grey, RGB, RGBA; 8 or 16 bits) and gives the same kind of
-    picture ``scale`` times larger. ``face_weights``, ``detector``, ``fidelity``, ``parse``: as
-    ``restore.faces.FaceRestorer``'s; the rest are the ``Upscaler``'s."""
+    picture ``scale`` times larger. ``face_weights``, ``detector``, ``fidelity``, ``parse``,
+    ``colour``, ``identity``, ``min_identity``: as ``restore.faces.FaceRestorer``'s; the rest are
+    the ``Upscaler``'s."""
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, *, device: str = "cpu", precision: str | None = None,
                  backend: str = "torch", face_weights: str | Path | None = None, detector: str = "auto",
-                 fidelity: float = 1.0, parse: bool | str = "auto", **upscaler: Any) -> None:
+                 fidelity: float = 1.0, parse: bool | str = "auto", colour: str = "auto", identity: Any = "auto",
+                 min_identity: float | None = None, **upscaler: Any) -> None:
         from restore.faces.restorer import FaceRestorer
 
         self.upscaler = Upscaler(weights, device, precision=precision, backend=backend, **upscaler)
         self.faces = FaceRestorer(face_weights, detector, device, precision, upscale=self.upscaler.scale,
                                   bg="realesrgan", bg_upscaler=self.upscaler, fidelity=fidelity, parse=parse,
-                                  backend=backend, batch_size=1)
+                                  backend=backend, batch_size=1, colour=colour, identity=identity,
+                                  min_identity=min_identity)
 
     @property
     def model_info(self) -> str:

@@ -104,8 +104,8 @@ def test_handlers_on_cuda_match_the_cpu():
     b = np.asarray(Image.open(cpu.segment(nuclei, "nuclei", 512, "auto", False, 16, False, False)[1])) > 0
     assert (a & b).sum() / (a | b).sum() > 0.99
     photo = str(EXAMPLES / "faces" / "astronaut_degraded.jpg")  # one call per tab: faces and sketch too
-    (_, after), crops, files, status = gpu.faces([photo], "auto", "mtcnn", 1.0, 1, "resize")
-    (_, ref), _, _, _ = cpu.faces([photo], "auto", "mtcnn", 1.0, 1, "resize")
+    (_, after), crops, files, status, _ = gpu.faces([photo], "auto", "mtcnn", 1.0, 1, "resize")
+    (_, ref), _, _, _, _ = cpu.faces([photo], "auto", "mtcnn", 1.0, 1, "resize")
     assert "1 face(s) restored" in status and psnr(after, ref) > 40
     d = EXAMPLES / "sketch"
     out = gpu.sketch(str(d / "dog.png"), "xdog", str(d / "ladybug.png"), None, "colorizer")[0]
@@ -121,10 +121,14 @@ def test_named_endpoints(client):
 
 def test_faces(client):
     photo = EXAMPLES / "faces" / "astronaut_degraded.jpg"
-    (before, after), crops, files, status = client.predict(
-        [handle_file(photo)], "auto", "auto", 1.0, 2, "resize", api_name="/faces")
+    (before, after), crops, files, status, table = client.predict(
+        [handle_file(photo)], "auto", "auto", 1.0, 2, "resize", 0, "auto", api_name="/faces")
     assert rgb(after).shape == (1024, 1024, 3) == rgb(before).shape  # upscale 2; the slider's pair matches
-    assert rgb(crops).shape == (256, 512, 3)  # one face, aligned: input | restored
+    (pair,) = crops  # one face, aligned: input | restored, its caption naming the photo and its scores
+    assert rgb(pair["image"]).shape == (256, 512, 3) and pair["caption"].startswith("astronaut_degraded.jpg #0")
+    assert "NIQE" in pair["caption"] and "BRISQUE" in pair["caption"]
+    assert table["headers"] == ["photo", "face", "identity", "guard", "NIQE", "BRISQUE"]
+    assert len(table["data"]) == 1 and table["data"][0][:2] == ["astronaut_degraded.jpg", 0]
     assert len(files) == 1 and Path(files[0]).name == "astronaut_degraded_restored.png"
     assert rgb(files[0]).shape == (1024, 1024, 3)
     assert "1 face(s) restored" in status and "restorer" in status
@@ -137,9 +141,9 @@ def test_faces_heic_phone_photo(client, tmp_path):
     pillow_heif.register_heif_opener()
     photo = tmp_path / "IMG_0001.HEIC"
     Image.open(EXAMPLES / "faces" / "astronaut_degraded.jpg").save(photo, format="HEIF", quality=92)
-    (before, after), crops, files, status = client.predict(
+    (before, after), crops, files, status, _ = client.predict(
         [handle_file(photo)], "auto", "mtcnn", 1.0, 1, "resize", api_name="/faces")
-    assert rgb(before).shape == (512, 512, 3) and rgb(crops).shape == (256, 512, 3)
+    assert rgb(before).shape == (512, 512, 3) and rgb(crops[0]["image"]).shape == (256, 512, 3)
     assert Path(files[0]).name == "IMG_0001_restored.png" and "1 face(s) restored" in status
 
 
@@ -149,7 +153,7 @@ def test_faces_two_uploads_of_one_name_keep_both(client, tmp_path):
     rng = np.random.default_rng(1)
     Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(tmp_path / "a.jpg")
-    _, _, files, status = client.predict([handle_file(tmp_path / "a.png"), handle_file(tmp_path / "a.jpg")],
+    _, _, files, status, _ = client.predict([handle_file(tmp_path / "a.png"), handle_file(tmp_path / "a.jpg")],
                                          "auto", "mtcnn", 1.0, 1, "none", api_name="/faces")
     assert [Path(f).name for f in files] == ["a_restored.png", "a_jpg_restored.png"]
     np.testing.assert_array_equal(rgb(files[0]), rgb(tmp_path / "a.png"))
@@ -160,9 +164,9 @@ def test_faces_two_uploads_of_one_name_keep_both(client, tmp_path):
 def test_faces_without_a_face(client, tmp_path):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(100, 140, (96, 128, 3), dtype=np.uint8)).save(tmp_path / "wall.png")
-    _, crops, files, status = client.predict(
+    _, crops, files, status, _ = client.predict(
         [handle_file(tmp_path / "wall.png")], "auto", "mtcnn", 1.0, 1, "none", api_name="/faces")
-    assert crops is None and "No face found in wall.png" in status
+    assert not crops and "No face found in wall.png" in status
     np.testing.assert_array_equal(rgb(files[0]), rgb(tmp_path / "wall.png"))  # background "none": unchanged
 
 

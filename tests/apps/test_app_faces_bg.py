@@ -82,7 +82,7 @@ def test_realesrgan_background_loaded_once_and_shared(app, files, tmp_path):
 
     h, made, _ = app
     photo = _photo(tmp_path)
-    _, _, out, status = h.faces([photo], "tiny_faces.safetensors", "mtcnn", 1.0, 2, "realesrgan")
+    _, _, out, status, _ = h.faces([photo], "tiny_faces.safetensors", "mtcnn", 1.0, 2, "realesrgan")
     assert made == [str(files[1])]  # loaded once
     assert "background by Real-ESRGAN: tiny_up.safetensors, x4 network, outscale 2, tiles of 400 (pad 10)" in status
     assert str(files[1].parent) not in status  # the server's folder is not shown
@@ -90,16 +90,16 @@ def test_realesrgan_background_loaded_once_and_shared(app, files, tmp_path):
     assert np.array_equal(read_image(out[0]), want)
     made.clear()
     # the second request (another outscale, auto choosing it) loads nothing again
-    _, _, out, status = h.faces([photo], "tiny_faces.safetensors", "mtcnn", 0.5, 4, "auto")
+    _, _, out, status, _ = h.faces([photo], "tiny_faces.safetensors", "mtcnn", 0.5, 4, "auto")
     assert made == [] and read_image(out[0]).shape == (80, 96, 3) and "outscale 4" not in status
     assert "background by Real-ESRGAN: tiny_up.safetensors, x4 network, tiles of 400" in status
-    _, _, out, _ = h.faces([photo], "tiny_faces.safetensors", "mtcnn", 1.0, 2, "realesrgan")
+    _, _, out, _, _ = h.faces([photo], "tiny_faces.safetensors", "mtcnn", 1.0, 2, "realesrgan")
     assert made == [] and np.array_equal(read_image(out[0]), want)
     # one network per model: the Upscale tab's is the same, and the cached restorer kept no upscaler
     assert h.rt.upscaler(str(files[1]), 400).model is h.rt.bg_upscaler(2).model and made == []
     assert h.rt.faces("tiny_faces.safetensors", "mtcnn").upscaler is None
     # auto without upscaling: the restorer's background, no upscaler
-    _, _, out, status = h.faces([photo], "tiny_faces.safetensors", "mtcnn", 1.0, 1, "auto")
+    _, _, out, status, _ = h.faces([photo], "tiny_faces.safetensors", "mtcnn", 1.0, 1, "auto")
     assert "background by the background restorer" in status and read_image(out[0]).shape == (20, 24, 3)
 
 
@@ -110,6 +110,6 @@ def test_without_the_weights_one_line_says_how(app, tmp_path):
     message = _refused(h.faces, [photo], "tiny_faces.safetensors", "mtcnn", 1.0, 2, "realesrgan")
     assert "\n" not in message and "restore weights fetch realesrgan-x2plus" in message
     assert "realesrgan-x4plus" in message and made == []
-    _, _, out, status = h.faces([photo], "tiny_faces.safetensors", "mtcnn", 1.0, 2, "auto")  # auto: the restorer's
+    _, _, out, status, _ = h.faces([photo], "tiny_faces.safetensors", "mtcnn", 1.0, 2, "auto")  # auto: the restorer's
     assert "no Real-ESRGAN weights in the cache for a sharper one: restore weights fetch realesrgan-x2plus" in status
     assert read_image(out[0]).shape == (40, 48, 3) and made == []

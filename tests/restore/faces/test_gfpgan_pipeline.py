@@ -93,7 +93,7 @@ def ours(monkeypatch, weights, upscaler, upscale: float = 2, **kw):
 
     monkeypatch.setattr(restorer, "detect", lambda detector, image, max_side=0: detections())
     return restorer.FaceRestorer(weights, "mtcnn", precision="fp32", upscale=upscale, bg="realesrgan",
-                                 bg_upscaler=upscaler, batch_size=1, **kw)
+                                 bg_upscaler=upscaler, batch_size=1, colour="model", **kw)  # GFPGANer's colours
 
 
 def random_parsenet():

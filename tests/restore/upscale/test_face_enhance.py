@@ -107,7 +107,8 @@ def test_equals_realesrgan_face_enhance(tmp_path, monkeypatch, outscale):
     ref = gfpganer(monkeypatch, tmp_path, face.state_dict(), outscale, bg, face_size=64)
     image = photo(72, 80)
     want = bgr(ref.enhance(bgr(image), has_aligned=False, only_center_face=False, paste_back=True)[2])
-    ours = FaceEnhancer(up, face_weights=face, detector="mtcnn", scale=outscale, precision="fp32", parse=False)
+    ours = FaceEnhancer(up, face_weights=face, detector="mtcnn", scale=outscale, precision="fp32", parse=False,
+                        colour="model")  # GFPGANer's own colours
     got = ours(image)
     assert got.shape == want.shape == (int(72 * outscale), int(80 * outscale), 3)
     value = psnr(got, want)

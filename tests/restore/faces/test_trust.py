@@ -1,0 +1,109 @@
+"""restore.faces.trust: identity per face, the guard, colours kept, the records, with a small
+stand-in embedding (the pixels of a 4x4 thumbnail) so that the guard's logic is tested exactly;
+dlib's embedding itself is tested in test_identity.py."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from restore.faces.trust import GUARD_STEPS, Trust, cosine, make_trust
+
+
+class Thumbnail:
+    """An embedding whose cosine falls as a face moves away from another: its 4x4 thumbnail,
+    centred. Counts its calls and faces."""
+
+    name = "thumbnail"
+
+    def __init__(self) -> None:
+        self.calls, self.faces = 0, 0
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        self.calls += 1
+        self.faces += len(crops)
+        out = np.stack([cv2.resize(c, (4, 4), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+                        for c in crops])
+        return out - out.mean(axis=1, keepdims=True)
+
+
+def _cos(a, b):
+    return cosine(a, b)
+
+
+@pytest.fixture
+def faces():
+    rng = np.random.default_rng(0)
+    source = [cv2.resize(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), (64, 64), interpolation=cv2.INTER_CUBIC)
+              for _ in range(3)]
+    other = [255 - s for s in source]  # "somebody else": anti-correlated thumbnails
+    close = [np.clip(s.astype(int) + 3, 0, 255).astype(np.uint8) for s in source]
+    return source, other, close
+
+
+def test_identity_per_face_without_a_guard_changes_nothing(faces):
+    source, other, close = faces
+    t = Trust(Thumbnail())
+    out, records, changed = t.apply(source[:2], [close[0], other[1]])
+    assert out[0] is close[0] and out[1] is other[1] and changed == [False, False]
+    assert records[0]["identity"] > 0.99 and records[1]["identity"] < -0.9
+    assert records[0]["identity_model"] == "thumbnail" and "guard" not in records[0]
+
+
+def test_the_guard_blends_back_until_it_passes(faces):
+    source, other, close = faces
+    model = Thumbnail()
+    t = Trust(model, min_identity=0.5)
+    timings: dict = {}
+    out, records, changed = t.apply(source, [close[0], other[1], other[2]], timings)
+    assert model.calls == 2  # inputs and results in one call, the failing faces' blends in one more
+    assert records[0]["guard"] == {"threshold": 0.5, "action": "kept"} and not changed[0]
+    emb = model.embed([source[1], out[1]])
+    for k in (1, 2):
+        g = records[k]["guard"]
+        assert g["action"] == "blended" and g["identity_before"] < -0.9 and changed[k]
+        assert records[k]["identity"] >= 0.5
+        # the first (most restored) fidelity that passes: the next one up would not have
+        up = round(g["fidelity"] + 0.1, 1)
+        if up <= 0.9:
+            w = up
+            blend = np.rint(w * other[k].astype(np.float32) + (1 - w) * source[k].astype(np.float32)).astype(np.uint8)
+            e = model.embed([source[k], blend])
+            assert _cos(*e) < 0.5
+    assert abs(_cos(*emb) - records[1]["identity"]) < 1e-3
+    assert timings["identity"] > 0
+
+
+def test_nothing_passes_the_input_is_kept(faces):
+    source, other, _ = faces
+    t = Trust(Thumbnail(), min_identity=1.0)  # only the input itself reaches 1
+    out, records, changed = t.apply(source[:1], other[:1])
+    assert np.array_equal(out[0], source[0]) and changed == [True]
+    assert records[0]["guard"]["action"] == "input" and records[0]["guard"]["fidelity"] == 0.0
+    assert records[0]["identity"] == 1.0
+
+
+def test_guard_steps_go_from_restored_to_input():
+    assert GUARD_STEPS[0] == 0.9 and GUARD_STEPS[-1] == 0.1 and list(GUARD_STEPS) == sorted(GUARD_STEPS)[::-1]
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError, match="needs a face-recognition embedding"):
+        Trust(None, min_identity=0.5)
+    with pytest.raises(ValueError, match="cosine similarity"):
+        Trust(Thumbnail(), min_identity=2)
+    with pytest.raises(ValueError, match="colour"):
+        make_trust("off", colour="vivid")
+    assert make_trust("off", face_prior=True).colour == "keep"
+    assert make_trust("off", face_prior=False).colour == "model"
+    assert not make_trust("off", face_prior=False).active
+
+
+def test_colours_kept_before_identity(faces):
+    source, _, _ = faces
+    tinted = [np.clip(s.astype(int) + [40, 0, -40], 0, 255).astype(np.uint8) for s in source]
+    t = Trust(Thumbnail(), colour="keep")
+    out, records, changed = t.apply(source, tinted)
+    assert changed == [True] * 3
+    for s, o, tint in zip(source, out, tinted):
+        assert np.abs(o.astype(int) - s).mean() < np.abs(tint.astype(int) - s).mean() / 2
