@@ -80,7 +80,7 @@ def _niqe_model() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     path = Path(next(iter(spec.submodule_search_locations))) / "metrics" / "niqe_pris_params.npz"
     with np.load(path) as p:
         mu, cov, window = p["mu_pris_param"], p["cov_pris_param"], p["gaussian_window"]
-    u, s, vt = np.linalg.svd(window)
+    u, s, _ = np.linalg.svd(window)
     factor = u[:, 0] * math.sqrt(s[0])
     factor = factor * np.sign(factor.sum())
     gam = np.arange(0.2, 10.001, 0.001)
@@ -102,8 +102,9 @@ def _imresize_half(img: np.ndarray) -> np.ndarray:
     2 MP). A float64 evaluation of the same weights (sparse matrix products) was 10x faster but
     moved NIQE by up to 1e-3 on smooth gradients, where the coefficients are rounding residues
     and their signs follow the last bits of the resize."""
-    import gan  # noqa: F401  (the torchvision shim basicsr needs)
     from basicsr.utils.matlab_functions import imresize
+
+    import gan  # noqa: F401  (the torchvision shim basicsr needs)
 
     return imresize(img.astype(np.float32), scale=0.5, antialiasing=True)
 

@@ -26,8 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from restore.faces.colour_keep import colour_difference, keep_colours  # noqa: E402
-from restore.noref import brisque, niqe  # noqa: E402
+from restore.faces.colour_keep import colour_difference, keep_colours
+from restore.noref import brisque, niqe
 
 SIZE = 512
 

@@ -45,8 +45,9 @@ def test_niqe_matches_basicsr(name):
     """The same float32 steps as basicsr where they decide a sign or a table entry (its Y, its
     resize, its moments); its 7x7 filter separably: measured 5e-14 relative at most over the
     project's 21 test photos and this ramp (where a float64 resize had moved it by 1e-3)."""
-    import gan  # noqa: F401  (the torchvision shim basicsr needs)
     from basicsr.metrics.niqe import calculate_niqe
+
+    import gan  # noqa: F401  (the torchvision shim basicsr needs)
 
     img = IMAGES[name]
     rgb = np.repeat(img[..., None], 3, 2) if img.ndim == 2 else img  # grey scored as R = G = B

@@ -9,7 +9,13 @@ import skimage.data
 from scipy import ndimage
 from skimage.color import deltaE_ciede2000, lab2rgb, rgb2lab
 
-from restore.faces.colour_keep import _levels, _low, _low_band, colour_difference, keep_colours
+from restore.faces.colour_keep import (
+    _levels,
+    _low,
+    _low_band,
+    colour_difference,
+    keep_colours,
+)
 
 FACE = skimage.data.astronaut()  # 512 x 512, a face in it
 
