@@ -22,11 +22,13 @@ demo: $(STAMP)
 	$(VENV)/bin/restore segment examples/nuclei -o demo_out/segment --instances
 	@echo
 	@echo "Results are in demo_out/segment/ (<name>_mask.png and <name>_overlay.png)."
-	$(VENV)/bin/restore faces examples/faces -o demo_out/faces
+	$(VENV)/bin/restore weights fetch dlib-face-recognition
+	$(VENV)/bin/restore faces examples/faces -o demo_out/faces --scores
 	$(PY) scripts/before_after.py examples/faces demo_out/faces -o demo_out/faces/before_after.jpg
 	@echo
 	@echo "Restored photos are in demo_out/faces/restored/, each face (input | restored) in"
-	@echo "demo_out/faces/faces/, what was found in demo_out/faces/report.json, and every photo"
+	@echo "demo_out/faces/faces/, what was found in demo_out/faces/report.json (with each face's identity:"
+	@echo "the cosine of dlib's face embeddings of input and result, and NIQE/BRISQUE), and every photo"
 	@echo "beside its restored version in demo_out/faces/before_after.jpg."
 	$(VENV)/bin/restore sketch examples/sketch/monkey_lineart.png --style examples/sketch/monkey.png -o demo_out/sketch
 	$(VENV)/bin/restore sketch examples/sketch/dog.png --extract --style examples/sketch/ladybug.png -o demo_out/sketch

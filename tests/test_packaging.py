@@ -85,7 +85,7 @@ def test_wheel_holds_restore_and_gan_only(wheel):
     missing = installed_files() - names
     assert not missing, f"not in the wheel: {sorted(missing)[:10]}"
     assert {"restore/apps/app.py", "restore/weights/manifest.toml", "restore/weights/nuclei.safetensors",
-            "restore/weights/restorer.safetensors"} <= names
+            "restore/weights/restorer.safetensors", "restore/brisque_svm.npz", "restore/brisque_svm.LICENSE"} <= names
 
 
 # Where the installed copy imports from (and finds its bundled weights).

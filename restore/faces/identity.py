@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["CHIP", "CHIP_FROM_CROP_512", "DEFAULT_THRESHOLD", "NAME", "IdentityModel", "chip_from_crop", "cosine",
-           "cut_chip", "load_identity"]
+__all__ = ["ARCFACE_FILE", "ArcFaceIdentity", "CHIP", "CHIP_FROM_CROP_512", "DEFAULT_THRESHOLD", "NAME",
+           "IdentityModel", "chip_from_crop", "cosine", "cut_chip", "load_identity"]
 
 NAME = "dlib-face-recognition"  # the manifest's name for dlib_face_recognition_resnet_model_v1.dat
 CHIP = 150
@@ -75,6 +75,8 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
 class IdentityModel:
     """dlib's face-recognition network on aligned faces; ``batch`` chips per forward pass."""
 
+    threshold = DEFAULT_THRESHOLD  # under this cosine, another person by dlib's own rule
+
     def __init__(self, net: torch.nn.Module, name: str = "dlib-resnet-v1", device: str | torch.device = "cpu",
                  batch: int = 16) -> None:
         self.device = torch.device(device)
@@ -100,15 +102,54 @@ class IdentityModel:
         return self.embed_chips(self.chips(crops))
 
 
-def load_identity(which: str = "auto", device: str | torch.device = "cpu") -> IdentityModel | None:
-    """dlib's embedding from the weights cache (``auto`` and ``dlib``), or None when it is not
-    there; nothing is downloaded. A cached file that fails its check raises WeightsError."""
-    if which not in ("auto", "dlib"):
-        raise ValueError(f"identity model must be auto or dlib, not {which!r}")
-    from restore.models.cache import find_cached
+ARCFACE_FILE = "arcface_resnet18.pth"  # GFP-GAN's ArcFace, placed in the weights cache by the user
+# ArcFace's embeddings are trained on the unit sphere, where strangers sit near cosine 0; 0.4 is
+# the usual verification threshold of ArcFace ResNets on LFW-style pairs. Not measured here: the
+# weights are not at hand offline (no registry package carries them).
+ARCFACE_THRESHOLD = 0.4
 
-    path = find_cached(NAME)
-    return None if path is None else IdentityModel(load_identity_network(path), device=device)
+
+class ArcFaceIdentity:
+    """GFP-GAN's ArcFace (``arcface_resnet18.pth``, the identity loss of its training) on aligned
+    faces: the whole crop in grey at 128 px, as GFP-GAN's identity loss sees a face."""
+
+    name = "arcface-resnet18"
+    threshold = ARCFACE_THRESHOLD
+
+    def __init__(self, net: torch.nn.Module, device: str | torch.device = "cpu", batch: int = 16) -> None:
+        self.device = torch.device(device)
+        self.net, self.batch = net.to(self.device).eval(), batch
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Aligned faces (RGB uint8, S x S) -> (N, 512) float32 embeddings."""
+        from gan.nets.arcface import grey_for_identity
+
+        out = [np.zeros((0, 512), np.float32)]
+        with torch.inference_mode():
+            for i in range(0, len(crops), self.batch):
+                x = torch.from_numpy(np.stack(crops[i:i + self.batch])).to(self.device).permute(0, 3, 1, 2)
+                out.append(self.net(grey_for_identity(x.float() / 127.5 - 1)).float().cpu().numpy())
+        return np.concatenate(out)
+
+
+def load_identity(which: str = "auto", device: str | torch.device = "cpu") -> IdentityModel | ArcFaceIdentity | None:
+    """A face embedding from the weights cache, or None when it is not there; nothing is
+    downloaded. ``dlib``: dlib's ResNet (``restore weights fetch dlib-face-recognition``);
+    ``arcface``: GFP-GAN's ``arcface_resnet18.pth`` copied into the cache folder; ``auto``: dlib's,
+    else ArcFace's. A cached file that fails its check raises WeightsError."""
+    if which not in ("auto", "dlib", "arcface"):
+        raise ValueError(f"identity model must be auto, dlib or arcface, not {which!r}")
+    from restore.models.cache import find_cached
+    from restore.models.manifest import cache_dir
+
+    if which in ("auto", "dlib") and (path := find_cached(NAME)) is not None:
+        return IdentityModel(load_identity_network(path), device=device)
+    arcface = cache_dir() / ARCFACE_FILE
+    if which in ("auto", "arcface") and arcface.is_file():
+        from gan.nets.arcface import load_arcface
+
+        return ArcFaceIdentity(load_arcface(arcface), device=device)
+    return None
 
 
 def load_identity_network(path: str | os.PathLike) -> torch.nn.Module:

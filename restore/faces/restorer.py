@@ -58,6 +58,18 @@ __all__ = ["FACE_MODELS", "FaceRestorer", "FaceResult", "Prepared", "RestoredFac
 BACKGROUNDS = ("restorer", "realesrgan", "resize", "none")  # and "auto" (restore.faces.background)
 
 
+class _WithW(torch.nn.Module):
+    """A CodeFormer called with one request's fidelity weight: the shared network is not changed
+    (another request, thread or ``with_options`` copy may be using it with another)."""
+
+    def __init__(self, net: torch.nn.Module, w: float) -> None:
+        super().__init__()
+        self.net, self.w = net, w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, w=self.w)
+
+
 def _check_options(upscale: float, bg: str, fidelity: float) -> None:
     if bg == "realesrgan":  # any outscale, as Real-ESRGAN's (restore upscale --face-enhance)
         if not upscale > 0:
@@ -220,10 +232,19 @@ class FaceRestorer(Inference):
             blank = (n - len(chunk)) if self.fixed_batch else 0
             batch = np.stack(chunk + [np.zeros_like(chunk[0])] * blank)
             x = pixels_in(torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float(), self.face_range)
-            y = run(self.model, x, self.precision)  # autocast or the cast model; float32 out
+            net = _WithW(self.model, self.codeformer_w) if self.codeformer_w is not None else self.model
+            y = run(net, x, self.precision)  # autocast or the cast model; float32 out
             y = pixels_out(y, self.out_range).byte().permute(0, 2, 3, 1).cpu().numpy()
             out.extend(y[:len(chunk)])
+        if self.codeformer_w is not None:  # its own fidelity weight did it
+            return out
         return blend(out, crops, self.fidelity) if self.fidelity < 1 else out
+
+    @property
+    def codeformer_w(self) -> float | None:
+        """CodeFormer's own fidelity weight for this ``fidelity``: ``w = 1 - fidelity`` (CodeFormer's
+        w = 1 keeps the most of the input, ``fidelity`` 1 restores the most); None for other models."""
+        return 1.0 - self.fidelity if type(self.model).__name__ == "CodeFormer" else None
 
     def _run(self, translator, rgb8: np.ndarray) -> np.ndarray:
         """A tiler (the background's or the face model's) on an RGB uint8 photo, in this precision."""

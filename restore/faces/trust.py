@@ -70,14 +70,12 @@ class Trust:
                                  "restore weights fetch dlib-face-recognition")
 
     @property
-    def threshold(self) -> float:
+    def threshold(self) -> float | None:
         """Under this a face counts as another person in the summaries: --min-identity, else the
-        embedding's default (``restore.faces.identity``)."""
+        embedding's own (``restore.faces.identity``: dlib's 0.91, from its distance rule)."""
         if self.min_identity is not None:
             return self.min_identity
-        from .identity import DEFAULT_THRESHOLD
-
-        return DEFAULT_THRESHOLD
+        return getattr(self.identity, "threshold", None)
 
     def info(self) -> str:
         """A few words for the command's first line."""
@@ -175,10 +173,8 @@ def make_trust(identity: Any = "auto", min_identity: float | None = None, colour
     if identity in (None, "off"):
         model = None
     elif isinstance(identity, str):
-        try:  # TEMPORARY while restore.faces.identity is being written
-            from .identity import load_identity
-        except ImportError:
-            load_identity = lambda which: None  # noqa: E731
+        from .identity import load_identity
+
         model = load_identity(identity)
         if model is None and identity != "auto":
             raise ValueError(f"no {identity} face-recognition weights here: restore weights fetch dlib-face-recognition")

@@ -83,7 +83,7 @@ def test_batches_and_sizes_agree(model):
 def test_load_identity_from_the_cache_or_none(tmp_path, monkeypatch):
     monkeypatch.setenv("RESTORE_HOME", str(tmp_path / "cache"))
     assert load_identity() is None and load_identity("dlib") is None
-    with pytest.raises(ValueError, match="auto or dlib"):
+    with pytest.raises(ValueError, match="auto, dlib or arcface"):
         load_identity("facenet")
     dat = recognition_dat()
     if dat is None:
@@ -99,3 +99,28 @@ def test_load_identity_from_the_cache_or_none(tmp_path, monkeypatch):
         f.write(b"\xff")
     with pytest.raises(WeightsError, match="fails its sha256 check"):
         load_identity()
+
+
+def test_arcface_from_the_cache_is_the_second_choice(tmp_path, monkeypatch):
+    """GFP-GAN's arcface_resnet18.pth placed in the cache: ``auto`` takes it when dlib's is not
+    there, ``arcface`` asks for it; 512-d embeddings of aligned faces, a face nearest itself."""
+    import torch
+
+    from gan.nets.arcface import ResNetArcFace
+    from restore.faces.identity import ARCFACE_FILE, ArcFaceIdentity, cosine, load_identity
+
+    monkeypatch.setenv("RESTORE_HOME", str(tmp_path))
+    from restore.models.manifest import cache_dir
+
+    assert load_identity("auto") is None and load_identity("arcface") is None
+    torch.manual_seed(0)
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    torch.save(ResNetArcFace().state_dict(), cache_dir() / ARCFACE_FILE)
+    model = load_identity("auto")
+    assert isinstance(model, ArcFaceIdentity) and model.name == "arcface-resnet18"
+    assert isinstance(load_identity("arcface"), ArcFaceIdentity) and load_identity("dlib") is None
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    emb = model.embed([a, np.clip(a.astype(int) + 4, 0, 255).astype(np.uint8), b])
+    assert emb.shape == (3, 512) and cosine(emb[0], emb[1]) > cosine(emb[0], emb[2])
