@@ -77,17 +77,15 @@ def test_manifest_names_load_through_the_cache(published, tmp_path, monkeypatch)
 
 
 def test_the_face_restorer_runs_them_and_w_is_per_request(published):
-    """Aligned crops at the network's side; CodeFormer's w read from the model on each call."""
+    """Aligned crops at the network's side; CodeFormer's w from each request's --fidelity."""
     crop = (np.random.default_rng(0).random((80, 80, 3)) * 255).astype(np.uint8)
     for name in ("RestoreFormer", "CodeFormer"):
         fr = FaceRestorer(str(published[name][1]), "mtcnn", precision="fp32", bg="none")
         assert fr.face_size == 64 and type(fr.model).__name__ == name
         out = fr.restore_aligned(crop)
         assert out.shape == crop.shape and out.dtype == np.uint8
-    fr.model.w = 0.0  # CodeFormer: the codebook's face alone
-    a = fr.restore_aligned(crop)
-    fr.model.w = 1.0  # the most of the input's features
-    b = fr.restore_aligned(crop)
+    a = fr.with_options(fidelity=1.0).restore_aligned(crop)  # CodeFormer's w = 0: the codebook's face alone
+    b = fr.with_options(fidelity=0.0).restore_aligned(crop)  # w = 1: the most of the input's features
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.5
 
 
