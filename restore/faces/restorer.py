@@ -154,6 +154,8 @@ class FaceRestorer(Inference):
             if own:
                 self.model = self.translator.model  # one copy of the network, not two
         if self.translator is None or self.model is not self.translator.model:  # (that one is on it already)
+            if type(self.model).__name__ == "CodeFormer" and backend != "torch":  # w is fixed in the export
+                self.model_info += f"; its export runs at w = {self.model.w:g} (--fidelity blends the pixels there)"
             self.model = on_backend(self.model, backend, source=face_source(weights), name="faces", device=self.device)
         if self.own_scale:  # the face model on the faces' own pixels: the background's tiler when it is the same
             same = self.translator is not None and self.model is self.translator.model

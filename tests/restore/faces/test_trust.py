@@ -107,3 +107,22 @@ def test_colours_kept_before_identity(faces):
     assert changed == [True] * 3
     for s, o, tint in zip(source, out, tinted):
         assert np.abs(o.astype(int) - s).mean() < np.abs(tint.astype(int) - s).mean() / 2
+
+
+def test_a_films_tracks_carry_their_identity(tmp_path, weights):
+    """``restore_video`` with identity on: each track's min and mean over its frames, and how
+    many frames the guard changed (a guard of 1.0 keeps every input face)."""
+    pytest.importorskip("av")
+    from restore.faces.restorer import FaceRestorer
+    from restore.faces.video import restore_video
+    from tests.restore.video.test_video_io import make_clip
+
+    src = make_clip(tmp_path / "clip.mp4", list(range(4)), size=(160, 160), jpeg=60)
+    model = Thumbnail()
+    fr = FaceRestorer(weights, "mtcnn", precision="fp32", bg="none", identity=model)
+    (track,) = restore_video(fr, src, tmp_path / "out.mp4")["tracks"]
+    ident = track["identity"]
+    assert ident["frames"] == 4 and ident["min"] <= ident["mean"] <= 1 and ident["guarded"] == 0
+    guarded = fr.with_options(min_identity=1.0)
+    (track,) = restore_video(guarded, src, tmp_path / "guarded.mp4")["tracks"]
+    assert track["identity"]["min"] >= 1.0 - 1e-6 and track["identity"]["guarded"] == 4
