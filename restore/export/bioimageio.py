@@ -3,9 +3,7 @@
     result = export_bioimageio("nuclei", "nuclei.zip")
     result.path, result.formats      # nuclei.zip, ("torchscript", "onnx")
 
-The package follows the current bioimage.io model specification (v0.5, built and zipped with
-``bioimageio.spec``'s own ``ModelDescr`` and ``save_bioimageio_package``, so the zoo's rules are
-its rules, not a copy of them):
+The package follows the current bioimage.io model specification (format 0.5.12):
 
 - axes ``batch, channel, [z,] y, x``; same-padding U-Nets take any side ``2**depth * n``
   (``min = step = 2**depth``), valid-padding ones and UNETR one tile (their ONNX export is fixed),
@@ -14,18 +12,21 @@ its rules, not a copy of them):
   ``scale_range`` (1, 99.8 per sample, channels together: ``restore.colour.normalize``; the
   spec adds eps = 1e-6 to the denominator); postprocessing ``softmax`` over the classes, or
   ``sigmoid`` for one channel (the networks output logits);
-- weights as TorchScript (``torch.jit.trace``, the original) and ONNX (``restore.export.onnx``:
-  checked against PyTorch before it is kept);
+- weights as TorchScript (``torch.jit.trace``, the original) and ONNX (the onnxruntime
+  backend's checked export, ``restore.export.backend.onnx_network``, made once into the cache);
 - test tensors made by this toolkit: a bundled microscope image (``examples/nuclei``; the
-  astronaut when the examples are not installed), its probabilities through the network;
+  astronaut when the examples are not installed) in its own intensities, and its probabilities
+  through the toolkit's normalisation and network;
 - a cover (the test input beside the test output drawn over it, ``restore.segment.overlay``),
-  the model card as documentation, authors, licence, and citations (Ronneberger et al. 2015 and
-  the variant's paper);
+  the model card as documentation (with the ``Validation`` section the spec asks for),
+  authors, licence, and citations (Ronneberger et al. 2015 and the variant's paper);
 - ``config.unet-restore``: the network's architecture, config and training diameter, so
   ``restore segment --weights MODEL.zip`` rebuilds it exactly (``restore.segment.bioimageio``).
 
-``bioimageio.spec`` is needed here only (``pip install "unet-restore[bioimageio]"``); reading a
-package back is ``restore.segment.bioimageio``'s own small reader.
+rdf.yaml is written here (plain YAML, so exporting needs no bioimageio package); where
+``bioimageio.spec`` is installed (``pip install "unet-restore[bioimageio]"``) it reads the zip
+back with ``load_description`` and a package it rejects is not kept. The test suite runs the
+zoo's own model test (``bioimageio.core.test_model``) on what this writes.
 """
 from __future__ import annotations
 
@@ -234,7 +235,9 @@ def _make_files(model: nn.Module, tmp: Path, *, tile, opset, onnx: bool, source:
         from restore.export.onnx import DEFAULT_OPSET, export_onnx
 
         meta = {k: v for k, v in info["meta"].items() if k not in ("arch", "config")}
-        fixed = max(sizes[-2:]) if vary == "fixed" else None
+        # the export's own check runs on a picture of about this side: the package's tile where
+        # sizes are fixed, a 32^3 cube for volumes (64^3, the default, costs minutes on 2 cores)
+        fixed = max(sizes[-2:]) if vary == "fixed" else 32 if len(sizes) == 3 else None
         if opset in (None, DEFAULT_OPSET):  # the onnxruntime backend's checked export, made once into the cache
             net = onnx_network(model, source=source, name=name, dynamic=vary == "step", tile=fixed, source_meta=meta)
             shutil.copyfile(net.path, tmp / "weights.onnx")

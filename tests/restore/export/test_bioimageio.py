@@ -171,3 +171,69 @@ def test_export_refuses_what_is_not_a_segmenter(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a segmenter" in err[0]
     assert not (tmp_path / "r.zip").exists()
+
+
+class _Sigmoid(torch.nn.Module):
+    """A zoo-style network: probabilities out (its own sigmoid), optionally channel-last."""
+
+    def __init__(self, net: torch.nn.Module, channel_last: bool = False) -> None:
+        super().__init__()
+        self.net, self.channel_last = net, channel_last
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channel_last:
+            return torch.sigmoid(self.net(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
+        return torch.sigmoid(self.net(x))
+
+
+@pytest.mark.parametrize("layout", ["0.4 bcyx", "0.5 byxc"])
+def test_zoo_style_package(tmp_path, layout):
+    """A package written the way other zoo U-Nets are (format 0.4 with axes strings, or 0.5 with
+    the channel last; zero-mean-unit-variance preprocessing; a sigmoid inside the network, no
+    postprocessing): the segmenter's probabilities are the package's own, computed directly."""
+    from restore.imageio import read_image
+    from restore.segment.segmenter import Segmenter
+
+    torch.manual_seed(1)
+    net = UNet(UNetConfig(base_channels=8, depth=2, out_channels=1)).eval()
+    last = layout.endswith("c")
+    wrapped = _Sigmoid(net, channel_last=last).eval()
+    example = torch.zeros((1, 64, 64, 1) if last else (1, 1, 64, 64))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.trace(wrapped, example, check_trace=False).save(str(tmp_path / "weights.pt"))
+    if layout.startswith("0.4"):
+        rdf = {"format_version": "0.4.10", "type": "model", "name": "zoo style unet",
+               "inputs": [{"name": "raw", "axes": "bcyx", "data_type": "float32",
+                           "shape": {"min": [1, 1, 64, 64], "step": [0, 0, 16, 16]},
+                           "preprocessing": [{"name": "zero_mean_unit_variance",
+                                              "kwargs": {"mode": "per_sample", "axes": "xy"}}]}],
+               "outputs": [{"name": "probs", "axes": "bcyx", "data_type": "float32",
+                            "shape": {"reference_tensor": "raw", "scale": [1, 1, 1, 1], "offset": [0, 0, 0, 0]}}],
+               "weights": {"torchscript": {"source": "weights.pt"}}}
+    else:
+        space = [{"type": "space", "id": a, "size": {"min": 64, "step": 16}} for a in "yx"]
+        rdf = {"format_version": "0.5.4", "type": "model", "name": "zoo style unet",
+               "inputs": [{"id": "raw", "axes": [{"type": "batch"}, *space,
+                                                 {"type": "channel", "channel_names": ["dapi"]}],
+                           "preprocessing": [{"id": "zero_mean_unit_variance", "kwargs": {"axes": ["y", "x"]}}]}],
+               "outputs": [{"id": "probs", "axes": [{"type": "batch"}] + [
+                   {"type": "space", "id": a, "size": {"tensor_id": "raw", "axis_id": a}} for a in "yx"] + [
+                   {"type": "channel", "channel_names": ["foreground"]}]}],
+               "weights": {"torchscript": {"source": "weights.pt", "pytorch_version": "2.0"}}}
+    package = tmp_path / "zoo.zip"
+    with zipfile.ZipFile(package, "w") as z:
+        z.writestr("rdf.yaml", yaml.safe_dump(rdf))
+        z.write(tmp_path / "weights.pt", "weights.pt")
+    image = read_image(EXAMPLE).astype(np.float32)  # 256 x 128: sides the package allows
+    seg = Segmenter(str(package), diameter=None)
+    got = seg.probabilities(image)
+    x = (image - image.mean()) / (image.std() + 1e-6)
+    with torch.no_grad():
+        want = torch.sigmoid(net(torch.from_numpy(x)[None, None]))[0].numpy()
+    assert got.shape == want.shape == (1, *image.shape)
+    assert np.abs(got - want).max() < 1e-4
+    odd = image[:100, :90]  # sides it does not allow: padded to them and cropped back
+    assert seg.probabilities(odd).shape == (1, 100, 90)
