@@ -62,6 +62,7 @@ CITATIONS = {  # (text, doi or url)
 }
 DEFAULT_LICENCE = "CC-BY-4.0"  # the zoo's recommendation, for a training run's weights (--licence to change)
 DEFAULT_AUTHOR = "unet-restore contributors"
+_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "nuclei" / "dsb2018_heldout.png"
 
 
 @dataclass
@@ -143,7 +144,7 @@ def _describe_source(source: str, path: Path) -> dict[str, Any]:
 def _example_image(channels: int) -> np.ndarray:
     """A real fluorescence picture (H, W, C) in its own intensities: the bundled DSB2018 crop,
     or scikit-image's astronaut where the repository's examples are not installed."""
-    here = Path(__file__).resolve().parents[2] / "examples" / "nuclei" / "dsb2018_heldout.png"
+    here = _EXAMPLE
     if here.is_file():
         from restore.imageio import read_image
 
@@ -299,10 +300,12 @@ def _documentation(info: dict, model: nn.Module, files: dict, name: str, path: P
             text += f"| scale | trained with objects rescaled to a {float(d):g} px median diameter |\n"
         text += f"| weights | `{info['path'].name}`, sha256 in `config.{TOOL}.source_sha256` |\n"
     shape = " x ".join(str(s) for s in files["input"].shape)
-    text += (f"\n\n## Validation\n\nThe package's test input ({shape}, a held-out microscope image from the "
-             "toolkit's examples) and test output (the class probabilities this network gave, through the "
-             "toolkit's own normalisation) are reproduced by `bioimageio test` for both weight formats; the ONNX "
-             f"weights matched PyTorch before they were kept ({files['onnx_check'] or 'no ONNX weights'}). "
+    picture = ("a held-out DSB2018 fluorescence crop from the toolkit's examples" if _EXAMPLE.is_file()
+               else "scikit-image's astronaut, in grey")
+    text += (f"\n\n## Validation\n\nThe package's test input ({shape}: {picture}) and test output (the class "
+             "probabilities this network gave it, through the toolkit's own normalisation) are what "
+             "`bioimageio test MODEL.zip` reproduces, for each weight format; the ONNX weights matched "
+             f"PyTorch before they were kept ({files['onnx_check'] or 'no ONNX weights'}). "
              "Score predictions against your own annotations with `restore eval segment --pred OUT --gt TRUTH` "
              "(IoU, Dice, and for instances the DSB2018 average precision).\n\n"
              "## Use with unet-restore\n\n```sh\nrestore segment images/ -o out/ --weights "

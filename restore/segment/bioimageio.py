@@ -86,7 +86,9 @@ class _Files:
         if name.startswith(("http://", "https://")):
             raise PackageError(f"{self.path}: {what} is a URL ({name}); only files inside the package are read "
                                "(no downloads)")
-        name = name.lstrip("./") if name.startswith("./") else name
+        name = name[2:] if name.startswith("./") else name
+        if name.startswith("/") or ".." in Path(name).parts:
+            raise PackageError(f"{self.path}: {what} names {name!r}, outside the package")
         try:
             if self.zip is not None:
                 return self.zip.read(name)
@@ -424,7 +426,8 @@ class PackageNetwork(nn.Module):
         super().__init__()
         self.spec = spec
         self.net = net
-        fixed = tuple(n for kind, n, _ in spec.sizes.values() if kind == "fixed")
+        # a fixed input size: tiles that size less what valid convolutions lose (padded back here)
+        fixed = tuple(n - max(0, -spec.offsets.get(a, 0)) for a, (kind, n, _) in spec.sizes.items() if kind == "fixed")
         self.config = PackageConfig(spec.dims, spec.in_channels, spec.out_channels,
                                     padding="valid" if fixed else "same", fixed=fixed)
 

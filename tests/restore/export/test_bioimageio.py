@@ -21,6 +21,8 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 core = pytest.importorskip("bioimageio.core")
 
+# bioimageio.core loads the TorchScript weights with torch.jit.load, which torch 2.9+ calls deprecated
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "nuclei" / "dsb2018_heldout.png"
 
 
