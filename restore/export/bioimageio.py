@@ -214,6 +214,10 @@ def _make_files(model: nn.Module, tmp: Path, *, tile, opset, onnx: bool, source:
     y = probabilities(logits).numpy().astype(np.float32)
     np.save(tmp / "test_input.npy", x)
     np.save(tmp / "test_output.npy", y)
+    import tifffile  # the sample tensors, for people (and the zoo's viewers): TIFFs imageio reads
+
+    tifffile.imwrite(tmp / "sample_input.tif", x[0].squeeze())
+    tifffile.imwrite(tmp / "sample_output.tif", y[0].squeeze())
 
     with warnings.catch_warnings():  # torch.jit.trace is deprecated, and warns about the U-Net's shape checks
         warnings.simplefilter("ignore")
@@ -354,10 +358,12 @@ def _description(model: nn.Module, files: dict, *, name: str, info: dict, author
                                             "max_percentile": PERCENTILES[1]}}]
     post = [{"id": "softmax", "kwargs": {"axis": "channel"}}] if cfg.out_channels > 1 else [{"id": "sigmoid"}]
     inputs = [{"id": "input", "description": "raw intensities (any range: the package's scale_range normalises them)",
-               "axes": ins, "test_tensor": _file(tmp, "test_input.npy"), "data": {"type": "float32"},
+               "axes": ins, "test_tensor": _file(tmp, "test_input.npy"),
+               "sample_tensor": _file(tmp, "sample_input.tif"), "data": {"type": "float32"},
                "preprocessing": pre}]
     outputs = [{"id": "probabilities", "description": f"class probabilities ({', '.join(classes)})", "axes": outs,
-                "test_tensor": _file(tmp, "test_output.npy"), "data": {"type": "float32", "range": [0.0, 1.0]},
+                "test_tensor": _file(tmp, "test_output.npy"), "sample_tensor": _file(tmp, "sample_output.tif"),
+                "data": {"type": "float32", "range": [0.0, 1.0]},
                 "postprocessing": post}]
     weights: dict[str, Any] = {"torchscript": {**_file(tmp, "weights.pt"),
                                                "pytorch_version": torch.__version__.split("+")[0]}}
@@ -415,7 +421,8 @@ def _save(rdf: dict[str, Any], folder: Path, part: Path) -> None:
 
     import yaml
 
-    names = ["README.md", "cover.png", "test_input.npy", "test_output.npy", "weights.pt", "weights.onnx"]
+    names = ["README.md", "cover.png", "test_input.npy", "test_output.npy", "sample_input.tif", "sample_output.tif",
+             "weights.pt", "weights.onnx"]
     with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
         z.writestr("rdf.yaml", yaml.safe_dump(rdf, sort_keys=False, allow_unicode=True))
         for n in names:
