@@ -115,8 +115,8 @@ def run_bioimageio(args: argparse.Namespace) -> int:
               "sizes its network allows, in float32)", file=sys.stderr)
         return 2
     try:
-        r = export_bioimageio(args.source, args.out, tile=args.tile, opset=args.opset, authors=args.author,
-                              licence=args.licence)
+        r = export_bioimageio(args.source, args.out, loaded=load_source(args.source), tile=args.tile, opset=args.opset,
+                              authors=args.author, licence=args.licence)
     except (WeightsError, ExportError, ValueError) as e:
         print(f"restore export: error: {e}", file=sys.stderr)
         return 2
