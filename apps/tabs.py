@@ -64,9 +64,9 @@ def faces_tab(h: Handlers, rt: Runtime, queue: dict, video_queue: dict) -> None:
             min_identity = gr.Slider(0, 1, value=0, step=0.05, label="Identity guard",
                                      info="a face whose identity (cosine of the input's and the result's face "
                                           "embeddings) falls under this is blended back toward the input; 0: off")
-            colour = gr.Radio(["auto", "keep", "model"], value="auto", label="Colours",
+            colour = gr.Radio(["auto", "keep", "wavelet", "model"], value="auto", label="Colours",
                               info="keep: the faces keep the photo's colours (auto: for GFP-GAN and the other "
-                                   "face priors); model: the network's own")
+                                   "face priors); wavelet: its lightness too; model: the network's own")
             button = gr.Button("Restore faces", variant="primary", elem_id="faces-run")
         with gr.Column(scale=3):
             slider = gr.ImageSlider(label="Before / after", type="numpy", format="png")

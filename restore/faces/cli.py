@@ -46,9 +46,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--min-identity", type=float, default=None, metavar="T",
                    help="guard: a face whose identity falls under T (that cosine scale) is blended back toward the "
                         "input until it reaches T, or left as the input face; report.json says which, per face")
-    p.add_argument("--colour", "--color", dest="colour", default="auto", choices=["auto", "keep", "model"],
-                   help="keep: the restored faces take the input's colours at low frequencies (their detail stays "
-                        "the model's); model: the network's own; auto (default): keep for face priors (GFP-GAN, "
+    p.add_argument("--colour", "--color", dest="colour", default="auto", choices=["auto", "keep", "wavelet", "model"],
+                   help="keep: the restored faces take the input's colours (chroma) at low frequencies, their "
+                        "lightness and detail stay the model's; wavelet: CodeFormer's colour fix, the input's low "
+                        "frequencies lightness too (closer colours, but the identity check then sees the input's "
+                        "coarse face); model: the network's own; auto (default): keep for face priors (GFP-GAN, "
                         "RestoreFormer, CodeFormer), model for the bundled restorer")
     p.add_argument("--scores", action="store_true",
                    help="no-reference quality (NIQE, BRISQUE; lower is better) of every restored face and photo in "

@@ -188,8 +188,8 @@ class FaceRestorer(Inference):
         if min_identity != "same" or colour is not None:  # the same embedding network, other settings
             t = self.trust
             new.trust = Trust(t.identity, t.min_identity if min_identity == "same" else min_identity,
-                              t.colour if colour is None else ("keep" if colour == "auto" and self.is_gfpgan
-                                                               else "model" if colour == "auto" else colour),
+                              t.colour if colour is None else make_trust("off", colour=colour,
+                                                                         face_prior=self.is_gfpgan).colour,
                               t.quality)
         _check_options(new.upscale, new.bg, new.fidelity)
         if new.bg == "restorer" and new.translator is None:

@@ -3,8 +3,9 @@
 ``Trust.apply(inputs, restored)`` runs between the face network and the paste-back, on the
 aligned crops (RGB uint8 S x S, the input's and the restored, in the same alignment):
 
-1. colours (``colour="keep"``): the restored face takes the input's low-frequency colours
-   (``restore.faces.colour_keep``); its detail stays the network's.
+1. colours (``colour="keep"``): the restored face takes the input's low-frequency chroma
+   (``restore.faces.colour_keep``, CIELAB a/b); its lightness and detail stay the network's.
+   ``colour="wavelet"``: CodeFormer's colour fix, the input's low band lightness too.
 2. identity: a face-recognition embedding of the input crop and of the restored one, their
    cosine similarity (1: the same embedding) per face (``restore.faces.identity``).
 3. the guard (``min_identity`` T): a face under T is blended back toward its input, the
@@ -26,7 +27,13 @@ import numpy as np
 
 __all__ = ["COLOUR_MODES", "GUARD_STEPS", "Trust"]
 
-COLOUR_MODES = ("auto", "keep", "model")
+COLOUR_MODES = ("auto", "keep", "wavelet", "model")
+# --colour -> restore.faces.colour_keep's method. keep: the input's low-frequency chroma (CIELAB
+# a/b) under the network's luminance. wavelet: CodeFormer's colour fix, the input's whole low band,
+# lightness too: closer in colour, but it puts the input's coarse face back under any network, so
+# the identity check cannot tell a broken one (measured, scripts/eval_identity.py: a random-weight
+# GFP-GAN's faces scored 0.97 to the input with it, 0.88 without, 0.89 with keep).
+COLOUR_METHODS = {"keep": "lab", "wavelet": "wavelet"}
 GUARD_STEPS = tuple(round(0.9 - 0.1 * k, 1) for k in range(9))  # fidelity tried: 0.9 ... 0.1, then 0 (the input)
 
 
@@ -60,8 +67,8 @@ class Trust:
     quality: bool = False
 
     def __post_init__(self) -> None:
-        if self.colour not in ("keep", "model"):
-            raise ValueError(f"colour must be keep or model, not {self.colour!r}")
+        if self.colour not in ("keep", "wavelet", "model"):
+            raise ValueError(f"colour must be keep, wavelet or model, not {self.colour!r}")
         if self.min_identity is not None:
             if not -1 <= self.min_identity <= 1:
                 raise ValueError(f"--min-identity is a cosine similarity in [-1, 1], not {self.min_identity}")
@@ -85,12 +92,12 @@ class Trust:
             parts.append(f"identity by {self.identity.name}{guard}")
         else:
             parts.append("identity not measured (restore weights fetch dlib-face-recognition)")
-        parts.append("colours kept" if self.colour == "keep" else "the model's colours")
+        parts.append({"keep": "colours kept", "wavelet": "colours kept (wavelet)"}.get(self.colour, "the model's colours"))
         return "; " + ", ".join(parts)
 
     @property
     def active(self) -> bool:
-        return self.colour == "keep" or self.identity is not None or self.quality
+        return self.colour != "model" or self.identity is not None or self.quality
 
     def apply(self, inputs: list[np.ndarray], restored: list[np.ndarray], timings: dict[str, float] | None = None
               ) -> tuple[list[np.ndarray], list[dict], list[bool]]:
@@ -106,10 +113,10 @@ class Trust:
         if not faces:
             return faces, records, changed
         t0 = time.perf_counter()
-        if self.colour == "keep":
+        if self.colour != "model":
             from .colour_keep import keep_colours
 
-            faces = [keep_colours(r, s) for r, s in zip(faces, inputs)]
+            faces = [keep_colours(r, s, method=COLOUR_METHODS[self.colour]) for r, s in zip(faces, inputs)]
             changed = [True] * len(faces)
         t1 = time.perf_counter()
         if self.identity is not None:
