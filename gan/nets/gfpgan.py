@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan.weightio import check_fits, read_state_dict, unwrap_state_dict
+from gan.weightio import load_strictly, published_state
 
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator, log2_size, stylegan_channels
 from .descriptor import Descriptor, Port
@@ -192,16 +192,8 @@ def load_published(path_or_state: str | os.PathLike | dict, config: GFPGANConfig
     Reads with ``weights_only=True``; takes ``params_ema``, else ``params``, else the dict
     itself; the config comes from the shapes unless given. Loads strictly: ValueError naming
     the missing, unexpected and mis-shaped keys otherwise."""
-    if isinstance(path_or_state, dict):
-        state = unwrap_state_dict(path_or_state, "the given dict", ("params_ema", "params"))
-    else:
-        state = read_state_dict(path_or_state, keys=("params_ema", "params"))
-    with torch.device("meta"):  # no random init of weights about to be overwritten (86 M at 512 px)
-        model = GFPGAN(config or config_from_state_dict(state))
-    model = model.to_empty(device="cpu")
-    check_fits(model.state_dict(), state, f"state dict does not fit {model.config}")
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    state = published_state(path_or_state, ("params_ema", "params"))
+    return load_strictly(lambda: GFPGAN(config or config_from_state_dict(state)), state)
 
 
 def _inputs(c: GFPGANConfig, side: int | None) -> tuple[Port, ...]:

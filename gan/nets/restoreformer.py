@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan.weightio import check_fits, read_state_dict, unwrap_state_dict
+from gan.weightio import load_strictly, published_state
 
 from .descriptor import Descriptor, Port
 from .vqgan import Codebook, Downsample, ResBlock, Upsample, group_norm, swish
@@ -253,16 +253,8 @@ def load_published(path_or_state: str | os.PathLike | dict, config: RestoreForme
     the config comes from the shapes unless given (the side and the heads are the published
     ones: 16 x 16 at the lowest level, 8 heads). Loads strictly: ValueError naming the missing,
     unexpected and mis-shaped keys otherwise."""
-    if isinstance(path_or_state, dict):
-        state = unwrap_state_dict(path_or_state, "the given dict", STATE_KEYS)
-    else:
-        state = read_state_dict(path_or_state, keys=STATE_KEYS)
-    with torch.device("meta"):  # no random init of weights about to be overwritten
-        model = RestoreFormer(config or config_from_state_dict(state))
-    model = model.to_empty(device="cpu")
-    check_fits(model.state_dict(), state, f"state dict does not fit {model.config}")
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    state = published_state(path_or_state, STATE_KEYS)
+    return load_strictly(lambda: RestoreFormer(config or config_from_state_dict(state)), state)
 
 
 def _inputs(c: RestoreFormerConfig, side: int | None) -> tuple[Port, ...]:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan.weightio import check_fits, read_state_dict, unwrap_state_dict
+from gan.weightio import load_strictly, published_state
 
 from .descriptor import Descriptor, Port
 
@@ -124,16 +124,8 @@ def load_published(path_or_state: str | os.PathLike | dict, config: SRVGGConfig 
     """An SRVGGNetCompact from a published ``.pth`` (realesr-animevideov3, realesr-general-x4v3
     and its wdn twin) or its state dict, in eval mode: ``params_ema``, else ``params``, else the
     dict itself, read with ``weights_only=True``; config from the shapes unless given; strict."""
-    if isinstance(path_or_state, dict):
-        state = unwrap_state_dict(path_or_state, "the given dict", STATE_KEYS)
-    else:
-        state = read_state_dict(path_or_state, keys=STATE_KEYS)
-    with torch.device("meta"):
-        model = SRVGGNetCompact(config or config_from_state_dict(state))
-    model = model.to_empty(device="cpu")
-    check_fits(model.state_dict(), state, f"state dict does not fit {model.config}")
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    state = published_state(path_or_state, STATE_KEYS)
+    return load_strictly(lambda: SRVGGNetCompact(config or config_from_state_dict(state)), state)
 
 
 def _inputs(c: SRVGGConfig, side: int | None) -> tuple[Port, ...]:
