@@ -40,7 +40,9 @@ CHIP = 150
 CHIP_FROM_CROP_512 = np.array([[0.427040, -0.010351, -31.8950], [0.010351, 0.427040, -59.9109]])
 # dlib calls two faces the same person below a Euclidean distance of 0.6 between descriptors;
 # its descriptors' norms are about 1.4 (1.27-1.46 on the photos above), and 0.6 at that norm is
-# a cosine of 1 - 0.6^2 / (2 x 1.4^2) = 0.91.
+# a cosine of 1 - 0.6^2 / (2 x 1.4^2) = 0.91. Checked on 24 real degraded faces
+# (scripts/eval_identity.py, README): against the input face the bundled restorer's results all
+# stayed above 0.93 and a random-weight GFP-GAN's fell to a median of 0.88.
 DEFAULT_THRESHOLD = 0.91
 
 
