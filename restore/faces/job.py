@@ -74,8 +74,8 @@ class FacesJob(Job):
             done = []
             for job in jobs:
                 h, w = job["image"].shape[:2]
-                done.append((fr.restore_aligned(job["image"], (h * fr.upscale, w * fr.upscale)),
-                             [fr.aligned_face_record(h, w)], 0, [], None))
+                image, record = fr.restore_aligned_record(job["image"], (h * fr.upscale, w * fr.upscale))
+                done.append((image, [{**fr.aligned_face_record(h, w), **record}], 0, [], None))
         else:
             crops = [c for job in jobs for c in job["prep"].crops]
             restored = fr.restore_crops(crops) if crops else []

@@ -67,3 +67,15 @@ def face_source(weights: str | Path | torch.nn.Module | None) -> Path | None:
         return next((p for n in FACE_MODELS if (p := find_cached(n)) is not None), None) or resolve_weights("restorer")
     path = Path(weights).expanduser()
     return path if path.is_file() else resolve_weights(weights)
+
+
+class WithW(torch.nn.Module):
+    """A CodeFormer called with one request's fidelity weight: the shared network is not changed
+    (another request, thread or ``with_options`` copy may be using it with another)."""
+
+    def __init__(self, net: torch.nn.Module, w: float) -> None:
+        super().__init__()
+        self.net, self.w = net, w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, w=self.w)

@@ -44,7 +44,7 @@ from .align import (
 )
 from .background import describe, make_upscaler, resolve_bg, upscale_alpha
 from .detect import Detection, center_face, detect, make_detector, merge
-from .models import FACE_MODELS, face_source, load_face_model
+from .models import FACE_MODELS, WithW, face_source, load_face_model
 from .own_scale import blend, canvas_crops, restore_regions
 from .records import FaceResult, Prepared, RestoredFace
 from .records import as_layout as _as_layout
@@ -56,18 +56,6 @@ __all__ = ["FACE_MODELS", "FaceRestorer", "FaceResult", "Prepared", "RestoredFac
            "load_face_model"]
 
 BACKGROUNDS = ("restorer", "realesrgan", "resize", "none")  # and "auto" (restore.faces.background)
-
-
-class _WithW(torch.nn.Module):
-    """A CodeFormer called with one request's fidelity weight: the shared network is not changed
-    (another request, thread or ``with_options`` copy may be using it with another)."""
-
-    def __init__(self, net: torch.nn.Module, w: float) -> None:
-        super().__init__()
-        self.net, self.w = net, w
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x, w=self.w)
 
 
 def _check_options(upscale: float, bg: str, fidelity: float) -> None:
@@ -234,7 +222,7 @@ class FaceRestorer(Inference):
             blank = (n - len(chunk)) if self.fixed_batch else 0
             batch = np.stack(chunk + [np.zeros_like(chunk[0])] * blank)
             x = pixels_in(torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float(), self.face_range)
-            net = _WithW(self.model, self.codeformer_w) if self.codeformer_w is not None else self.model
+            net = WithW(self.model, self.codeformer_w) if self.codeformer_w is not None else self.model
             y = run(net, x, self.precision)  # autocast or the cast model; float32 out
             y = pixels_out(y, self.out_range).byte().permute(0, 2, 3, 1).cpu().numpy()
             out.extend(y[:len(chunk)])
@@ -379,20 +367,29 @@ class FaceRestorer(Inference):
 
         RGB uint8 in and out (grey, RGBA and 16-bit come back as they went in, as with
         ``restore``), at ``size`` (height, width; default: the input's). The crop is resized
-        to the network's size and back (``own_scale``: restored at its own size)."""
+        to the network's size and back (``own_scale``: restored at its own size). Colours,
+        identity and the guard as for the faces of a photo (``restore_aligned_record``)."""
+        return self.restore_aligned_record(face, size)[0]
+
+    def restore_aligned_record(self, face: np.ndarray, size: tuple[int, int] | None = None) -> tuple[np.ndarray, dict]:
+        """``restore_aligned``'s face and what ``restore.faces.trust`` says of it (identity,
+        guard, quality; empty when none of them is on)."""
         colour, grey, alpha = _split(face)
         rgb8 = to_rgb8(colour)
         h, w = rgb8.shape[:2]
         s = self.face_size
         if self.own_scale:  # at its own size, as the model was trained
-            out, s = self._run(self.face_translator, rgb8), max(h, w)
+            out, s, given = self._run(self.face_translator, rgb8), max(h, w), rgb8
             out = blend([out], [rgb8], self.fidelity)[0] if self.fidelity < 1 else out
         else:
-            crop = resize_to(rgb8, s, s, "area" if min(h, w) > s else "lanczos")
-            out = self.restore_crops([crop])[0]
+            given = resize_to(rgb8, s, s, "area" if min(h, w) > s else "lanczos")
+            out = self.restore_crops([given])[0]
+        record: dict = {}
+        if self.trust.active:
+            (out,), (record,), _ = self.trust.apply([given], [out])
         H, W = size or (h, w)
         out = _as_layout(resize_to(out, H, W, "area" if max(H, W) < s else "lanczos"), grey, colour.dtype)
-        return out if alpha is None else np.dstack([out, resize_to(alpha, H, W, "lanczos")])
+        return (out if alpha is None else np.dstack([out, resize_to(alpha, H, W, "lanczos")])), record
 
     def aligned_face_record(self, height: int, width: int) -> dict:
         """What report.json says about an input that is itself an aligned face."""

@@ -54,3 +54,23 @@ def test_a_broken_face_model_is_guarded_on_every_face(cache_with_dlib, gfpgan_we
                  "--detector", "mtcnn", "--bg", "none", "--quiet"]) == 1
     plain = [f for e in json.loads((tmp_path / "plain" / "report.json").read_text()) for f in e["faces"]]
     assert "guard" not in plain[0] and min(f["identity"] for f in plain) < T
+
+
+def test_aligned_faces_are_measured_and_guarded_too(cache_with_dlib, gfpgan_weights, tmp_path, capsys):
+    """``--aligned`` inputs (face crops) go through the same checks: identity, guard, scores."""
+    from PIL import Image
+
+    from tests.dlibfiles import aligned
+
+    src = tmp_path / "crops"
+    src.mkdir()
+    Image.fromarray(aligned("astronaut", 256)).save(src / "a.png")
+    Image.fromarray(aligned("hopper", 256)).save(src / "h.png")
+    assert main(["faces", str(src), "-o", str(tmp_path / "out"), "--aligned", "--weights", str(gfpgan_weights),
+                 "--min-identity", str(T), "--scores"]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    faces = [f for e in report for f in e["faces"]]
+    assert len(faces) == 2 and all(f["identity"] >= T and f["guard"]["threshold"] == T for f in faces)
+    assert all(set(f["quality"]) == {"niqe", "brisque"} for f in faces)
+    under = sum(f["guard"].get("identity_before", 1) < T for f in faces)
+    assert f"{under} of 2 under identity 0.9" in capsys.readouterr().err
