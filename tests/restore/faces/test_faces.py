@@ -167,7 +167,8 @@ def test_restore_aligned_and_a_published_style_gfpgan_checkpoint(tmp_path, astro
     torch.save({"params_ema": net.state_dict()}, tmp_path / "tiny_gfpgan.pth")
     model, info = load_face_model(tmp_path / "tiny_gfpgan.pth", torch.device("cpu"))
     assert type(model).__name__ == "GFPGAN" and "tiny_gfpgan.pth" in info
-    fr = FaceRestorer(str(tmp_path / "tiny_gfpgan.pth"), "mtcnn", precision="fp32", bg="none")  # compared with fp32 below
+    fr = FaceRestorer(str(tmp_path / "tiny_gfpgan.pth"), "mtcnn", precision="fp32", bg="none",
+                      colour="model")  # the network's own output, compared with fp32 below
     assert fr.face_size == 32
     crop = cv2.resize(astronaut[40:200, 140:300], (100, 100), interpolation=cv2.INTER_AREA)
     out = fr.restore_aligned(crop)
