@@ -77,7 +77,8 @@ def run_faces_batch(fr: FaceRestorer | None, items: list[Item], out: Path, *, al
             if before is not None:
                 counts["measured"] += 1
                 counts["under"] += min_identity is not None and before < min_identity
-            counts[guard.get("action", "")] = counts.get(guard.get("action", ""), 0) + 1
+            if (action := guard.get("action")) in ("blended", "input"):
+                counts[action] += 1
         entries[str(path)] = entry
 
     report = BatchReport()

@@ -50,7 +50,7 @@ from .records import FaceResult, Prepared, RestoredFace
 from .records import as_layout as _as_layout
 from .records import split as _split
 from .records import torch_threads as _torch_threads
-from .trust import Trust, make_trust, quality_scores
+from .trust import Trust, make_trust, quality_scores, resolve_colour
 
 __all__ = ["FACE_MODELS", "FaceRestorer", "FaceResult", "Prepared", "RestoredFace", "face_source",
            "load_face_model"]
@@ -176,9 +176,7 @@ class FaceRestorer(Inference):
         if min_identity != "same" or colour is not None:  # the same embedding network, other settings
             t = self.trust
             new.trust = Trust(t.identity, t.min_identity if min_identity == "same" else min_identity,
-                              t.colour if colour is None else make_trust("off", colour=colour,
-                                                                         face_prior=self.is_gfpgan).colour,
-                              t.quality)
+                              t.colour if colour is None else resolve_colour(colour, self.is_gfpgan), t.quality)
         _check_options(new.upscale, new.bg, new.fidelity)
         if new.bg == "restorer" and new.translator is None:
             raise ValueError("bg='restorer' needs a FaceRestorer built with bg='restorer'")

@@ -25,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["COLOUR_MODES", "GUARD_STEPS", "Trust"]
+from .identity import cosine
+from .own_scale import blend
+
+__all__ = ["COLOUR_MODES", "GUARD_STEPS", "Trust", "cosine", "make_trust", "quality_scores", "resolve_colour"]
 
 COLOUR_MODES = ("auto", "keep", "wavelet", "model")
 # --colour -> restore.faces.colour_keep's method. keep: the input's low-frequency chroma (CIELAB
@@ -43,17 +46,6 @@ def quality_scores(rgb: np.ndarray) -> dict[str, float | None]:
     from restore.noref import scores
 
     return {k: (None if not np.isfinite(v) else round(float(v), 3)) for k, v in scores(rgb).items()}
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two embeddings (1: the same direction)."""
-    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-
-
-def _blend(restored: np.ndarray, source: np.ndarray, w: float) -> np.ndarray:
-    """``w`` x restored + (1 - w) x input, as ``--fidelity`` blends (restore.faces.own_scale.blend)."""
-    return np.rint(w * restored.astype(np.float32) + (1 - w) * source.astype(np.float32)).astype(np.uint8)
 
 
 @dataclass
@@ -148,7 +140,7 @@ class Trust:
                 records[k]["guard"] = {"threshold": t, "action": "kept"}
         if not failing:
             return
-        blends = [_blend(faces[k], inputs[k], w) for k in failing for w in GUARD_STEPS]
+        blends = [blend([faces[k]], [inputs[k]], w)[0] for k in failing for w in GUARD_STEPS]
         tried = self.identity.embed(blends).reshape(len(failing), len(GUARD_STEPS), -1)
         for row, k in zip(tried, failing):
             guard = {"threshold": t, "identity_before": round(sims[k], 4)}
@@ -156,7 +148,7 @@ class Trust:
             passing = [(w, c) for w, c in passing if c >= t]
             if passing:  # the first (most restored) blend that passes
                 w, c = passing[0]
-                faces[k] = _blend(faces[k], inputs[k], w)
+                faces[k] = blend([faces[k]], [inputs[k]], w)[0]
                 guard.update(action="blended", fidelity=w)
             else:
                 faces[k], c = inputs[k].copy(), 1.0
@@ -165,17 +157,21 @@ class Trust:
             records[k].update(identity=round(c, 4), guard=guard)
 
 
+def resolve_colour(colour: str, face_prior: bool) -> str:
+    """``--colour`` as ``Trust`` takes it: "auto" is keep for a face prior (GFP-GAN, RestoreFormer,
+    CodeFormer: they paint colours from their prior), the model's own for an image-to-image
+    restorer (trained to give the input's colours back)."""
+    if colour not in COLOUR_MODES:
+        raise ValueError(f"colour must be one of {', '.join(COLOUR_MODES)}, not {colour!r}")
+    return ("keep" if face_prior else "model") if colour == "auto" else colour
+
+
 def make_trust(identity: Any = "auto", min_identity: float | None = None, colour: str = "auto",
                quality: bool = False, face_prior: bool = True) -> Trust:
     """``FaceRestorer``'s checks from its options. ``identity``: "auto" (dlib's embedding when
     its weights are cached, else ArcFace's when cached, else none), "off", a name for
-    ``restore.faces.identity.load_identity``, or a model. ``colour`` "auto": keep for a face prior
-    (GFP-GAN, RestoreFormer, CodeFormer: they paint colours from their prior), the model's own
-    for an image-to-image restorer (which was trained to give the input's colours back)."""
-    if colour not in COLOUR_MODES:
-        raise ValueError(f"colour must be one of {', '.join(COLOUR_MODES)}, not {colour!r}")
-    if colour == "auto":
-        colour = "keep" if face_prior else "model"
+    ``restore.faces.identity.load_identity``, or a model. ``colour``: see ``resolve_colour``."""
+    colour = resolve_colour(colour, face_prior)
     model = identity
     if identity in (None, "off"):
         model = None

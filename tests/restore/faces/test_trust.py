@@ -126,3 +126,22 @@ def test_a_films_tracks_carry_their_identity(tmp_path, weights):
     guarded = fr.with_options(min_identity=1.0)
     (track,) = restore_video(guarded, src, tmp_path / "guarded.mp4")["tracks"]
     assert track["identity"]["min"] >= 1.0 - 1e-6 and track["identity"]["guarded"] == 4
+
+
+def test_own_scale_faces_the_guard_changed_are_pasted(weights):
+    """A model restoring at its own scale leaves its faces in the photo; a face the guard sends
+    back to the input must still be pasted over them (guard at 1.0: every face is the input's)."""
+    from skimage import data
+
+    from restore.faces.restorer import FaceRestorer
+
+    small = cv2.resize(data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    fr = FaceRestorer(weights, "mtcnn", precision="fp32", bg="none", identity=Thumbnail())
+    assert fr.own_scale
+    plain = fr.restore(small)
+    guarded = fr.with_options(min_identity=1.0).restore(small)
+    assert guarded.faces[0].trust["guard"]["action"] == "input"
+    x0, y0, x1, y1 = np.round(plain.faces[0].box).astype(int)
+    face = np.s_[y0 + 4:y1 - 4, x0 + 4:x1 - 4]
+    off = lambda img: np.abs(img[face].astype(int) - small[face]).mean()  # noqa: E731
+    assert off(plain.image) > 2 and off(guarded.image) < off(plain.image) / 2
