@@ -17,7 +17,7 @@ import tifffile
 from restore.imageio import read_image
 from restore.runners.args import OUTPUT_FORMATS
 
-__all__ = ["get_reader", "read_masks", "SAMPLES", "examples_dir"]
+__all__ = ["SAMPLES", "examples_dir", "find_overlay", "get_reader", "read_masks"]
 
 LayerData = tuple  # (data, layer keyword arguments, layer type): napari's LayerDataTuple
 MASK_SUFFIXES = (".png", ".tif", ".tiff")  # the command writes PNG, and TIFF for volumes

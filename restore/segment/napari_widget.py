@@ -11,7 +11,7 @@ layer of the same name). The options are the command's, parsed the same way.
 import threading
 from argparse import ArgumentTypeError
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui import magic_factory
@@ -22,14 +22,18 @@ from qtpy.QtCore import QTimer
 
 from .cli import _diameter
 
-__all__ = ["segment_widget", "segment_layer", "load_segmenter", "model_choices"]
+if TYPE_CHECKING:
+    from .segmenter import Segmenter
+
+__all__ = ["load_segmenter", "model_choices", "segment_layer", "segment_widget"]
 
 WEIGHT_FILTER = "*.safetensors *.onnx *.zip"  # what Segmenter(weights=) reads: ours, exports, bioimage.io
 DEVICES = ("auto", "cpu", "cuda")
 
-# Loaded segmenters by (weights, device): pressing Run again, or with another tile or diameter
-# (Segmenter.with_options), reuses the network instead of reading and hashing the file again.
-_segmenters: dict[tuple[str, str], Any] = {}
+# Loaded segmenters by (weights, device, file's mtime): pressing Run again, or with another tile or
+# diameter (Segmenter.with_options), reuses the network instead of reading and hashing the file
+# again; a weights file rewritten since (a training run that went on) is loaded anew.
+_segmenters: dict[tuple[str, str, int], "Segmenter"] = {}
 _lock = threading.Lock()  # two runs started together load a model once
 
 
@@ -56,11 +60,12 @@ def _device(name: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_segmenter(weights: str, device: str = "cpu") -> Any:
+def load_segmenter(weights: str, device: str = "cpu") -> "Segmenter":
     """The ``Segmenter`` for ``weights`` (a bundled name or a file) on ``device``, loaded once."""
     from .segmenter import Segmenter
 
-    key = (str(weights), _device(device))
+    path = Path(weights).expanduser()
+    key = (str(weights), _device(device), path.stat().st_mtime_ns if path.is_file() else 0)
     with _lock:
         if key not in _segmenters:
             _segmenters[key] = Segmenter(weights=key[0], device=key[1])

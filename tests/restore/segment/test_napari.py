@@ -21,14 +21,14 @@ napari = pytest.importorskip("napari")  # the plugin's extra: pip install "unet-
 npe2 = pytest.importorskip("npe2")
 pytest.importorskip("pytestqt")
 
-from napari.qt.threading import FunctionWorker  # noqa: E402
+from napari.qt.threading import FunctionWorker
 
-from restore.cli import main  # noqa: E402
-from restore.imageio import read_image  # noqa: E402
-from restore.segment import napari_reader, napari_widget  # noqa: E402
-from restore.segment.overlay import overlay  # noqa: E402
-from restore.segment.segmenter import Segmenter  # noqa: E402
-from tests import ROOT  # noqa: E402
+from restore.cli import main
+from restore.imageio import read_image
+from restore.segment import napari_reader, napari_widget
+from restore.segment.overlay import overlay
+from restore.segment.segmenter import Segmenter
+from tests import ROOT
 
 MANIFEST = ROOT / "restore" / "segment" / "napari.yaml"
 EXAMPLE = ROOT / "examples" / "nuclei" / "dsb2018_heldout.png"
@@ -152,13 +152,17 @@ def test_second_run_reuses_the_model_and_updates_the_layer(make_napari_viewer, q
     widget = napari_widget.segment_widget()
     viewer.window.add_dock_widget(widget)
     widget.tile.value, widget.diameter.value, widget.device.value = 64, "none", "cpu"
+    runs = []
     for min_size in (16, 400):  # the second run removes the objects under 400 px
         widget.min_size.value = min_size
         with qtbot.waitSignal(widget().returned, timeout=60_000):
             pass
         qtbot.waitUntil(lambda: "crop labels" in viewer.layers, timeout=10_000)
         expected = Segmenter(tile=64, diameter=None)(crop, min_size=min_size)
-        qtbot.waitUntil(lambda: np.array_equal(viewer.layers["crop labels"].data, expected), timeout=10_000)
+        runs.append(expected)
+        qtbot.waitUntil(lambda want=expected: np.array_equal(viewer.layers["crop labels"].data, want),
+                        timeout=10_000)
+    assert not np.array_equal(*runs)  # the layer now holds the second run's labels
     assert [layer.name for layer in viewer.layers] == ["crop", "crop labels"]  # updated, not added again
     assert len(made) == 1  # loaded once for both runs
 
@@ -177,6 +181,28 @@ def test_segment_layer_rgb_and_volume():
     data, meta, _ = napari_widget.segment_layer(vol, tile=64, diameter=None, instances=True)
     assert data.shape == stack.shape and meta["scale"] == (2.0, 0.5, 0.5)
     np.testing.assert_array_equal(data, Segmenter(tile=64, diameter=None)(stack, instances=True))
+
+
+def test_widget_weights_file_overrides_the_model(make_napari_viewer, qtbot, tmp_path):
+    """A .safetensors file of this toolkit (here a tiny random U-Net) runs instead of the bundled model."""
+    import torch
+
+    from gan import UNet, save_model, segmenter_config
+
+    torch.manual_seed(0)
+    weights = save_model(UNet(segmenter_config("tiny")), tmp_path / "tiny.safetensors", {"diameter": 0})
+    image = np.random.default_rng(1).integers(0, 255, (40, 48), dtype=np.uint8)
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="noise")
+    widget = napari_widget.segment_widget()
+    viewer.window.add_dock_widget(widget)
+    widget.weights_file.value, widget.tile.value, widget.min_size.value = weights, 32, 0
+    with qtbot.waitSignal(widget().returned, timeout=60_000) as returned:
+        pass
+    data, meta, _ = returned.args[0]
+    assert meta["metadata"]["restore"]["weights"] == str(weights)
+    np.testing.assert_array_equal(data, Segmenter(weights=weights, tile=32)(image, min_size=0))
+    qtbot.waitUntil(lambda: "noise labels" in viewer.layers, timeout=10_000)
 
 
 def test_widget_refuses_a_bad_diameter_before_starting(make_napari_viewer):
@@ -230,7 +256,7 @@ def test_reader_without_overlay_and_through_napari(segmented, make_napari_viewer
     _, out = segmented
     alone = tmp_path / "alone_mask.png"
     alone.write_bytes((out / "cells_mask.png").read_bytes())
-    ((data, meta, kind),) = napari_reader.read_masks(str(alone))
+    ((_, meta, kind),) = napari_reader.read_masks(str(alone))
     assert kind == "labels" and meta["name"] == "alone_mask"
     viewer = make_napari_viewer()
     layers = viewer.open(out / "cells_mask.png", plugin="unet-restore")
