@@ -183,6 +183,16 @@ def test_segment_layer_rgb_and_volume():
     np.testing.assert_array_equal(data, Segmenter(tile=64, diameter=None)(stack, instances=True))
 
 
+def test_widget_opens_from_the_plugins_menu(make_napari_viewer, plugin):
+    """The manifest's widget contribution, opened as napari opens it (Plugins > U-Net restore)."""
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((32, 32), np.uint8), name="blank")
+    _, widget = viewer.window.add_plugin_dock_widget("unet-restore", "Segment (U-Net)")
+    assert widget.image.value is image and widget.call_button.text == "Run"
+    assert [w.name for w in widget] == ["image", "model", "weights_file", "diameter", "tile", "instances",
+                                        "min_size", "fill_holes", "device", "call_button"]
+
+
 def test_widget_weights_file_overrides_the_model(make_napari_viewer, qtbot, tmp_path):
     """A .safetensors file of this toolkit (here a tiny random U-Net) runs instead of the bundled model."""
     import torch
