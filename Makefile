@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q --no-build-isolation basicsr==1.4.2
-	$(PIP) install -q -e '.[test,ray,onnx]'
+	$(PIP) install -q -e '.[test,ray,onnx,napari]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from PIL import Image
 
-__all__ = ["IMAGE_EXTS", "PIL_FORMATS", "TIFF_MAGICS", "image_format", "is_image_file", "not_regular",
+__all__ = ["IMAGE_EXTS", "PIL_FORMATS", "STORE_SUFFIXES", "TIFF_MAGICS", "image_format", "is_image_file", "is_store",
+           "not_regular",
            "pil_formats_for", "register_plugins"]
 
 # Left out of what Pillow opens: EPS/PS (runs Ghostscript), WMF/EMF (Windows only), MPEG, BUFR,
@@ -110,6 +111,19 @@ def not_regular(mode: int) -> str:
 def is_video_file(path: str | os.PathLike) -> bool:
     """A film by its extension (containers have no one magic number; PyAV says more on opening)."""
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+# What ``restore segment`` reads region by region (restore.segment.volumes): OME-Zarr and Zarr
+# stores (folders, or zipped), and NIfTI volumes. By name: a store is a folder, not a file with
+# a magic number, and ``.nii`` files have no magic at their start.
+STORE_SUFFIXES = (".zarr", ".zarr.zip", ".ozx", ".nii", ".nii.gz")
+
+
+def is_store(path: str | os.PathLike) -> bool:
+    """A volume ``restore segment`` reads chunk by chunk: ``x.zarr``/``x.ome.zarr`` (a folder),
+    ``x.ome.zarr.zip``/``x.ozx`` (zipped), ``x.nii``/``x.nii.gz`` (NIfTI-1 or -2)."""
+    name = Path(path).name.lower()
+    return name.endswith(STORE_SUFFIXES)
 
 
 def is_image_file(path: str | os.PathLike) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from restore.formats import is_image_file, is_video_file, not_regular
+from restore.formats import is_image_file, is_store, is_video_file, not_regular
 
 __all__ = ["Inputs", "Item", "UsageError", "find_inputs", "scan_inputs"]
 
@@ -33,10 +33,11 @@ class Inputs:
     items: list[Item] = field(default_factory=list)  # (image file, output sub-folder) to process
     ignored: list[tuple[Path, str]] = field(default_factory=list)  # (path, why it is not an input)
     videos: list[Item] = field(default_factory=list)  # films, when the command takes them (``videos=True``)
+    stores: list[Item] = field(default_factory=list)  # OME-Zarr/NIfTI volumes, when taken (``stores=True``)
 
 
 def scan_inputs(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str | os.PathLike] = (),
-                allow_empty: bool = False, videos: bool = False) -> Inputs:
+                allow_empty: bool = False, videos: bool = False, stores: bool = False) -> Inputs:
     """Images to process (sorted, each once) and everything else found, with the reason.
 
     A regular file named explicitly is used whatever it holds (it may then fail as a bad file);
@@ -48,7 +49,9 @@ def scan_inputs(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str | o
     folder is one entry, not searched). A file reached twice under two names (a symlink or hard
     link alias) is done once, under the name that is not a link, the other ignored; anything
     under ``exclude`` (the output folder) is ignored too, saying so. ``videos``: films (by
-    extension, ``restore.formats.VIDEO_EXTENSIONS``) go to ``videos`` instead of being ignored.
+    extension, ``restore.formats.VIDEO_EXTENSIONS``) go to ``videos`` instead of being ignored;
+    ``stores``: volumes read chunk by chunk (``restore.formats.is_store``: a ``.zarr`` folder is one
+    input, not searched) go to ``stores``.
     Raises UsageError for a path that does not exist, or when no image (nor video) is found
     (unless ``allow_empty``), naming what was ignored and why.
     """
@@ -79,11 +82,14 @@ def scan_inputs(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str | o
             why = not_regular(mode)
         if why is not None:
             named.append((arg, why))
+        elif stat.S_ISDIR(mode) and stores and is_store(arg):
+            candidates.append((arg, Path(".")))
         elif stat.S_ISDIR(mode):
-            walked = _walk(arg, (lambda folder: in_output(folder, Path(os.path.realpath(folder)))) if outs
+            walked = _walk(arg, stores, (lambda folder: in_output(folder, Path(os.path.realpath(folder)))) if outs
                            else (lambda folder: None))
             for path, reason in sorted(walked, key=lambda e: e[0].relative_to(arg).parts):
-                if reason is None or (videos and reason == "not an image" and is_video_file(path)):
+                if reason is None or (videos and reason == "not an image" and is_video_file(path)) or (
+                        stores and reason in ("not an image", "a store") and is_store(path)):
                     why = in_output(path) if outs and os.path.islink(path) else None  # a link into OUT
                     if why is None:
                         candidates.append((path, path.relative_to(arg).parent))
@@ -96,10 +102,11 @@ def scan_inputs(paths: Sequence[str | os.PathLike], *, exclude: Iterable[str | o
     found.ignored[:0] = named
     for (file, rel), first in _once(candidates):
         if first is None:
-            (found.videos if videos and is_video_file(file) else found.items).append((file, rel))
+            kind = found.videos if videos and is_video_file(file) else found.items
+            (found.stores if stores and is_store(file) else kind).append((file, rel))
         elif first != file:  # the same path reached twice (a file and its folder) is no alias
             found.ignored.append((file, f"same file as {first}: done once"))
-    if not found.items and not found.videos and not allow_empty:
+    if not found.items and not found.videos and not found.stores and not allow_empty:
         raise UsageError(_nothing_found(paths, named or found.ignored, len(found.ignored)))
     return found
 
@@ -140,10 +147,11 @@ def _nothing_found(paths: Sequence[str | os.PathLike], ignored: list[tuple[Path,
     return f"{text} ({count} file(s) ignored, e.g. {path}: {why})"
 
 
-def _walk(root: Path, excluded: Callable[[Path], str | None]) -> Iterator[tuple[Path, str | None]]:
+def _walk(root: Path, stores: bool, excluded: Callable[[Path], str | None]) -> Iterator[tuple[Path, str | None]]:
     """(path, None) for each image file under ``root``; (path, reason) for what is not one, and
     for the folders not searched: ``excluded`` ones (the output folder: its reason), those that
-    cannot be read and those reached again through a symlink."""
+    cannot be read and those reached again through a symlink. ``stores``: a Zarr folder is
+    (path, "a store"), not searched."""
     searched: dict[str, Path] = {}  # real path -> the name it was searched under
     unreadable: list[tuple[Path, str]] = []
 
@@ -167,6 +175,8 @@ def _walk(root: Path, excluded: Callable[[Path], str | None]) -> Iterator[tuple[
                              key=lambda n: (os.path.islink(os.path.join(dirpath, n)), n))
         for name in list(dirnames):
             why = excluded(here / name)
+            if why is None and stores and is_store(name):
+                why = "a store"
             if why is not None:
                 dirnames.remove(name)
                 yield here / name, why

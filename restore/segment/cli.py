@@ -18,10 +18,22 @@ def _diameter(text: str) -> float | str | None:
     return value
 
 
+def _sides(text: str) -> tuple[int, ...]:
+    try:
+        sides = tuple(int(t) for t in text.lower().replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes such as 64,512,512 or 2048, not {text!r}") from None
+    if not 1 <= len(sides) <= 3 or min(sides) < 0:
+        raise argparse.ArgumentTypeError(f"expected one to three sizes >= 0, not {text!r}")
+    return sides
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     """``restore segment``."""
     p = sub.add_parser("segment", help="segment images with a U-Net (nuclei by default)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="image files or folders (searched recursively); OME-Zarr/Zarr stores (x.ome.zarr, zipped "
+                        "x.ome.zarr.zip or x.ozx) and NIfTI volumes (x.nii, x.nii.gz) are read and written block by block")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder")
     p.add_argument("--weights", default=None,
                    help="bundled model name, run folder, .safetensors or .onnx file, or a bioimage.io model package "
@@ -39,6 +51,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_backend_arg(p)
     add_tta_arg(p, "class probabilities (logits) averaged")
     add_output_args(p, "overlays (masks stay PNG, or TIFF for volumes)")
+    v = p.add_argument_group("volumes (OME-Zarr, Zarr, NIfTI: read and written block by block, in their own format)")
+    v.add_argument("--block", type=_sides, default=None, metavar="Z,Y,X",
+                   help="block of a volume segmented at once (default 64,512,512; 2048,2048 in 2D): memory follows it")
+    v.add_argument("--halo", type=_sides, default=None, metavar="Z,Y,X",
+                   help="margin read around each block (default 16,32,32): at least an object's diameter, so objects "
+                        "across block borders get one label")
+    v.add_argument("--axes", default=None, help="axis names of a plain Zarr array, e.g. zyx or cyx (OME-Zarr and NIfTI "
+                                                "say their own)")
+    v.add_argument("--missing-chunks", choices=("error", "fill"), default="error",
+                   help="a Zarr store with absent chunks: refuse it (default: a partial copy?) or read them as the "
+                        "fill value (a store written sparse)")
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="run the TorchScript of a bioimage.io package from elsewhere even where it calls operators "
+                        "outside the allow-list (a TorchScript file is a program: only for sources you trust)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (resume)")
     p.add_argument("--quiet", action="store_true")
     add_runner_args(p)
@@ -61,14 +87,25 @@ def run(args: argparse.Namespace) -> int:
     from restore.runners.args import output_ext
     from restore.runners.command import run_command
 
+    from restore.runners.report import BatchReport
+
     from .job import SegmentJob
     from .segmenter import Segmenter
+    from .volume_job import run_volumes
 
     make = partial(Segmenter, weights=args.weights, device=args.device, tile=args.tile, overlap=args.overlap,
-                   diameter=args.diameter, precision=args.precision, backend=args.backend, tta=args.tta)
+                   diameter=args.diameter, precision=args.precision, backend=args.backend, tta=args.tta,
+                   trust_torchscript=args.trust_torchscript or None)
+
+    def volumes(job: SegmentJob, items) -> BatchReport:  # block by block, on this machine
+        return run_volumes(job.model, items, args.out, instances=args.instances, min_size=args.min_size,
+                           fill_holes=args.fill_holes, block=args.block, halo=args.halo, axes=args.axes,
+                           missing=args.missing_chunks, ext=output_ext(args), quality=args.quality,
+                           skip_existing=args.skip_existing, quiet=args.quiet)
+
     return run_command(args, "segment", lambda: SegmentJob(
         make, model=make(), out=args.out, instances=args.instances, min_size=args.min_size,
-        fill_holes=args.fill_holes, crf=args.crf, ext=output_ext(args), quality=args.quality))
+        fill_holes=args.fill_holes, crf=args.crf, ext=output_ext(args), quality=args.quality), stores=volumes)
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -349,7 +349,7 @@ def check_torchscript(data: bytes, where: str, what: str, operators: bool = True
         if bad := _outside(tree, own):
             raise PackageError(f"{where}: {what} calls {bad}, outside the operators run from packages made "
                                "elsewhere (a TorchScript file is a program that can read and write files); "
-                               "run it only if you trust its source (trust_torchscript=True, or RESTORE_TRUST_TORCHSCRIPT=1)")
+                               "run it only if you trust its source (--trust-torchscript, or RESTORE_TRUST_TORCHSCRIPT=1)")
 
 
 def _outside(tree: ast.AST, own: set[str]) -> str | None:

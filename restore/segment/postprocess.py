@@ -101,6 +101,23 @@ def _equivalent_radius(size: float, ndim: int) -> float:
     return math.sqrt(size / math.pi) if ndim == 2 else (3 * size / (4 * math.pi)) ** (1 / 3)
 
 
+def instance_scale(foreground: np.ndarray, connectivity: int = 1) -> tuple[int, float] | None:
+    """``split_instances``'s defaults (``min_distance``, ``h``) for the objects of ``foreground``,
+    leaving out those cut by its border: measured once on a sample block, they let every block
+    of a volume split its objects alike (each block's own median would drift with what it cuts).
+    None when no object lies wholly inside."""
+    fg = np.asarray(foreground).astype(bool)
+    comps, n = ndi.label(fg, structure=_structure(fg.ndim, connectivity))
+    if n == 0:
+        return None
+    cut = np.unique(np.concatenate([np.take(comps, i, axis=a).ravel() for a in range(fg.ndim) for i in (0, -1)]))
+    sizes = np.bincount(comps.ravel())
+    inside = np.setdiff1d(np.arange(1, n + 1), cut)
+    sizes = sizes[inside] if len(inside) else sizes[1:]
+    radius = _equivalent_radius(float(np.median(sizes)), fg.ndim)
+    return max(1, int(round(0.5 * radius))), max(0.5, 0.1 * radius)
+
+
 def split_instances(foreground: np.ndarray, min_distance: int = 0, prob: np.ndarray | None = None,
                     min_size: int = 0, h: float | None = None, connectivity: int = 1) -> np.ndarray:
     """Instance labels (uint16, uint32 past 65535 objects) from a foreground mask, 2D or 3D.

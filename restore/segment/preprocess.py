@@ -23,11 +23,31 @@ def to_channels(image: np.ndarray, in_channels: int, dims: int = 2) -> np.ndarra
     raise ValueError(f"image has {x.shape[0]} channels; the model takes {in_channels}")
 
 
-def prepare_image(image: np.ndarray, in_channels: int, dims: int = 2) -> np.ndarray:
+def prepare_image(image: np.ndarray, in_channels: int, dims: int = 2,
+                  levels: tuple[float, float] | None = None) -> np.ndarray:
     """Decoded image -> normalised (C, *spatial) float32. Percentile normalisation (1, 99.8),
     the convention of cell tools (stardist, cellpose), makes 8-bit, 16-bit and differently
-    exposed images look alike to the network."""
-    return to_channels(normalize(image), in_channels, dims)
+    exposed images look alike to the network. ``levels`` (the grey values that map to 0 and 1,
+    from ``intensity_levels``) replaces the image's own percentiles: a block of a volume larger
+    than memory is scaled as the whole volume is, not as its own contents would be."""
+    if levels is None:
+        return to_channels(normalize(image), in_channels, dims)
+    lo, hi = levels
+    x = (np.asarray(image, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo if hi > lo else 1.0)
+    return to_channels(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), in_channels, dims)
+
+
+def intensity_levels(sample: np.ndarray) -> tuple[float, float]:
+    """The grey values ``prepare_image`` maps to 0 and 1 for ``sample`` (a subsample of a volume):
+    its 1st and 99.8th percentiles, as ``normalize`` computes them (min/max where they meet)."""
+    x = np.asarray(sample, dtype=np.float32)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(x, (1.0, 99.8))
+    if hi <= lo:
+        lo, hi = float(x.min()), float(x.max())
+    return float(lo), float(hi)
 
 
 def median_diameter(labels: np.ndarray) -> float:

@@ -26,7 +26,9 @@ class Segmenter(Inference):
     it from a first pass and, when it differs from the diameter the model was trained at by
     more than 25%, segments again at the matching scale; ``None`` uses the image as it is.
     ``backend``: torch, or onnxruntime (the network's export, made once into the weights cache;
-    ``weights`` may also be an exported ``.onnx`` file).
+    ``weights`` may also be an exported ``.onnx`` file). ``trust_torchscript``: run a bioimage.io
+    package's TorchScript from elsewhere even where it calls operators outside the allow-list
+    (None: the environment's ``RESTORE_TRUST_TORCHSCRIPT``).
     """
 
     task = "segment"
@@ -34,10 +36,10 @@ class Segmenter(Inference):
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu",
                  tile: int = 512, overlap: float = 0.25, batch_size: int = 4, blend: str = "gaussian",
                  diameter: float | str | None = "auto", precision: str | None = None, backend: str = "torch",
-                 tta: int = 1) -> None:
+                 tta: int = 1, trust_torchscript: bool | None = None) -> None:
         self.setup(device, precision, backend, tta)  # precision None: fp32, restore segment's default
         if is_package(weights):  # a bioimage.io model package (.zip, or a folder with rdf.yaml)
-            self.path, self.source, self.meta = load_package(weights, self.device, self.backend)
+            self.path, self.source, self.meta = load_package(weights, self.device, self.backend, trust_torchscript)
             self.runs_from_file(self.source)
         else:
             self.path, self.source, self.meta = self.load(weights or "nuclei", "segmenter")  # the network as loaded
@@ -117,12 +119,17 @@ class Segmenter(Inference):
     def _foreground(self, probs: np.ndarray) -> np.ndarray:
         return probs.argmax(0) > 0 if probs.shape[0] > 1 else probs[0] > 0.5
 
-    def probabilities(self, image: np.ndarray) -> np.ndarray:
-        """(K, *spatial) class probabilities for an image (H, W[, C]) or volume (D, H, W[, C])."""
-        prepare = getattr(self.source, "prepare", prepare_image)  # a foreign package's own preprocessing
-        x = prepare(image, self.in_channels, self.dims) if self._is_single(image) else None
+    def probabilities(self, image: np.ndarray, *, levels: tuple[float, float] | None = None,
+                      factor: float | None = None) -> np.ndarray:
+        """(K, *spatial) class probabilities for an image (H, W[, C]) or volume (D, H, W[, C]).
+
+        ``levels`` and ``factor`` fix the intensity scaling and the zoom instead of measuring them
+        on ``image``: a block of a larger volume (``restore.segment.blocks``) gets the volume's."""
+        x = self._prepare(image, levels) if self._is_single(image) else None
         if x is None:  # a volume given to a 2D model: slice by slice
-            return np.stack([self.probabilities(s) for s in image], axis=1)
+            return np.stack([self.probabilities(s, levels=levels, factor=factor) for s in image], axis=1)
+        if factor is not None:
+            return self._probs_at(x, factor)
         if self.model_diameter and self.diameter == "auto":
             # First pass at the image's own scale; measure the objects; segment again at the
             # model's scale only when they are more than 25% off (else the first pass stands).
@@ -130,6 +137,22 @@ class Segmenter(Inference):
             factor = self._auto_factor(first)
             return first if factor == 1.0 else self._probs_at(x, factor)
         return self._probs_at(x, self._scale_factor(x))
+
+    def _prepare(self, image: np.ndarray, levels: tuple[float, float] | None) -> np.ndarray:
+        own = getattr(self.source, "prepare", None)  # a foreign package's own preprocessing
+        if own is not None:
+            return own(image, self.in_channels, self.dims)
+        return prepare_image(image, self.in_channels, self.dims, levels)
+
+    def zoom_for(self, sample: np.ndarray, levels: tuple[float, float] | None = None) -> float:
+        """The zoom ``probabilities`` would use for ``sample`` (1.0 when it keeps the scale): what
+        a volume's blocks share, measured once on a sample of it."""
+        if not self._is_single(sample):  # a 2D model on a stack: its middle slice
+            return self.zoom_for(sample[len(sample) // 2], levels)
+        x = self._prepare(sample, levels)
+        if self.model_diameter and self.diameter == "auto":
+            return self._auto_factor(self._probs_at(x, 1.0))
+        return self._scale_factor(x)
 
     def _is_single(self, image: np.ndarray) -> bool:
         """True for one input of the model's rank; False for a volume given to a 2D model."""
@@ -156,11 +179,13 @@ class Segmenter(Inference):
 
     # -- labels ----------------------------------------------------------------------------
     def __call__(self, image: np.ndarray, *, instances: bool = False, min_size: int = 16,
-                 fill_holes: bool = False, crf: bool = False) -> np.ndarray:
-        """Label map: class index per pixel, or (``instances``) one label per object."""
-        probs = self.probabilities(image)
+                 fill_holes: bool = False, crf: bool = False, levels: tuple[float, float] | None = None,
+                 factor: float | None = None, split: tuple[int, float] | None = None) -> np.ndarray:
+        """Label map: class index per pixel, or (``instances``) one label per object. ``split``:
+        the instance split's (min_distance, h), fixed (``postprocess.instance_scale``)."""
+        probs = self.probabilities(image, levels=levels, factor=factor)
         if crf and self.dims == 2 and probs.ndim == 3:
-            grey = prepare_image(image, 1, 2)[0].clip(0, 1)
+            grey = prepare_image(image, 1, 2, levels)[0].clip(0, 1)
             probs = dense_crf(torch.from_numpy(probs), torch.from_numpy(grey)[None]).numpy()
         labels = probs.argmax(0) if probs.shape[0] > 1 else (probs[0] > 0.5).astype(np.int64)
         if min_size:
@@ -168,5 +193,6 @@ class Segmenter(Inference):
         if fill_holes:
             labels = fill_holes_fn(labels)
         if instances:
-            return split_instances(labels > 0, min_size=min_size)
+            md, h = split if split is not None else (0, None)
+            return split_instances(labels > 0, min_distance=md, h=h, min_size=min_size)
         return labels.astype(np.uint8 if labels.max() < 256 else np.uint16)
