@@ -21,6 +21,7 @@ import numpy as np
 
 from gan.precision import autocast
 from restore.colour import to_rgb8
+from restore.formats import is_store
 from restore.imageio import ImageError, is_volume, read_image, read_volume
 from restore.imagewrite import write_png, write_tiff
 from restore.notes import collect_notes
@@ -276,9 +277,15 @@ class Handlers:
     @handler("the segmentation")
     def segment(self, file: str | None, weights: str, tile: int, diameter: str, instances: bool, min_size: int,
                 fill_holes: bool, crf: bool, progress: gr.Progress = gr.Progress()):
-        """Segment an image (or a multi-page TIFF) -> (overlay, mask file, areas table, summary)."""
+        """Segment an image (or a multi-page TIFF) -> (overlay, mask file, areas table, summary); a NIfTI
+        or zipped OME-Zarr volume block by block, its mask in its own format (apps/segment_volumes.py)."""
         from restore.segment.overlay import overlay
 
+        if file and is_store(file):
+            from .segment_volumes import segment_store
+
+            return segment_store(self, file, weights, int(tile), _diameter(diameter), bool(instances), int(min_size),
+                                 bool(fill_holes), bool(crf), progress)
         volume = bool(file) and is_volume(file)
         kw = {"max_pages": self.rt.max_pages} if volume else {}  # refused from its header: nothing decoded
         image = self._read(file, "an image or a TIFF", read_volume if volume else read_image, **kw)

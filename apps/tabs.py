@@ -13,6 +13,7 @@ from restore.formats import IMAGE_EXTS, VIDEO_EXTENSIONS
 
 from .handlers import AREA_HEADERS, Handlers
 from .runtime import Runtime
+from .segment_volumes import VOLUME_TYPES, volume_cap
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 IMAGE_TYPES = sorted(IMAGE_EXTS)
@@ -145,7 +146,9 @@ def sketch_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
 def segment_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
     with gr.Row():
         with gr.Column(scale=2):
-            file = gr.File(label="Image or TIFF (a multi-page TIFF is a volume)", file_types=IMAGE_TYPES)
+            file = gr.File(label="Image, TIFF (a multi-page TIFF is a volume), NIfTI (.nii, .nii.gz) or zipped "
+                                 "OME-Zarr (.ome.zarr.zip, .ozx)", file_types=IMAGE_TYPES + VOLUME_TYPES,
+                           elem_id="segment-file")
             choices = rt.choices("segment")
             weights = gr.Dropdown(choices, value=_choice(choices, "nuclei"), label="Model")
             tile = gr.Radio([256, 512, 1024], value=512, label="Tile (px)", info="overlap-tile inference")
@@ -156,10 +159,12 @@ def segment_tab(h: Handlers, rt: Runtime, queue: dict) -> None:
                 fill_holes = gr.Checkbox(False, label="Fill holes")
                 crf = gr.Checkbox(False, label="Dense-CRF refinement")
             min_size = gr.Number(16, precision=0, minimum=0, label="Remove objects smaller than (px)")
+            gr.Markdown(f"NIfTI and OME-Zarr volumes up to {volume_cap(rt) / 2**20:,.0f} MiB of voxels, segmented "
+                        "block by block; their mask comes in their own format.")
             button = gr.Button("Segment", variant="primary")
         with gr.Column(scale=3):
-            shown = gr.Image(label="Overlay", format="png")
-            mask = gr.File(label="Mask (PNG; TIFF for volumes)")
+            shown = gr.Image(label="Overlay (a volume: its middle plane)", format="png")
+            mask = gr.File(label="Mask (PNG; TIFF for a TIFF volume; NIfTI or zipped OME-Zarr as uploaded)")
             table = gr.Dataframe(headers=AREA_HEADERS, label="Areas", interactive=False)
             status = gr.Markdown(elem_id="segment-status")
     d = EXAMPLES / "nuclei"
