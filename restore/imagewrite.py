@@ -105,10 +105,12 @@ def write_png(path: str | os.PathLike, array: np.ndarray, *, compress_level: int
 
 
 def write_tiff(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write an array (a 2D image or a stack, e.g. 3D labels) as a zlib-compressed TIFF, atomically."""
+    """Write an array (a 2D grey image or a stack of them, e.g. 3D labels) as a zlib-compressed
+    TIFF of grey pages, atomically. Grey said outright: tifffile would take a stack of 3 or 4
+    slices for one RGB(A) page, and the mask of a 3-slice volume came back as (H, W, 3)."""
     arr = np.ascontiguousarray(array)
     with atomic_write(path) as tmp:
-        tifffile.imwrite(tmp, arr, compression="zlib")
+        tifffile.imwrite(tmp, arr, compression="zlib", photometric="minisblack")
 
 
 def _encode_png16_colour(arr: np.ndarray, level: int) -> bytes:

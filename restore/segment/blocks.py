@@ -75,14 +75,14 @@ class Grid:
 
 
 def default_grid(spatial: tuple[int, ...], model_dims: int, block: tuple[int, ...] | None = None,
-                 halo: tuple[int, ...] | None = None) -> Grid:
+                 halo: tuple[int, ...] | None = None, instances: bool = True) -> Grid:
     """64 x 512 x 512 blocks (2048 x 2048 in 2D), about 16 M voxels: one block's probabilities,
     labels and instance split fit in well under 2 GB. The halo: 32 px in the plane (the U-Net's
     own tiles overlap by more; this is context for the block's border objects), 8 planes in z."""
     if block is None:
         block = (64, 512, 512) if len(spatial) == 3 else (2048, 2048)
     if halo is None:
-        halo = (16, 32, 32) if len(spatial) == 3 else (32, 32)
+        halo = (16 if instances or model_dims == 3 else 0, 32, 32) if len(spatial) == 3 else (32, 32)
     block = tuple(max(1, min(b, n)) for b, n in zip(block[-len(spatial):], spatial))
     halo = tuple(min(h, n, b) for h, n, b in zip(halo[-len(spatial):], spatial, block))  # one neighbour deep
     return Grid(tuple(spatial), block, halo)
@@ -164,7 +164,7 @@ def segment_volume(seg, vol: Volume, out: Path, *, instances: bool = False, min_
     ``preview(labels)``: given the finished label array (zarr) before it moves into place."""
     from .outputs import finish_output, new_labels
 
-    grid = default_grid(vol.spatial, seg.dims, block, halo)
+    grid = default_grid(vol.spatial, seg.dims, block, halo, instances)
     options = dict(instances=instances, min_size=min_size, fill_holes=fill_holes)
     settings = {"input": str(vol.path), "shape": list(vol.spatial), "dtype": str(vol.dtype), "model": str(seg.path),
                 "diameter": seg.diameter, "tile": seg.tile, "block": list(grid.block), "halo": list(grid.halo),

@@ -55,7 +55,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     v.add_argument("--block", type=_sides, default=None, metavar="Z,Y,X",
                    help="block of a volume segmented at once (default 64,512,512; 2048,2048 in 2D): memory follows it")
     v.add_argument("--halo", type=_sides, default=None, metavar="Z,Y,X",
-                   help="margin read around each block (default 16,32,32): at least an object's diameter, so objects "
+                   help="margin read around each block (default 16,32,32; 0,32,32 for the class masks of a 2D model): "
+                        "at least an object's diameter, so objects "
                         "across block borders get one label")
     v.add_argument("--axes", default=None, help="axis names of a plain Zarr array, e.g. zyx or cyx (OME-Zarr and NIfTI "
                                                 "say their own)")

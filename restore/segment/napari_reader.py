@@ -1,7 +1,9 @@
 """napari reader for ``restore segment``'s outputs, and the nuclei examples as napari sample data.
 
-The reader takes ``<stem>_mask.png`` (8-bit classes or 16-bit instances) and ``<stem>_mask.tif``
-(a volume's labels): a Labels layer named ``<stem>_mask``, the name napari gives a file's layer,
+The reader takes ``<stem>_mask.png`` (8-bit classes or 16-bit instances), ``<stem>_mask.tif``
+(a volume's labels) and the masks of volumes segmented block by block: ``<stem>_mask.ome.zarr``
+(zipped too: ``.ome.zarr.zip``, ``.ozx``), read lazily, every level of its pyramid, at its voxel
+size; ``<stem>_mask.nii(.gz)``, at its voxel size. A Labels layer named ``<stem>_mask``, the name napari gives a file's layer,
 below it the sibling ``<stem>_overlay.<png|jpg|webp>`` as an RGB Image layer when it is there.
 napari finds both through ``napari.yaml`` (the npe2 manifest), which names the functions below.
 """
@@ -21,11 +23,16 @@ __all__ = ["SAMPLES", "examples_dir", "find_overlay", "get_reader", "read_masks"
 
 LayerData = tuple  # (data, layer keyword arguments, layer type): napari's LayerDataTuple
 MASK_SUFFIXES = (".png", ".tif", ".tiff")  # the command writes PNG, and TIFF for volumes
+STORE_SUFFIXES = (".ome.zarr", ".ome.zarr.zip", ".ozx", ".nii.gz", ".nii")  # volumes done block by block
 
 
 def _mask_stem(path: str | Path) -> str | None:
-    """``<stem>`` of ``<stem>_mask.<png|tif|tiff>``; None for any other file."""
+    """``<stem>`` of ``<stem>_mask.<png|tif|tiff|ome.zarr|...>``; None for any other file."""
     p = Path(path)
+    name = p.name.lower()
+    for suffix in STORE_SUFFIXES:
+        if name.endswith("_mask" + suffix) and (p.is_dir() == (suffix == ".ome.zarr")):
+            return p.name[: -len("_mask" + suffix)]
     if p.suffix.lower() not in MASK_SUFFIXES or not p.stem.endswith("_mask") or p.is_dir():
         return None
     return p.stem[: -len("_mask")]
@@ -44,6 +51,9 @@ def read_masks(path: str | list[str]) -> list[LayerData]:
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     layers: list[LayerData] = []
     for p in map(Path, paths):
+        if p.name.lower().endswith(STORE_SUFFIXES):
+            layers.extend(_volume_layers(p))
+            continue
         labels = _read_labels(p)
         overlay = find_overlay(p)
         if overlay is not None:
@@ -52,13 +62,55 @@ def read_masks(path: str | list[str]) -> list[LayerData]:
     return layers
 
 
+def _volume_layers(path: Path) -> list[LayerData]:
+    """A volume's mask: OME-Zarr as its pyramid of lazy zarr arrays (napari reads the chunks it
+    shows), NIfTI into memory in (z, y, x) order; at the voxel size either says; the overlay of
+    the middle plane at its depth and scale."""
+    import zarr
+
+    name = f"{_mask_stem(path)}_mask"
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        img = nib.load(path)
+        data = np.asarray(img.dataobj)
+        data = data.reshape(data.shape[:3]).transpose(2, 1, 0) if data.ndim >= 3 else data.T
+        scale = tuple(float(z) for z in img.header.get_zooms()[: data.ndim])[::-1]
+        levels: list | np.ndarray = data
+        shape = data.shape
+    else:
+        store = zarr.storage.LocalStore(path, read_only=True) if path.is_dir() else zarr.storage.ZipStore(path, mode="r")
+        group = zarr.open_group(store, mode="r")
+        attrs = dict(group.attrs)
+        (ms, *_) = attrs.get("ome", attrs)["multiscales"]
+        levels = [group[d["path"]] for d in ms["datasets"]]
+        scale = tuple(next(t["scale"] for t in ms["datasets"][0]["coordinateTransformations"] if t["type"] == "scale"))
+        shape = levels[0].shape
+        levels = levels if len(levels) > 1 else levels[0]
+    layers: list[LayerData] = []
+    overlay = find_overlay(path)
+    if overlay is not None:
+        rgb = read_image(overlay, mode="rgb8")
+        step = shape[-1] / rgb.shape[1]  # the preview is at most 2048 px a side
+        meta: dict[str, Any] = {"name": overlay.stem, "rgb": True, "metadata": {"source": str(overlay)}}
+        meta["scale"] = tuple(scale[:-2]) + (scale[-2] * step, scale[-1] * step)
+        if len(shape) == 3:
+            rgb = rgb[None]
+            meta["translate"] = (shape[0] // 2 * scale[0], 0, 0)
+        layers.append((rgb, meta, "image"))
+    layers.append((levels, {"name": name, "scale": scale, "multiscale": isinstance(levels, list),
+                            "metadata": {"source": str(path)}}, "labels"))
+    return layers
+
+
 def _read_labels(path: Path) -> np.ndarray:
     """The label map as written: (H, W), or (D, H, W) from a TIFF; integers only."""
     if path.suffix.lower() == ".png":
         labels = read_image(path)
     else:
-        # The raw array, as tifffile wrote it (restore.imagewrite.write_tiff): a stack of 3 or 4
-        # slices is stored as one planar page that restore.imageio would take for RGB(A).
+        # The raw array, as tifffile wrote it (restore.imagewrite.write_tiff): masks written before
+        # it said "grey" store a stack of 3 or 4 slices as one planar page that restore.imageio
+        # would take for RGB(A).
         labels = tifffile.imread(path)
     if labels.ndim not in (2, 3) or path.suffix.lower() == ".png" and labels.ndim != 2 \
             or labels.dtype.kind not in "uib":

@@ -95,7 +95,8 @@ def test_manifest_reads_and_its_commands_import(manifest):
     assert {w.command for w in contrib.widgets} | {r.command for r in contrib.readers} <= ids
     assert {s.key for s in contrib.sample_data} == set(napari_reader.SAMPLES)
     (reader,) = contrib.readers
-    assert set(reader.filename_patterns) == {"*_mask.png", "*_mask.tif", "*_mask.tiff"}
+    assert set(reader.filename_patterns) == {"*_mask.png", "*_mask.tif", "*_mask.tiff", "*_mask.ome.zarr",
+                                             "*_mask.ome.zarr.zip", "*_mask.ozx", "*_mask.nii", "*_mask.nii.gz"}
 
 
 def test_entry_point_finds_the_manifest():
@@ -272,6 +273,32 @@ def test_reader_without_overlay_and_through_napari(segmented, make_napari_viewer
     layers = viewer.open(out / "cells_mask.png", plugin="unet-restore")
     assert [type(layer).__name__ for layer in layers] == ["Image", "Labels"]
     assert [layer.name for layer in viewer.layers] == ["cells_overlay", "cells_mask"]
+
+
+def test_reader_opens_volume_masks_at_their_voxel_size(make_napari_viewer, plugin, tmp_path):
+    """The masks of volumes done block by block: an OME-Zarr labels image (lazily, its pyramid's
+    levels) and a NIfTI mask, each at the voxel size the input said, with the overlay's plane."""
+    import nibabel as nib
+    import zarr
+    from ome_zarr.writer import write_image
+
+    rng = np.random.default_rng(0)
+    image = (rng.normal(300, 30, (4, 40, 40)) + 2000 * (rng.random((4, 40, 40)) > 0.9)).astype(np.uint16)
+    src = tmp_path / "in"
+    write_image(image, zarr.open_group(src / "v.ome.zarr", mode="w"), axes="zyx", scale_factors=[],
+                scale={"z": 2.0, "y": 0.5, "x": 0.5})
+    nib.save(nib.Nifti1Image(image.transpose(2, 1, 0), np.diag([0.5, 0.5, 2.0, 1.0])), src / "v.nii.gz")
+    out = tmp_path / "out"
+    assert main(["segment", str(src), "-o", str(out), "--tile", str(TILE), "--diameter", "none", "--quiet"]) == 0
+    viewer = make_napari_viewer()
+    for name in ("v_mask.ome.zarr", "v_mask.nii.gz"):
+        assert napari_reader.get_reader(str(out / name)) is not None
+        layers = viewer.open(out / name, plugin="unet-restore")
+        assert [type(layer).__name__ for layer in layers] == ["Image", "Labels"]
+        labels = layers[-1]
+        assert labels.name.split(" [")[0] == "v_mask" and tuple(labels.scale) == pytest.approx((2.0, 0.5, 0.5))
+        assert np.asarray(labels.data).shape == (4, 40, 40)
+        assert tuple(layers[0].translate)[0] == pytest.approx(4.0)  # the middle plane (2) at 2.0 apart
 
 
 # -- sample data --------------------------------------------------------------------------------

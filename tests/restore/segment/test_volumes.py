@@ -240,3 +240,15 @@ def test_restore_segment_on_a_folder_of_volumes(tmp_path, capsys):
     assert not list(out.rglob(".*partial"))
     code = main(["segment", str(src / "a.ome.zarr"), "-o", str(out), "--skip-existing", "--tile", "128"])
     assert "volumes: done 0, skipped 1" in capsys.readouterr().err and code == 0
+
+
+def test_the_mask_of_a_three_slice_tiff_stays_three_slices(tmp_path, capsys):
+    import tifffile
+
+    from restore.imageio import read_volume
+
+    image, _ = spheres(shape=(3, 48, 48))
+    tifffile.imwrite(tmp_path / "stack.tif", image, photometric="minisblack")
+    assert main(["segment", str(tmp_path / "stack.tif"), "-o", str(tmp_path / "out"), "--tile", "128",
+                 "--diameter", "none", "--quiet"]) == 0
+    assert read_volume(tmp_path / "out" / "stack_mask.tif").shape == (3, 48, 48)  # not one RGB page
