@@ -24,10 +24,9 @@ from gan.precision import autocast
 from restore import budget
 from restore.segment.blocks import iter_regions, segment_volume
 from restore.segment.outputs import mask_name
-from restore.segment.volume import VolumeError, store_stem
+from restore.segment.volume import store_stem
 from restore.segment.volume_job import write_overlay
 from restore.segment.volumes import open_volume
-from restore.segment.zipped import check_zipped_store
 
 __all__ = ["VOLUME_TYPES", "segment_store", "volume_cap"]
 
@@ -40,36 +39,14 @@ VOLUME_TYPES = [".nii", ".nii.gz", ".ome.zarr.zip", ".zarr.zip", ".ozx"]  # the 
 # model on a CPU segments a few M voxels a second: a bigger volume would only be stopped by the
 # budget after minutes). max_pixels * max_pages (50 G voxels) would be hours and 100s of GB.
 BYTES_PER_VOXEL = 4
-# A zip's members are the chunks as zarr encoded them (compressed) and metadata, plus pyramid
-# levels and any labels stored beside the image: their declared total may be up to twice the cap.
-ZIP_SLACK = 2
-
-
 def volume_cap(rt) -> int:
     """The largest volume (bytes of voxels) the app segments block by block, from ``rt.max_pixels``."""
     return int(rt.max_pixels) * BYTES_PER_VOXEL
 
 
-def _nifti_gz_declared(path: Path, cap: int) -> None:
-    """A ``.nii.gz`` is decompressed whole before ``open_volume`` checks its size: refuse from its
-    header one that declares more than ``cap`` (a header that does not parse: open_volume says why)."""
-    import nibabel as nib
-
-    try:
-        header = nib.load(path).header
-        size = int(np.prod(header.get_data_shape(), dtype=np.int64)) * np.dtype(header.get_data_dtype()).itemsize
-    except Exception:  # noqa: BLE001 - a broken header: open_volume's one line
-        return
-    if size > cap:
-        raise VolumeError(f"{path}: {size / 2**20:.1f} MiB of voxels, more than the {cap / 2**20:.1f} MiB allowed here")
-
-
 def _open(path: Path, cap: int, staged: Path):
-    name = path.name.lower()
-    if name.endswith((".zip", ".ozx")):
-        check_zipped_store(path, cap * ZIP_SLACK)  # before zarr reads its directory (restore.segment.zarr_io too, soon)
-    elif name.endswith(".gz"):
-        _nifti_gz_declared(path, cap)
+    # open_volume refuses a zip from its directory (restore.segment.zipped) and a .nii.gz from its
+    # header before decompressing anything
     return open_volume(path, max_bytes=cap, staged=staged)
 
 

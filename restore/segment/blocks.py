@@ -165,6 +165,7 @@ def segment_volume(seg, vol: Volume, out: Path, *, instances: bool = False, min_
     from .outputs import finish_output, new_labels
 
     grid = default_grid(vol.spatial, seg.dims, block, halo, instances)
+    seg = _whole_planes(seg, grid)
     options = dict(instances=instances, min_size=min_size, fill_holes=fill_holes)
     settings = {"input": str(vol.path), "shape": list(vol.spatial), "dtype": str(vol.dtype), "model": str(seg.path),
                 "diameter": seg.diameter, "tile": seg.tile, "block": list(grid.block), "halo": list(grid.halo),
@@ -220,6 +221,18 @@ def segment_volume(seg, vol: Volume, out: Path, *, instances: bool = False, min_
     shutil.rmtree(work.path, ignore_errors=True)
     return {"labels": found, "blocks": len(grid), "block": list(grid.block), "resumed": resumed,
             "levels": list(levels), "zoom": zoom}
+
+
+MAX_PLANE_TILE = 1024  # a 2D U-Net's activations on a 1024 px tile: ~70 MB a feature map of 16 channels
+
+
+def _whole_planes(seg, grid: Grid):
+    """A 2D model sees each plane of a block (halo included: 576 px by default) as one tile, not
+    four overlapping 512 px tiles: that was 1.8x the network's work of the in-memory path."""
+    side = max(min(n, b + 2 * h) for n, b, h in zip(grid.shape[-2:], grid.block[-2:], grid.halo[-2:]))
+    if seg.dims != 2 or side <= seg.tile or side > MAX_PLANE_TILE:
+        return seg
+    return seg.with_options(tile=side)
 
 
 def _levels(seg, vol: Volume) -> list[float]:

@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from restore.runners.args import add_backend_arg, add_output_args, add_precision_arg, add_runner_args, add_tta_arg
+from restore.runners.args import (
+    add_backend_arg,
+    add_output_args,
+    add_precision_arg,
+    add_runner_args,
+    add_tta_arg,
+)
 
 
 def _diameter(text: str) -> float | str | None:
@@ -87,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
 
     from restore.runners.args import output_ext
     from restore.runners.command import run_command
-
     from restore.runners.report import BatchReport
 
     from .job import SegmentJob

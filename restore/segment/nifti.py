@@ -36,8 +36,9 @@ def _header(path: Path):
     return img
 
 
-def open_nifti(path: Path, *, staged: Path | None = None) -> Volume:
-    """A ``.nii`` read in place, or a ``.nii.gz`` decompressed once into ``staged`` (a Zarr copy)."""
+def open_nifti(path: Path, *, staged: Path | None = None, max_bytes: int | None = None) -> Volume:
+    """A ``.nii`` read in place, or a ``.nii.gz`` decompressed once into ``staged`` (a Zarr copy).
+    ``max_bytes``: a volume whose header declares more is refused before anything is decompressed."""
     img = _header(path)
     hdr = img.header
     shape = tuple(int(n) for n in hdr.get_data_shape())
@@ -49,6 +50,10 @@ def open_nifti(path: Path, *, staged: Path | None = None) -> Volume:
     dtype = np.dtype(hdr.get_data_dtype())
     if dtype.kind not in "uif" or dtype.fields:
         raise VolumeError(f"{path}: NIfTI data type {dtype} is not a grey-level image")
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if max_bytes is not None and size > max_bytes:
+        raise VolumeError(f"{path}: {size / 2**20:.1f} MiB of voxels, more than the {max_bytes / 2**20:.1f} MiB "
+                          "allowed here")
     nx, ny = shape[0], shape[1]
     nz = shape[2] if len(shape) > 2 else 1
     offset = int(img.dataobj.offset)  # the file's; nibabel's loaded header says 0 (it manages the offset)

@@ -14,7 +14,13 @@ from typing import TextIO
 import numpy as np
 
 from restore.runners.inputs import Item
-from restore.runners.report import BatchReport, debugging, describe_error, isatty, printable
+from restore.runners.report import (
+    BatchReport,
+    debugging,
+    describe_error,
+    isatty,
+    printable,
+)
 
 from .blocks import segment_volume
 from .outputs import mask_name
@@ -62,7 +68,7 @@ def run_volumes(seg: Segmenter, volumes: list[Item], out: Path, *, instances: bo
             summary = segment_volume(seg, vol, mask, instances=instances, min_size=min_size, fill_holes=fill_holes,
                                      block=block, halo=halo, progress=progress,
                                      preview=lambda labels: write_overlay(vol, labels, overlay_path, quality))
-        except Exception as e:  # noqa: BLE001 - one volume's failure: its line, then the next
+        except Exception as e:
             reason = describe_error(e)
             report.failed.append((file, reason))
             bar.write(printable(f"error: {file}: {reason}"), file=stream)

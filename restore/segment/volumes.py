@@ -29,9 +29,9 @@ def open_volume(path: str | os.PathLike, *, axes: str | None = None, missing: st
     if not path.exists():
         raise VolumeError(f"{path}: no such file or folder")
     if name.endswith((".nii", ".nii.gz")):
-        vol = open_nifti(path, staged=staged)
+        vol = open_nifti(path, staged=staged, max_bytes=max_bytes)
     else:
-        vol = open_zarr(path, axes, missing)
+        vol = open_zarr(path, axes, missing, max_bytes)
     if max_bytes is not None and vol.nbytes > max_bytes:
         vol.close()
         raise VolumeError(f"{path}: {vol.nbytes / 2**30:.2f} GiB of voxels, more than the {max_bytes / 2**30:.2f} "

@@ -4,13 +4,13 @@ that can be told apart, every chunk present, chunks of a size that can be decode
 from __future__ import annotations
 
 import itertools
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .volume import Volume, VolumeError
+from .zipped import check_zipped_store
 
 __all__ = ["open_zarr"]
 
@@ -18,22 +18,24 @@ KNOWN_AXES = "tczyx"
 MAX_CHUNK_BYTES = 1 << 30  # one chunk is decoded whole: a stranger's 1e12-voxel chunk is refused, not allocated
 
 
-def _store(path: Path):
+# A zip's members are the chunks as zarr encoded them and metadata, plus pyramid levels and any
+# labels stored beside the image: their declared total may be up to twice the decoded cap.
+ZIP_SLACK = 2
+
+
+def _store(path: Path, max_bytes: int | None):
     import zarr.storage
 
     if path.is_dir():
         return zarr.storage.LocalStore(path, read_only=True)
-    try:
-        zipfile.ZipFile(path).close()
-    except (zipfile.BadZipFile, OSError) as e:
-        raise VolumeError(f"{path}: not a zipped Zarr store ({e})") from None
+    check_zipped_store(path, None if max_bytes is None else max_bytes * ZIP_SLACK)  # from its directory only
     return zarr.storage.ZipStore(path, mode="r")
 
 
-def open_zarr(path: Path, axes: str | None, missing: str) -> Volume:
+def open_zarr(path: Path, axes: str | None, missing: str, max_bytes: int | None = None) -> Volume:
     import zarr
 
-    store = _store(path)
+    store = _store(path, max_bytes)
     try:
         node = zarr.open(store=store, mode="r")
     except Exception as e:  # noqa: BLE001 - zarr's errors for a folder that is no store vary
