@@ -15,6 +15,8 @@ so the bytes on disk are the voxels' own) segmented by the bundled nuclei model:
    96 px segmented with ``--diameter 96`` (the model sees them at its 24 px: a quarter of the
    side, as a user of high-resolution light-sheet data would run it), class masks: peak memory
    of each run, which must not grow with the volume, and its rate.
+3. **instances at the default block**: 64 x 1024 x 1024, nuclei of 24 px, instances: four blocks
+   of 64 x 512 x 512 with their halo, the largest work a block of the default size does.
 
 Every run is a fresh ``python -c`` so that one's memory does not hide in another's; the peak
 includes the interpreter, torch and the model (~0.4 GB). The 100 GB estimate at the end is the
@@ -157,6 +159,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="sizes / 16 (a smoke run of the script)")
     ap.add_argument("--skip-fits", action="store_true")
     ap.add_argument("--skip-grows", action="store_true")
+    ap.add_argument("--skip-block", action="store_true")
+    ap.add_argument("--merge", action="store_true", help="keep the phases of --json that this run skips")
     args = ap.parse_args()
     div = 16 if args.quick else 1
     DATA.mkdir(parents=True, exist_ok=True)
@@ -164,6 +168,8 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     results: dict = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                      "cpu_model": _cpu_model(), "date": time.strftime("%Y-%m-%d")}
+    if args.merge and args.json and args.json.exists():
+        results = {**json.loads(args.json.read_text()), **results}
     if not args.skip_fits:
         shape = (16, 1024 // (4 if args.quick else 1), 1024 // (4 if args.quick else 1))
         src = make_volume(DATA / f"fits_{'x'.join(map(str, shape))}.ome.zarr", shape, 24)
@@ -188,6 +194,14 @@ def main() -> None:
             grows.append(res)
             print("grows", json.dumps(res, default=float), flush=True)
         results["grows"] = grows
+    if not args.skip_block:
+        # instances at the default block (64 x 512 x 512 and its halo): the heaviest block there is
+        shape = (64, 1024 // (4 if args.quick else 1), 1024 // (4 if args.quick else 1))
+        src = make_volume(DATA / f"block_{'x'.join(map(str, shape))}.ome.zarr", shape, 24, seed=1)
+        res = run(RUN_BLOCKS, str(src), str(out / "block_instances_mask.ome.zarr"), "1", "none")
+        res.update(shape=shape, voxels=int(np.prod(shape)))
+        results["instances_default_block"] = res
+        print("block", json.dumps(res, default=float), flush=True)
     results["estimate_100gb"] = _estimate(results)
     print(json.dumps(results["estimate_100gb"], indent=2))
     if args.json:

@@ -126,8 +126,14 @@ class Segmenter(Inference):
         ``levels`` and ``factor`` fix the intensity scaling and the zoom instead of measuring them
         on ``image``: a block of a larger volume (``restore.segment.blocks``) gets the volume's."""
         x = self._prepare(image, levels) if self._is_single(image) else None
-        if x is None:  # a volume given to a 2D model: slice by slice
-            return np.stack([self.probabilities(s, levels=levels, factor=factor) for s in image], axis=1)
+        if x is None:  # a volume given to a 2D model: slice by slice, into one array (no list + stack copy)
+            out = None
+            for i, plane in enumerate(image):
+                p = self.probabilities(plane, levels=levels, factor=factor)
+                if out is None:
+                    out = np.empty((p.shape[0], len(image), *p.shape[1:]), np.float32)
+                out[:, i] = p
+            return out
         if factor is not None:
             return self._probs_at(x, factor)
         if self.model_diameter and self.diameter == "auto":
@@ -187,7 +193,11 @@ class Segmenter(Inference):
         if crf and self.dims == 2 and probs.ndim == 3:
             grey = prepare_image(image, 1, 2, levels)[0].clip(0, 1)
             probs = dense_crf(torch.from_numpy(probs), torch.from_numpy(grey)[None]).numpy()
-        labels = probs.argmax(0) if probs.shape[0] > 1 else (probs[0] > 0.5).astype(np.int64)
+        # the smallest integer type from here on (int64 was 8 bytes a voxel in every copy the
+        # post-processing makes: the most memory a block of a large volume took)
+        small = np.uint8 if probs.shape[0] <= 256 else np.uint16
+        labels = probs.argmax(0).astype(small) if probs.shape[0] > 1 else (probs[0] > 0.5).astype(np.uint8)
+        del probs
         if min_size:
             labels = remove_small(labels, min_size)
         if fill_holes:
