@@ -80,7 +80,19 @@ def make_volume(path: Path, shape: tuple[int, int, int], diameter: float, seed: 
     return path
 
 
-RUN_BLOCKS = """
+# The network's share of a run (tiles, forward passes, blending, softmax): Segmenter._probs_at
+# timed on the class, so the copies a run makes (Segmenter.with_options) are timed too.
+TIMER = """
+import time
+from restore.segment.segmenter import Segmenter
+net = [0.0]
+probs_at = Segmenter._probs_at
+def timed(self, *a, **k):
+    t0 = time.perf_counter(); r = probs_at(self, *a, **k); net[0] += time.perf_counter() - t0; return r
+Segmenter._probs_at = timed
+"""
+
+RUN_BLOCKS = TIMER + """
 import json, sys, time
 from pathlib import Path
 from restore.segment.blocks import segment_volume
@@ -88,27 +100,17 @@ from restore.segment.segmenter import Segmenter
 from restore.segment.volumes import open_volume
 src, out, inst, diameter = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 seg = Segmenter(diameter=None if diameter == "none" else float(diameter))
-net = [0.0]
-probs_at = seg._probs_at
-def timed(*a, **k):  # the network's share (tiles, forward passes, blending, softmax)
-    t0 = time.perf_counter(); r = probs_at(*a, **k); net[0] += time.perf_counter() - t0; return r
-seg._probs_at = timed
 t = time.perf_counter()
 summary = segment_volume(seg, open_volume(src), out, instances=inst)
 print(json.dumps({"seconds": time.perf_counter() - t, "network_seconds": net[0], **summary}))
 """
 
-RUN_MEMORY = """
+RUN_MEMORY = TIMER + """
 import json, sys, time
 import numpy as np, zarr
 from restore.segment.segmenter import Segmenter
 src, out, inst, diameter = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
 seg = Segmenter(diameter=None if diameter == "none" else float(diameter))
-net = [0.0]
-probs_at = seg._probs_at
-def timed(*a, **k):  # the network's share (tiles, forward passes, blending, softmax)
-    t0 = time.perf_counter(); r = probs_at(*a, **k); net[0] += time.perf_counter() - t0; return r
-seg._probs_at = timed
 t = time.perf_counter()
 image = np.asarray(zarr.open_group(src, mode="r")["0"][:])
 labels = seg(image, instances=inst)
