@@ -14,7 +14,8 @@ from restore.inference import Inference
 from restore.tiling import tiled_inference
 
 from .bioimageio import PackageNetwork, is_package, load_package
-from .postprocess import dense_crf, remove_small, split_instances
+from .crf import dense_crf
+from .postprocess import remove_small, split_instances
 from .postprocess import fill_holes as fill_holes_fn
 from .preprocess import median_diameter, prepare_image, rescale
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from restore.segment.overlay import PALETTE, colour_of, overlay, save_overlay, to_display
-from restore.segment.postprocess import _BilateralFilter, _Grid, dense_crf, fill_holes, remove_small, split_instances
+from restore.segment.crf import _BilateralFilter, _Grid, dense_crf
+from restore.segment.postprocess import fill_holes, remove_small, split_instances
 
 
 def disc(shape, centre, r):
