@@ -274,7 +274,7 @@ def test_hostile_torchscript_refused(tmp_path, capsys, monkeypatch, kind, op):
     module = WritesAtLoad(str(tmp_path / "new.pt")) if kind == "load" else OverwritesInForward(str(target))
     bad = package(tmp_path / "hostile.zip", foreign_rdf({"torchscript": {"source": "weights.pt"}}),
                   {"weights.pt": scripted(module)})
-    one_line(capsys, bad, tmp_path, "hostile.zip", "weights.torchscript", op, "trust_torchscript")
+    one_line(capsys, bad, tmp_path, "hostile.zip", "weights.torchscript", op, "--trust-torchscript")
     assert target.read_bytes() == b"keep" and not (tmp_path / "new.pt").exists()
     # trusted by the caller: it loads (and, as built, writes: inside tmp_path here)
     load_package(bad, trust_torchscript=True)
